@@ -1,0 +1,320 @@
+"""The composed AMES model (experts → gating → meta-learner), its loss and routing summaries.
+
+Losses (SPEC §4.5):
+- ``mse``: masked MSE in the transformed units the experts are trained in (for the default
+  ``anomaly`` transform: (mm/month error / anom_std)²), so stage 2/3 losses are on the same
+  scale as stage 1; NaN (invalid) target cells are excluded.
+- ``diversity``: :func:`ames.models.gating.routing_diversity_penalty`.
+- ``l_mass`` / ``l_oro``: :mod:`ames.physics` losses on mm/month forecasts.
+``loss = mse + lambda_div·diversity + lambda_mass·l_mass + lambda_oro·l_oro``; a weight
+missing from the stage config counts as 0 (stage 2 sets ``lambda_div``, stage 3 the others).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ames.models.gating import N_EXPERTS, PhysicsGuidedGating, routing_diversity_penalty
+from ames.models.meta import PhysicsInformedMetaLearner
+from ames.physics import elevation_priors, mass_conservation_loss, orographic_loss
+from ames.windows import TargetTransform
+
+GATING_KEYS = ("hidden_sizes", "dropout", "alpha_init", "fixed_alpha", "mode", "single_expert")
+META_KEYS = (
+    "hidden_sizes",
+    "dropout",
+    "wind_from_deg",
+    "min_slope_deg",
+    "orographic_init",
+    "rain_shadow_init",
+    "enabled",
+)
+LOSS_WEIGHTS = ("lambda_div", "lambda_mass", "lambda_oro")
+# (key, lower bound exclusive, upper bound inclusive) in metres; SPEC §5 routing bands.
+ELEVATION_BANDS = (
+    ("gt3500", 3500.0, np.inf),
+    ("3000_3500", 3000.0, 3500.0),
+    ("2500_3000", 2500.0, 3000.0),
+    ("2000_2500", 2000.0, 2500.0),
+    ("1500_2000", 1500.0, 2000.0),
+    ("lt1500", -np.inf, 1500.0),
+)
+
+
+@dataclass(frozen=True)
+class StaticFields:
+    """Static per-cell inputs of the gating and meta-learner, ``[lat, lon]`` unless noted."""
+
+    elevation_m: np.ndarray
+    slope_deg: np.ndarray
+    aspect_deg: np.ndarray
+    context_z: np.ndarray  # [5, lat, lon] z-scored, 0 outside valid cells
+    valid: np.ndarray
+    high_mask: np.ndarray
+
+    @classmethod
+    def from_masks(
+        cls,
+        context_features: np.ndarray,
+        context_mean: np.ndarray,
+        context_std: np.ndarray,
+        valid: np.ndarray,
+        high_mask: np.ndarray,
+    ) -> StaticFields:
+        """From the ``masks`` stage outputs.
+
+        context_features: ``context_features_spatial.npy`` ``[lat, lon, 5]`` (raw elevation,
+        slope, aspect, lat, lon); context mean/std from ``stats.npz``; valid and high masks.
+        """
+        valid = np.asarray(valid, dtype=bool)
+        z = (context_features - np.asarray(context_mean)) / np.asarray(context_std)
+        z = np.where(valid[..., None], z, 0.0).astype(np.float32)
+        return cls(
+            elevation_m=context_features[..., 0].astype(np.float32),
+            slope_deg=context_features[..., 1].astype(np.float32),
+            aspect_deg=context_features[..., 2].astype(np.float32),
+            context_z=np.moveaxis(z, -1, 0).copy(),
+            valid=valid,
+            high_mask=np.asarray(high_mask, dtype=bool) & valid,
+        )
+
+
+@dataclass(frozen=True)
+class PhysicsContext:
+    """What the loss needs besides the batch: masks ``[lat, lon]`` and the training mean."""
+
+    valid: Tensor
+    high_mask: Tensor
+    train_mean_mm: float
+
+    @classmethod
+    def from_statics(cls, statics: StaticFields, train_mean_mm: float) -> PhysicsContext:
+        return cls(
+            valid=torch.as_tensor(statics.valid, dtype=torch.bool),
+            high_mask=torch.as_tensor(statics.high_mask, dtype=torch.bool),
+            train_mean_mm=float(train_mean_mm),
+        )
+
+
+def _pick(cfg: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {key: cfg[key] for key in keys if key in cfg}
+
+
+def build_gating(
+    statics: StaticFields,
+    cfg: Mapping[str, Any],
+    high_min_m: float = 3000.0,
+    low_max_m: float = 2000.0,
+) -> PhysicsGuidedGating:
+    """Gating from the ``gating`` params (other keys, e.g. epochs, are ignored)."""
+    priors = elevation_priors(
+        statics.elevation_m, high_min_m, low_max_m, float(cfg.get("prior_scale_m", 500.0))
+    )
+    return PhysicsGuidedGating(priors, statics.context_z, **_pick(cfg, GATING_KEYS))
+
+
+def build_meta(
+    statics: StaticFields, cfg: Mapping[str, Any], horizon: int
+) -> PhysicsInformedMetaLearner:
+    """Meta-learner from the ``finetune.model`` params (other keys are ignored)."""
+    return PhysicsInformedMetaLearner(
+        statics.context_z,
+        statics.slope_deg,
+        statics.aspect_deg,
+        statics.high_mask,
+        horizon,
+        **_pick(cfg, META_KEYS),
+    )
+
+
+class AMESModel(nn.Module):
+    """Three experts, a target transform, the gating and the meta-learner.
+
+    ``forward(batch)`` reads ``x``, ``target_month`` and ``origin_month`` and returns
+    ``pred_mm`` ``[B, H, lat, lon]`` (≥ 0), ``pred`` (the same in transformed units),
+    ``experts`` / ``experts_mm`` ``[B, 3, H, lat, lon]`` and ``weights`` ``[B, 3, lat, lon]``.
+    Values at invalid cells are finite but meaningless; mask them.
+    """
+
+    def __init__(
+        self,
+        experts: Sequence[nn.Module],
+        transform: TargetTransform,
+        gating: PhysicsGuidedGating,
+        meta: PhysicsInformedMetaLearner,
+    ) -> None:
+        super().__init__()
+        if len(experts) != N_EXPERTS:
+            raise ValueError(f"AMES needs {N_EXPERTS} experts, got {len(experts)}")
+        self.experts = nn.ModuleList(experts)
+        self.transform = transform
+        self.gating = gating
+        self.meta = meta
+        self.experts_frozen = False
+
+    def freeze_experts(self) -> None:
+        """Stop expert training: no gradients, eval mode (dropout off) even under ``train()``."""
+        self.experts_frozen = True
+        self.experts.requires_grad_(False)
+        self.experts.eval()
+
+    def unfreeze_experts(self) -> None:
+        self.experts_frozen = False
+        self.experts.requires_grad_(True)
+        self.experts.train(self.training)
+
+    def train(self, mode: bool = True) -> AMESModel:
+        super().train(mode)
+        if self.experts_frozen:
+            self.experts.eval()
+        return self
+
+    def expert_parameters(self) -> Iterator[nn.Parameter]:
+        return self.experts.parameters()
+
+    def gating_parameters(self) -> Iterator[nn.Parameter]:
+        return self.gating.parameters()
+
+    def meta_parameters(self) -> Iterator[nn.Parameter]:
+        return self.meta.parameters()
+
+    def count_parameters_by_component(self) -> dict[str, int]:
+        """All parameters (trainable or not) per component, plus totals."""
+        counts = {
+            f"expert{i + 1}": _n_params(expert.parameters())
+            for i, expert in enumerate(self.experts)
+        }
+        counts["experts"] = sum(counts.values())
+        counts["gating"] = _n_params(self.gating_parameters())
+        counts["meta"] = _n_params(self.meta_parameters())
+        counts["total"] = counts["experts"] + counts["gating"] + counts["meta"]
+        return counts
+
+    def _run_experts(self, x: Tensor) -> Tensor:
+        context = torch.no_grad() if self.experts_frozen else nullcontext()
+        with context:
+            return torch.stack([expert(x) for expert in self.experts], dim=1)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        target_month = batch["target_month"]
+        origin_month = batch["origin_month"]
+        experts = self._run_experts(batch["x"])
+        experts_mm = torch.stack(
+            [self.transform.to_mm(experts[:, i], target_month) for i in range(N_EXPERTS)], dim=1
+        )
+        # mm/month per transformed unit (the transform is affine).
+        zeros = torch.zeros_like(experts[:, 0])
+        scale_mm = self.transform.to_mm(zeros + 1.0, target_month) - self.transform.to_mm(
+            zeros, target_month
+        )
+        weights = self.gating(origin_month)
+        pred_mm = self.meta(experts, experts_mm, weights, origin_month, scale_mm)
+        return {
+            "pred_mm": pred_mm,
+            "pred": self.transform.from_mm(pred_mm, target_month),
+            "experts": experts,
+            "experts_mm": experts_mm,
+            "weights": weights,
+        }
+
+
+def build_ames_model(
+    experts: Sequence[nn.Module],
+    transform: TargetTransform,
+    statics: StaticFields,
+    gating_cfg: Mapping[str, Any],
+    meta_cfg: Mapping[str, Any],
+    horizon: int,
+    high_min_m: float = 3000.0,
+    low_max_m: float = 2000.0,
+) -> AMESModel:
+    """Compose AMES from trained experts and the ``gating`` / ``finetune.model`` params."""
+    gating = build_gating(statics, gating_cfg, high_min_m, low_max_m)
+    meta = build_meta(statics, meta_cfg, horizon)
+    return AMESModel(experts, transform, gating, meta)
+
+
+def _n_params(params: Iterator[nn.Parameter]) -> int:
+    return sum(p.numel() for p in params)
+
+
+def masked_mse(pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
+    """MSE over finite target cells (and ``valid`` ``[lat, lon]``), NaN-gradient free."""
+    mask = torch.isfinite(target)
+    if valid is not None:
+        mask = mask & valid.to(device=target.device, dtype=torch.bool)
+    error = torch.where(mask, pred - target.nan_to_num(0.0), torch.zeros_like(pred))
+    return error.pow(2).sum() / mask.sum().clamp(min=1)
+
+
+def ames_loss(
+    model_out: Mapping[str, Tensor],
+    batch: Mapping[str, Tensor],
+    stage_cfg: Mapping[str, Any],
+    physics_ctx: PhysicsContext,
+) -> tuple[Tensor, dict[str, float]]:
+    """Stage-2/3 objective (see module doc); returns the loss and float components.
+
+    ``stage_cfg`` supplies ``lambda_div`` / ``lambda_mass`` / ``lambda_oro`` (missing = 0).
+    """
+    device = model_out["pred_mm"].device
+    valid = physics_ctx.valid.to(device)
+    terms = {
+        "mse": masked_mse(model_out["pred"], batch["y"], valid),
+        "diversity": routing_diversity_penalty(model_out["weights"], valid),
+        "l_mass": mass_conservation_loss(model_out["pred_mm"], batch["y_mm"], valid),
+        "l_oro": orographic_loss(
+            model_out["pred_mm"],
+            batch["y_mm"],
+            physics_ctx.high_mask.to(device),
+            physics_ctx.train_mean_mm,
+        ),
+    }
+    loss = terms["mse"]
+    for name, key in zip(("diversity", "l_mass", "l_oro"), LOSS_WEIGHTS, strict=True):
+        weight = float(stage_cfg.get(key, 0.0))
+        if weight:
+            loss = loss + weight * terms[name]
+    components = {name: float(value.detach()) for name, value in terms.items()}
+    components["loss"] = float(loss.detach())
+    return loss, components
+
+
+def routing_by_band(
+    weights: Tensor | np.ndarray,
+    elevation_m: Tensor | np.ndarray,
+    valid: Tensor | np.ndarray,
+) -> dict[str, dict[str, float | int | None]]:
+    """Mean routing weight per expert in each elevation band (SPEC §5), valid cells only.
+
+    ``weights``: ``[3, lat, lon]`` or ``[B, 3, lat, lon]`` (averaged over B first). Bands are
+    (lower, upper] in metres; an empty band has ``cells: 0`` and null weights.
+    """
+    w = _to_numpy(weights).astype(np.float64)
+    if w.ndim == 4:
+        w = w.mean(axis=0)
+    z = _to_numpy(elevation_m).astype(np.float64)
+    cells_ok = _to_numpy(valid).astype(bool) & np.isfinite(z)
+    table: dict[str, dict[str, float | int | None]] = {}
+    for key, lower, upper in ELEVATION_BANDS:
+        band = cells_ok & (z > lower) & (z <= upper)
+        n = int(band.sum())
+        row: dict[str, float | int | None] = {
+            f"expert{i + 1}": (float(w[i][band].mean()) if n else None) for i in range(N_EXPERTS)
+        }
+        row["cells"] = n
+        table[key] = row
+    return table
+
+
+def _to_numpy(values: Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(values, Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)

@@ -1,0 +1,41 @@
+"""Shared small synthetic fixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+
+def make_small_dataset(
+    n_time: int = 120, n_lat: int = 8, n_lon: int = 9, seed: int = 0
+) -> xr.Dataset:
+    """A tiny dataset in the SPEC §2.1 schema: a ridge, a seasonal cycle, AR(1) anomalies."""
+    rng = np.random.default_rng(seed)
+    lat = np.round(5.0 + 0.05 * np.arange(n_lat), 4)
+    lon = np.round(-73.0 + 0.05 * np.arange(n_lon), 4)
+    xx = np.linspace(-1, 1, n_lon)[None, :]
+    yy = np.linspace(-1, 1, n_lat)[:, None]
+    elevation = (3800 * np.exp(-(xx**2) / 0.2) + 300 + 100 * yy).astype(np.float32)
+    times = pd.date_range("2000-01-01", periods=n_time, freq="MS")
+    season = 1 + 0.5 * np.sin(2 * np.pi * (times.month.to_numpy() - 1) / 12)
+    anom = np.zeros((n_time, n_lat, n_lon))
+    for t in range(1, n_time):
+        anom[t] = 0.6 * anom[t - 1] + rng.normal(0, 0.3, (n_lat, n_lon))
+    base = 100 + 0.05 * elevation
+    precip = (base[None] * season[:, None, None] * np.exp(anom - 0.1)).astype(np.float32)
+    precip[:, 0, 0] = np.nan  # an ocean cell
+    return xr.Dataset(
+        {
+            "precip": (("time", "latitude", "longitude"), precip, {"units": "mm/month"}),
+            "elevation": (("latitude", "longitude"), elevation, {"units": "m"}),
+        },
+        coords={"time": times, "latitude": lat, "longitude": lon},
+        attrs={"source": "tests"},
+    )
+
+
+@pytest.fixture
+def small_dataset() -> xr.Dataset:
+    return make_small_dataset()

@@ -1,0 +1,483 @@
+"""Tests of the shared training engine (ames.training), on tiny models and datasets."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ames.training import (
+    STATE_FILE,
+    CheckpointError,
+    DeviceUnavailableError,
+    TrainConfig,
+    TrainResult,
+    count_parameters,
+    fit,
+    load_state_dict_checked,
+    save_checkpoint,
+    select_device,
+)
+
+N_TRAIN, N_VAL, BATCH = 64, 32, 8
+TRAIN_BATCHES = N_TRAIN // BATCH
+VAL_BATCHES = N_VAL // BATCH
+
+
+class PairDataset(Dataset):
+    """y = sum(x) + noise, served as dict samples like the real WindowDataset."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 4, generator=gen)
+        self.y = self.x.sum(1, keepdim=True) + 0.1 * torch.randn(n, 1, generator=gen)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+TRAIN, VAL = PairDataset(N_TRAIN, 1), PairDataset(N_VAL, 2)
+
+
+def make_model(seed: int = 0, dropout: float = 0.2) -> nn.Module:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 1))
+
+
+def mse_loss(model: nn.Module, batch: dict[str, torch.Tensor]):
+    err = model(batch["x"]) - batch["y"]
+    return err.pow(2).mean(), {"mae": err.abs().mean().item()}
+
+
+def config(**overrides) -> TrainConfig:
+    values = {"epochs": 6, "lr": 1e-2, "patience": None, "batch_size": BATCH, "seed": 3}
+    return TrainConfig(**{**values, **overrides})
+
+
+def train(
+    root: Path, model: nn.Module, loss=mse_loss, cfg: TrainConfig | None = None, **kwargs
+) -> TrainResult:
+    return fit(
+        model,
+        loss,
+        kwargs.pop("train_data", TRAIN),
+        VAL,
+        cfg or config(),
+        best_path=root / "best.pt",
+        state_dir=root / "state",
+        **kwargs,
+    )
+
+
+def weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+class CrashAfter:
+    """mse_loss that raises (a simulated kill) on training call number ``n + 1``."""
+
+    def __init__(self, n: int, loss: Callable = mse_loss) -> None:
+        self.n, self.loss, self.calls = n, loss, 0
+
+    def __call__(self, model, batch):
+        if torch.is_grad_enabled():
+            if self.calls == self.n:
+                raise RuntimeError("simulated kill")
+            self.calls += 1
+        return self.loss(model, batch)
+
+
+class ScriptedVal:
+    """Trains on MSE but reports a fixed validation loss per epoch; snapshots weights."""
+
+    def __init__(self, val_losses: list[float], first_epoch: int = 1) -> None:
+        self.val_losses, self.first_epoch, self.val_calls = val_losses, first_epoch, 0
+        self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def __call__(self, model, batch):
+        if torch.is_grad_enabled():
+            return mse_loss(model, batch)
+        epoch = self.first_epoch + self.val_calls // VAL_BATCHES
+        self.val_calls += 1
+        self.snapshots.setdefault(epoch, weights(model))
+        value = torch.tensor(self.val_losses[epoch - 1])
+        return value, {"scripted": float(value)}
+
+
+def read_state(root: Path) -> dict:
+    return torch.load(root / "state" / STATE_FILE, weights_only=True)
+
+
+@pytest.fixture
+def no_dvc_env(monkeypatch):
+    """Run as a plain script would, not inside `dvc repro`/`dvc exp run` or Studio."""
+    for name in ("DVC_ROOT", "DVC_EXP_BASELINE_REV", "DVC_EXP_NAME", "DVC_STUDIO_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("DVCLIVE_TEST", "DVCLIVE_RESUME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path, monkeypatch, no_dvc_env):
+    monkeypatch.chdir(tmp_path)  # outside any git repository
+    full_model = make_model(0)
+    full = train(tmp_path / "full", full_model, live_dir=tmp_path / "full" / "live")
+
+    crash = CrashAfter(3 * TRAIN_BATCHES + 2)  # dies inside epoch 4
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(tmp_path / "cut", make_model(0), crash, live_dir=tmp_path / "cut" / "live")
+    assert read_state(tmp_path / "cut")["progress"]["epoch"] == 3
+
+    resumed_model = make_model(99)  # different init: everything must come from the state
+    resumed = train(tmp_path / "cut", resumed_model, live_dir=tmp_path / "cut" / "live")
+
+    assert resumed.resumed_from_epoch == 3 and full.resumed_from_epoch == 0
+    assert resumed.history == full.history
+    assert (resumed.best_epoch, resumed.best_val_loss) == (full.best_epoch, full.best_val_loss)
+    assert resumed.epochs_run == full.epochs_run == 6
+    assert_bitwise_equal(weights(resumed_model), weights(full_model))
+    assert (tmp_path / "cut/best.pt").read_bytes() == (tmp_path / "full/best.pt").read_bytes()
+    for curve in ("train/loss.tsv", "val/loss.tsv", "val/mae.tsv"):
+        cut = (tmp_path / "cut/live/plots/metrics" / curve).read_text()
+        assert cut == (tmp_path / "full/live/plots/metrics" / curve).read_text()
+        assert len(cut.splitlines()) == 1 + 6
+    assert not (tmp_path / "cut/state" / STATE_FILE).exists()
+
+
+def test_resume_keeps_early_stopping_state(tmp_path):
+    # best at epoch 2, then 3 bad epochs: patience 3 stops after epoch 5, before the 2.0
+    script = [4.0, 3.0, 3.5, 3.25, 3.75, 2.0, 1.0, 1.0]
+    cfg = config(epochs=8, patience=3)
+    full = train(tmp_path / "full", make_model(0), ScriptedVal(script), cfg)
+
+    crash = CrashAfter(4 * TRAIN_BATCHES + 1, ScriptedVal(script))  # dies inside epoch 5
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(tmp_path / "cut", make_model(0), crash, cfg)
+    assert read_state(tmp_path / "cut")["progress"]["bad_epochs"] == 2
+    resumed = train(tmp_path / "cut", make_model(0), ScriptedVal(script, first_epoch=5), cfg)
+
+    for result in (full, resumed):
+        assert result.stopped_early and result.epochs_run == 5
+        assert (result.best_epoch, result.best_val_loss) == (2, 3.0)
+    assert resumed.history == full.history
+
+
+@pytest.mark.parametrize("change", ["fingerprint", "config"])
+def test_foreign_state_starts_fresh(tmp_path, caplog, change):
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(tmp_path / "a", make_model(0), CrashAfter(2 * TRAIN_BATCHES), fingerprint="data-v1")
+    assert (tmp_path / "a/state" / STATE_FILE).exists()
+
+    kwargs = {"fingerprint": "data-v2"} if change == "fingerprint" else {"cfg": config(lr=5e-3)}
+    kwargs.setdefault("fingerprint", "data-v1")
+    with caplog.at_level(logging.INFO, logger="ames.training"):
+        again = train(tmp_path / "a", make_model(0), **kwargs)
+    fresh = train(tmp_path / "b", make_model(0), **kwargs)
+
+    assert again.resumed_from_epoch == 0
+    assert again.history == fresh.history
+    assert "starting fresh" in caplog.text
+
+
+def test_state_is_removed_after_success_unless_kept(tmp_path):
+    first = train(tmp_path, make_model(0), keep_state=True)
+    assert (tmp_path / "state" / STATE_FILE).exists()
+
+    never = CrashAfter(0)  # any training step would raise
+    again = train(tmp_path, make_model(5), never)
+    assert never.calls == 0
+    assert again.resumed_from_epoch == 6 and again.history == first.history
+    assert not (tmp_path / "state" / STATE_FILE).exists()
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_same_seed_gives_same_metrics_and_weights(tmp_path):
+    model_a, model_b, model_c = make_model(0), make_model(0), make_model(0)
+    a = train(tmp_path / "a", model_a)
+    b = train(tmp_path / "b", model_b)
+    c = train(tmp_path / "c", model_c, cfg=config(seed=4))
+
+    assert a.history == b.history
+    assert_bitwise_equal(weights(model_a), weights(model_b))
+    assert c.history != a.history  # the seed drives shuffling and dropout
+
+
+def test_amp_is_ignored_on_cpu(tmp_path):
+    plain, amp = make_model(0), make_model(0)
+    train(tmp_path / "plain", plain, cfg=config(epochs=2, device="cpu"))
+    train(tmp_path / "amp", amp, cfg=config(epochs=2, device="cpu", amp=True))
+    assert_bitwise_equal(weights(plain), weights(amp))
+
+
+# --------------------------------------------------------------------------- stopping, best
+
+
+@pytest.mark.parametrize(
+    ("script", "patience", "min_delta", "stop_epoch", "best_epoch"),
+    [
+        ([5.0, 4.0, 3.0, 3.5, 3.25, 3.75, 1.0, 1.0], 3, 0.0, 6, 3),
+        ([5.0, 4.75, 4.5, 4.25, 1.0, 1.0, 1.0, 1.0], 2, 0.5, 3, 1),
+    ],
+)
+def test_early_stopping(tmp_path, script, patience, min_delta, stop_epoch, best_epoch):
+    cfg = config(epochs=8, patience=patience, min_delta=min_delta)
+    result = train(tmp_path, make_model(0), ScriptedVal(script), cfg)
+    assert result.stopped_early
+    assert result.epochs_run == len(result.history) == stop_epoch
+    assert result.best_epoch == best_epoch
+    assert result.best_val_loss == script[best_epoch - 1]
+
+
+def test_no_early_stop_when_patience_runs_out_on_the_last_epoch(tmp_path):
+    script = [1.0, 2.0, 3.0]
+    result = train(tmp_path, make_model(0), ScriptedVal(script), config(epochs=3, patience=2))
+    assert result.epochs_run == 3 and not result.stopped_early
+
+
+def test_best_checkpoint_is_the_argmin_and_is_reloaded(tmp_path, caplog):
+    scripted = ScriptedVal([3.0, 2.0, 2.5, 2.75])
+    model = make_model(0)
+    with caplog.at_level(logging.INFO, logger="ames.training"):
+        result = train(tmp_path, model, scripted, config(epochs=4), desc="expert1")
+
+    val = [row["val/loss"] for row in result.history]
+    assert result.best_epoch == 1 + val.index(min(val)) == 2
+    assert result.best_components == {"scripted": 2.0}
+    assert_bitwise_equal(weights(model), scripted.snapshots[2])
+    assert not torch.equal(weights(model)["3.weight"], scripted.snapshots[4]["3.weight"])
+
+    reloaded = make_model(7)
+    meta = load_state_dict_checked(reloaded, tmp_path / "best.pt")
+    assert_bitwise_equal(weights(reloaded), scripted.snapshots[2])
+    assert meta == {"epoch": 2, "val_loss": 2.0, "components": {"scripted": 2.0}}
+    assert "expert1 epoch 4/4: train" in caplog.text
+
+
+def test_validation_loss_is_weighted_by_batch_size(tmp_path):
+    cfg = config(epochs=1, batch_size=24)  # val batches of 24 and 8 samples
+    model = make_model(0, dropout=0.0)
+    result = train(tmp_path, model, cfg=cfg)
+    with torch.no_grad():
+        expected = (model(VAL.x) - VAL.y).pow(2).mean().item()
+    assert math.isclose(result.history[0]["val/loss"], expected, rel_tol=1e-6)
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+def test_gradient_clipping_limits_the_global_norm(tmp_path):
+    def big_loss(model, batch):
+        loss, parts = mse_loss(model, batch)
+        return 1e3 * loss, parts
+
+    model = make_model(0, dropout=0.0)
+    big_loss(model, {"x": TRAIN.x, "y": TRAIN.y})[0].backward()
+    grad_norm = torch.cat([p.grad.flatten() for p in model.parameters()]).norm().item()
+    assert grad_norm > 10
+
+    def first_moment_norm(clip: float | None) -> float:
+        root = tmp_path / str(clip)
+        cfg = config(epochs=1, batch_size=N_TRAIN, grad_clip=clip)
+        train(root, make_model(0, dropout=0.0), big_loss, cfg, keep_state=True)
+        moments = read_state(root)["optimizer"]["state"].values()
+        return torch.cat([m["exp_avg"].flatten() for m in moments]).norm().item()
+
+    # after one AdamW step exp_avg = (1 - beta1) * gradient actually used
+    assert math.isclose(first_moment_norm(0.5), 0.1 * 0.5, rel_tol=1e-4)
+    assert math.isclose(first_moment_norm(None), 0.1 * grad_norm, rel_tol=1e-4)
+
+
+class FrozenBody(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5))
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def test_trainable_subset_leaves_other_parameters_unchanged(tmp_path):
+    torch.manual_seed(0)
+    model = FrozenBody()
+    body_before, head_before = weights(model.body), weights(model.head)
+
+    train(tmp_path, model, trainable=model.head.parameters(), cfg=config(epochs=2))
+
+    assert_bitwise_equal(weights(model.body), body_before)  # batch-norm statistics included
+    assert not torch.equal(weights(model.head)["weight"], head_before["weight"])
+    assert all(p.requires_grad for p in model.parameters())  # flags restored
+
+
+def test_trainable_must_belong_to_the_model(tmp_path):
+    with pytest.raises(ValueError, match="not parameters of the model"):
+        train(tmp_path, make_model(0), trainable=[nn.Parameter(torch.zeros(1))])
+
+
+def test_non_finite_training_loss_fails_clearly(tmp_path):
+    def nan_loss(model, batch):
+        return mse_loss(model, batch)[0] * float("nan"), {}
+
+    with pytest.raises(FloatingPointError, match="epoch 1, batch 1"):
+        train(tmp_path, make_model(0), nan_loss)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    model = make_model(0)
+    extra = {"params_hash": "abc", "zones": ["high", "low"], "alpha": torch.tensor(0.3)}
+    train(tmp_path, model, cfg=config(epochs=2), extra_state=extra, keep_state=True)
+
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    state = torch.load(tmp_path / "state" / STATE_FILE, weights_only=True)
+    assert set(best) == {"format", "model", "meta"}
+    assert best["meta"]["extra"]["zones"] == ["high", "low"]
+    assert {"model", "optimizer", "scaler", "progress", "best_model"} <= set(state)
+
+    save_checkpoint(tmp_path / "copy.pt", model, {"note": "copy"})
+    fresh = make_model(1)
+    assert load_state_dict_checked(fresh, tmp_path / "copy.pt") == {"note": "copy"}
+    assert_bitwise_equal(weights(fresh), weights(model))
+
+
+def test_unsafe_metadata_is_rejected_before_training(tmp_path):
+    with pytest.raises(TypeError, match="extra_state.path"):
+        train(tmp_path, make_model(0), extra_state={"path": Path("x")})
+    with pytest.raises(TypeError, match="weights-only"):
+        save_checkpoint(tmp_path / "x.pt", make_model(0), {"obj": object()})
+
+
+def test_load_state_dict_checked_explains_missing_and_incompatible_files(tmp_path):
+    missing = tmp_path / "expert1_best.pt"
+    with pytest.raises(FileNotFoundError, match=r"expert1_best\.pt.*dvc repro expert@1"):
+        load_state_dict_checked(make_model(0), missing, stage="expert@1")
+
+    save_checkpoint(missing, nn.Linear(3, 3), {})
+    with pytest.raises(CheckpointError, match=r"expert1_best\.pt: does not fit Sequential"):
+        load_state_dict_checked(make_model(0), missing, stage="expert@1")
+
+    missing.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable weights-only checkpoint"):
+        load_state_dict_checked(make_model(0), missing)
+
+
+# --------------------------------------------------------------------------- DVCLive
+
+
+def _git(repo: Path, *args: str) -> str:
+    cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+    return subprocess.run(cmd, cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def _make_repo(root: Path, commit: bool) -> Path:
+    from dvc.repo import Repo
+
+    root.mkdir()
+    _git(root, "init", "-q")
+    Repo.init(str(root)).close()
+    if commit:
+        _git(root, "add", "-A")
+        _git(root, "commit", "-q", "-m", "init")
+    return root
+
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+
+
+def _assert_curves_only(repo: Path, live: Path, epochs: int) -> None:
+    for name in ("train/loss", "val/loss", "train/mae", "val/mae"):
+        rows = (live / "plots/metrics" / f"{name}.tsv").read_text().splitlines()
+        assert [row.split("\t")[0] for row in rows] == ["step", *map(str, range(1, epochs + 1))]
+    assert (live / "metrics.json").exists()
+    assert not list(repo.rglob("dvc.yaml"))
+
+
+@needs_git
+def test_dvclive_in_a_committed_repo_writes_curves_but_no_dvc_yaml_or_experiment(
+    tmp_path, monkeypatch, no_dvc_env
+):
+    repo = _make_repo(tmp_path / "repo", commit=True)
+    monkeypatch.chdir(repo)
+    train(repo, make_model(0), cfg=config(epochs=2), live_dir=repo / "metrics/live/expert1")
+
+    _assert_curves_only(repo, repo / "metrics/live/expert1", epochs=2)
+    assert _git(repo, "for-each-ref", "refs/exps") == ""
+    assert _git(repo, "diff", "--cached", "--name-only") == ""  # nothing staged
+
+
+@needs_git
+def test_dvclive_in_a_repo_without_commits_falls_back(tmp_path, monkeypatch, caplog, no_dvc_env):
+    repo = _make_repo(tmp_path / "repo", commit=False)
+    monkeypatch.chdir(repo)
+    with caplog.at_level(logging.WARNING, logger="ames.training"):
+        train(repo, make_model(0), cfg=config(epochs=2), live_dir=repo / "live")
+
+    assert "no commits yet" in caplog.text
+    _assert_curves_only(repo, repo / "live", epochs=2)
+
+
+def test_live_flag_disables_learning_curves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train(tmp_path, make_model(0), cfg=config(epochs=1, live=False), live_dir=tmp_path / "live")
+    assert not (tmp_path / "live").exists()
+
+
+# --------------------------------------------------------------------------- small API
+
+
+def test_train_config_from_dict():
+    cfg = TrainConfig.from_dict(
+        {"epochs": 5, "lr": "1e-3", "patience": None, "batch_size": 8, "seed": 1}
+    )
+    assert cfg.lr == 1e-3 and cfg.weight_decay == 1e-4 and cfg.grad_clip == 1.0
+    with pytest.raises(ValueError, match="'learning_rate'.*Valid options: epochs"):
+        TrainConfig.from_dict({"epochs": 5, "learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="'pateince' \\(did you mean 'patience'\\?\\)"):
+        TrainConfig.from_dict({"pateince": 3})
+    with pytest.raises(ValueError, match="missing training option\\(s\\) lr"):
+        TrainConfig.from_dict({"epochs": 5, "patience": 3, "batch_size": 8, "seed": 1})
+    with pytest.raises(ValueError, match="epochs=0"):
+        config(epochs=0)
+    with pytest.raises(TypeError, match="TrainConfig.batch_size"):
+        config(batch_size=True)
+
+
+def test_select_device():
+    assert select_device("cpu") == torch.device("cpu")
+    assert select_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="'tpu' is not supported"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
+            select_device("cuda")
+
+
+def test_count_parameters():
+    model = make_model(0)
+    assert count_parameters(model) == 4 * 16 + 16 + 16 + 1
+    model[0].requires_grad_(False)
+    assert count_parameters(model, trainable_only=True) == 16 + 1
