@@ -17,7 +17,8 @@ from torch.utils.data import Dataset
 from ames.climatology import target_months
 
 N_CONTEXT = 5
-N_CHANNELS = 3 + N_CONTEXT  # anomaly, month sin, month cos, context
+# anomaly, domain-mean anomaly, month sin, month cos, static context
+N_CHANNELS = 4 + N_CONTEXT
 TARGET_KINDS = ("anomaly", "standardized_anomaly", "normalized")
 
 
@@ -94,6 +95,7 @@ class GridInputs:
     """Everything a window needs, prepared once from the dataset and training statistics."""
 
     anomaly: np.ndarray  # [T, lat, lon] standardised anomaly, 0 at invalid cells
+    domain_anomaly: np.ndarray  # [T] mean standardised anomaly over the valid cells
     precip_mm: np.ndarray  # [T, lat, lon] mm/month, NaN at invalid cells
     months: np.ndarray  # [T] calendar month 0..11
     context: np.ndarray  # [5, lat, lon] z-scored context, 0 at invalid cells
@@ -119,10 +121,32 @@ def build_grid_inputs(
     ctx = np.where(valid[..., None], ctx, 0.0).astype(np.float32)
     return GridInputs(
         anomaly=anomaly,
+        domain_anomaly=anomaly[:, valid].mean(axis=1).astype(np.float32),
         precip_mm=np.where(valid[None], precip_mm, np.nan).astype(np.float32),
         months=months,
         context=np.moveaxis(ctx, -1, 0).copy(),
     )
+
+
+def window_inputs(inputs: GridInputs, t: int, window: int) -> np.ndarray:
+    """Input tensor ``[W, C, lat, lon]`` of forecast origin ``t`` (months ``t-W+1 … t``).
+
+    Channels: 0 standardised anomaly; 1 its mean over the domain (a large-scale index such
+    as ENSO shows up there, beyond any local receptive field); 2–3 sin/cos of the month;
+    4–8 static context.
+    """
+    if t - window + 1 < 0 or t >= inputs.anomaly.shape[0]:
+        raise ValueError(f"origin {t} needs months {t - window + 1}..{t}, outside the record")
+    n_lat, n_lon = inputs.anomaly.shape[1:]
+    steps = slice(t - window + 1, t + 1)
+    angle = 2 * np.pi * inputs.months[steps] / 12.0
+    x = np.empty((window, N_CHANNELS, n_lat, n_lon), dtype=np.float32)
+    x[:, 0] = inputs.anomaly[steps]
+    x[:, 1] = inputs.domain_anomaly[steps, None, None]
+    x[:, 2] = np.sin(angle)[:, None, None]
+    x[:, 3] = np.cos(angle)[:, None, None]
+    x[:, 4:] = inputs.context[None]
+    return x
 
 
 class WindowDataset(Dataset):
@@ -146,22 +170,9 @@ class WindowDataset(Dataset):
         ):
             raise ValueError("an origin's window or targets fall outside the time axis")
         self.transform = transform
-        angle = 2 * np.pi * inputs.months / 12.0
-        self._month_sin = np.sin(angle).astype(np.float32)
-        self._month_cos = np.cos(angle).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.origins)
-
-    def _inputs(self, t: int) -> np.ndarray:
-        w, (n_lat, n_lon) = self.window, self.inputs.anomaly.shape[1:]
-        steps = slice(t - w + 1, t + 1)
-        x = np.empty((w, N_CHANNELS, n_lat, n_lon), dtype=np.float32)
-        x[:, 0] = self.inputs.anomaly[steps]
-        x[:, 1] = self._month_sin[steps, None, None]
-        x[:, 2] = self._month_cos[steps, None, None]
-        x[:, 3:] = self.inputs.context[None]
-        return x
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         t = int(self.origins[index])
@@ -171,7 +182,7 @@ class WindowDataset(Dataset):
         with torch.no_grad():
             y = self.transform.from_mm(y_mm[None], tgt_months[None])[0]
         return {
-            "x": torch.from_numpy(self._inputs(t)),
+            "x": torch.from_numpy(window_inputs(self.inputs, t, self.window)),
             "y": y,
             "y_mm": y_mm,
             "target_month": tgt_months,

@@ -205,7 +205,10 @@ class AMESModel(nn.Module):
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         target_month = batch["target_month"]
         origin_month = batch["origin_month"]
-        experts = self._run_experts(batch["x"])
+        if self.experts_frozen and "experts" in batch:
+            experts = batch["experts"]  # precomputed by frozen experts (stage 2 speed-up)
+        else:
+            experts = self._run_experts(batch["x"])
         experts_mm = torch.stack(
             [self.transform.to_mm(experts[:, i], target_month) for i in range(N_EXPERTS)], dim=1
         )

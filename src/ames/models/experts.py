@@ -1,0 +1,486 @@
+"""The three AMES experts (SPEC §4.2) and the zone-masked loss they train with.
+
+Every expert maps ``x [B, W, C, lat, lon]`` to ``[B, H, lat, lon]`` in transformed target
+units over the whole grid; cells outside the graph get finite values that losses mask out.
+
+- Expert 1, :class:`GnnTatExpert`: per-node LSTM → graph attention → temporal attention.
+- Expert 2, :class:`ConvLstmExpert`: stacked ConvLSTM → 1×1 head.
+- Expert 3, :class:`HybridExpert`: flattened recent months → conv ‖ graph branch → 1×1 fusion.
+
+The last ``n_static`` input channels (the cell context, constant over the window) enter
+each expert once rather than once per month; with ``temporal_patch: 1`` this is the same
+function class and parameter count as feeding them every month.
+
+``temporal_patch`` (experts 1 and 2) turns ``p`` consecutive months into one recurrent
+step with ``p`` times the dynamic channels. It is 1 in the paper profile; the CPU profile
+uses it because recurrent steps over 8 × 3965 cells dominate the cost of an epoch.
+
+Paper-profile parameter counts (W = 60, C = 9 with 5 static, H = 12; they do not depend
+on the grid or the graph): expert 1 = 75,224 (SPEC ≈ 64 K, +18 %), expert 2 = 203,404
+(≈ 180 K, +13 %), expert 3 = 91,664 with ``encoder_hidden: 144`` (≈ 90 K, +2 %).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ames.config import ConfigError
+from ames.models.graph import GridGraph
+from ames.windows import N_CONTEXT
+
+# ----------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class GnnTatConfig:
+    """``expert1`` model keys."""
+
+    lstm_hidden: int
+    lstm_layers: int
+    gat_hidden: int
+    gat_layers: int
+    gat_heads: int
+    attention_heads: int
+    temporal_patch: int
+    dropout: float
+
+
+@dataclass(frozen=True)
+class ConvLstmConfig:
+    """``expert2`` model keys. ``hidden`` lists the channels of each ConvLSTM layer.
+
+    ``recurrent_conv: separable`` makes the hidden-to-hidden convolution depthwise 3×3 then
+    pointwise 1×1; the input-to-hidden convolution is always a full ``kernel_size`` conv.
+    ``full`` is the textbook cell (one dense conv on the hidden state).
+    """
+
+    hidden: tuple[int, ...]
+    kernel_size: int
+    recurrent_conv: str
+    temporal_patch: int
+    dropout: float
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """``expert3`` model keys. ``recent_months: null`` flattens the whole window."""
+
+    recent_months: int | None
+    encoder_hidden: int
+    conv_hidden: int
+    conv_layers: int
+    kernel_size: int
+    gat_hidden: int
+    gat_heads: int
+    dropout: float
+
+
+RECURRENT_CONVS = ("separable", "full")
+ConfigT = TypeVar("ConfigT", GnnTatConfig, ConvLstmConfig, HybridConfig)
+
+
+def _read_config(kind: type[ConfigT], cfg: dict[str, Any], section: str) -> ConfigT:
+    """Pick the model keys of ``kind`` out of a params section (other keys are ignored)."""
+    missing = [f.name for f in fields(kind) if f.name not in cfg]
+    if missing:
+        raise ConfigError(f"params.yaml: {section} is missing model keys {missing}")
+    values = {f.name: cfg[f.name] for f in fields(kind)}
+    if "hidden" in values:
+        hidden = values["hidden"]
+        values["hidden"] = tuple(hidden) if isinstance(hidden, list | tuple) else (hidden,)
+    return kind(**values)
+
+
+def _require(condition: bool, section: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"params.yaml: {section}: {message}")
+
+
+def _check_sizes(
+    cfg: GnnTatConfig | ConvLstmConfig | HybridConfig, section: str, at_least_one: tuple[str, ...]
+) -> None:
+    for name in at_least_one:
+        values = getattr(cfg, name)
+        values = values if isinstance(values, tuple) else (values,)
+        _require(all(int(v) >= 1 for v in values), section, f"{name} must be ≥ 1")
+    _require(0.0 <= cfg.dropout < 1.0, section, f"dropout must be in [0, 1), got {cfg.dropout}")
+
+
+def _check_patch(patch: int, window: int, section: str) -> None:
+    _require(
+        patch >= 1 and window % patch == 0,
+        section,
+        f"temporal_patch={patch} must be ≥ 1 and divide the input window {window}",
+    )
+
+
+# ----------------------------------------------------------------------------------- layers
+
+
+def split_static(x: Tensor, n_static: int) -> tuple[Tensor, Tensor]:
+    """``x [B, W, C, …]`` → dynamic ``[B, W, C−n_static, …]`` and static ``[B, n_static, …]``.
+
+    The last ``n_static`` channels (the cell context) are the same in every month, so the
+    experts read them once, from the last month, instead of once per month.
+    """
+    return x[:, :, : x.shape[2] - n_static], x[:, -1, x.shape[2] - n_static :]
+
+
+def patch_months(x: Tensor, patch: int) -> Tensor:
+    """``[B, W, C, …]`` → ``[B, W/p, p·C, …]``: p consecutive months become one step."""
+    if patch == 1:
+        return x
+    b, w, c = x.shape[:3]
+    return x.reshape(b, w // patch, patch * c, *x.shape[3:])
+
+
+class GraphAttention(nn.Module):
+    """Graph attention layer (GAT) with the edge weight as a scalar edge attribute.
+
+    Computes the same function as ``torch_geometric.nn.GATConv(in, out // heads, heads,
+    edge_dim=1)`` on the graph with unit-weight self loops (checked in the tests), but
+    node-major on the graph's padded neighbour table: a dense softmax and sum over the K
+    neighbour slots instead of scatters over B·E edges, ~2–3× faster on CPU. GATConv
+    projects the scalar edge attribute to ``heads·C`` features and dots them with its
+    ``att_edge``; that collapses to the one coefficient per head held in ``att_edge`` here.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, heads: int, negative_slope: float = 0.2
+    ) -> None:
+        super().__init__()
+        if out_features % heads:
+            raise ValueError(f"out_features={out_features} must be divisible by heads={heads}")
+        self.heads = heads
+        self.head_dim = out_features // heads
+        self.negative_slope = negative_slope
+        self.lin = nn.Linear(in_features, out_features, bias=False)
+        self.att_src = nn.Parameter(torch.empty(heads, self.head_dim))
+        self.att_dst = nn.Parameter(torch.empty(heads, self.head_dim))
+        self.att_edge = nn.Parameter(torch.zeros(heads))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        nn.init.xavier_uniform_(self.lin.weight)
+        nn.init.xavier_uniform_(self.att_src)
+        nn.init.xavier_uniform_(self.att_dst)
+
+    def forward(self, x: Tensor, graph: GridGraph) -> Tensor:
+        """Node-major ``x [N, B, in]`` → ``[N, B, out]``."""
+        n, b, _ = x.shape
+        k = graph.neighbors.shape[1]
+        neighbors = graph.neighbors.reshape(-1)
+        # <lin(x), att> per head == x @ (lin.weight folded with att): no reduce over channels
+        weight = self.lin.weight.view(self.heads, self.head_dim, -1)
+        score_src = x @ torch.einsum("hcf,hc->fh", weight, self.att_src)  # [N, B, heads]
+        score_dst = x @ torch.einsum("hcf,hc->fh", weight, self.att_dst)
+        padding = torch.zeros_like(graph.neighbor_weight).masked_fill(
+            ~graph.neighbor_mask, float("-inf")
+        )
+        edge = graph.neighbor_weight.unsqueeze(-1) * self.att_edge + padding.unsqueeze(-1)
+        logits = score_src.index_select(0, neighbors).view(n, k, b, self.heads)
+        logits = logits + (score_dst.unsqueeze(1) + edge.unsqueeze(2))
+        alpha = torch.softmax(F.leaky_relu(logits, self.negative_slope), dim=1)  # [N, K, B, h]
+        # channels ahead of (batch, head) keeps the innermost axis long in the big products
+        h = self.lin(x).view(n, b, self.heads, self.head_dim).permute(0, 3, 1, 2).contiguous()
+        messages = h.index_select(0, neighbors).view(n, k, self.head_dim, b, self.heads)
+        out = (alpha.unsqueeze(2) * messages).sum(1)  # [N, C, B, heads]
+        return out.permute(0, 2, 3, 1).reshape(n, b, -1) + self.bias
+
+
+class TemporalAttention(nn.Module):
+    """Multi-head attention of one query per node over that node's sequence of states.
+
+    Values are the sequence states themselves, split into heads (no value projection), so
+    the context has the sequence's width.
+    """
+
+    def __init__(self, query_features: int, sequence_features: int, heads: int) -> None:
+        super().__init__()
+        if sequence_features % heads:
+            raise ValueError(f"sequence width {sequence_features} not divisible by {heads} heads")
+        self.heads = heads
+        self.head_dim = sequence_features // heads
+        self.query = nn.Linear(query_features, sequence_features)
+        self.key = nn.Linear(sequence_features, sequence_features)
+
+    def forward(self, query: Tensor, sequence: Tensor) -> Tensor:
+        """``query [M, Fq]``, ``sequence [M, S, F]`` → context ``[M, F]``."""
+        m, s, f = sequence.shape
+        q = self.query(query).view(m, 1, self.heads, self.head_dim)
+        k = self.key(sequence).view(m, s, self.heads, self.head_dim)
+        v = sequence.view(m, s, self.heads, self.head_dim)
+        weights = torch.softmax((q * k).sum(-1) / math.sqrt(self.head_dim), dim=1)
+        return (weights.unsqueeze(-1) * v).sum(1).reshape(m, f)
+
+
+class ConvLstmLayer(nn.Module):
+    """One ConvLSTM layer over ``[B, S, C, lat, lon]``, returning every step's hidden state.
+
+    The input convolution runs once over all steps, and the time-invariant ``static``
+    input once in all; only the recurrent convolution is sequential.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden: int,
+        kernel_size: int,
+        recurrent: str,
+        static_channels: int = 0,
+    ) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        self.hidden = hidden
+        self.input_conv = nn.Conv2d(in_channels, 4 * hidden, kernel_size, padding=pad)
+        self.static_conv = (
+            nn.Conv2d(static_channels, 4 * hidden, kernel_size, padding=pad, bias=False)
+            if static_channels
+            else None
+        )
+        if recurrent == "separable":
+            self.recurrent_conv: nn.Module = nn.Sequential(
+                nn.Conv2d(hidden, hidden, kernel_size, padding=pad, groups=hidden, bias=False),
+                nn.Conv2d(hidden, 4 * hidden, 1, bias=False),
+            )
+        else:
+            self.recurrent_conv = nn.Conv2d(
+                hidden, 4 * hidden, kernel_size, padding=pad, bias=False
+            )
+        with torch.no_grad():  # start with the forget gate open (gate order i, f, o, g)
+            self.input_conv.bias[hidden : 2 * hidden].fill_(1.0)
+
+    def forward(self, sequence: Tensor, static: Tensor | None = None) -> Tensor:
+        b, s = sequence.shape[:2]
+        gates_in = self.input_conv(sequence.flatten(0, 1)).unflatten(0, (b, s))
+        if self.static_conv is not None and static is not None:
+            gates_in = gates_in + self.static_conv(static).unsqueeze(1)
+        states: list[Tensor] = []
+        cell: Tensor | None = None
+        for gates in gates_in.unbind(1):
+            if states:  # the state is zero before the first step
+                gates = gates + self.recurrent_conv(states[-1])
+            ifo, g = gates.split([3 * self.hidden, self.hidden], dim=1)
+            i, f, o = torch.sigmoid(ifo).chunk(3, dim=1)
+            cell = i * torch.tanh(g) if cell is None else f * cell + i * torch.tanh(g)
+            states.append(o * torch.tanh(cell))
+        return torch.stack(states, dim=1)
+
+
+# ---------------------------------------------------------------------------------- experts
+
+
+class GnnTatExpert(nn.Module):
+    """Expert 1, GNN-TAT (high zone).
+
+    Per node: LSTM over the window (dynamic channels of each step, plus the static context)
+    → ``gat_layers`` residual GAT layers over the masks graph, starting from the last LSTM
+    state → multi-head temporal attention with the GAT output as query over the LSTM
+    sequence → linear head on [GAT output, attention context] → H.
+    """
+
+    def __init__(
+        self, cfg: GnnTatConfig, n_features: int, n_static: int, horizon: int, graph: GridGraph
+    ) -> None:
+        super().__init__()
+        self.graph = graph
+        self.patch = cfg.temporal_patch
+        self.n_static = n_static
+        self.lstm = nn.LSTM(
+            (n_features - n_static) * cfg.temporal_patch + n_static,
+            cfg.lstm_hidden,
+            cfg.lstm_layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.lstm_layers > 1 else 0.0,
+        )
+        widths = [cfg.lstm_hidden] + [cfg.gat_hidden] * cfg.gat_layers
+        self.gat = nn.ModuleList(
+            GraphAttention(w_in, w_out, cfg.gat_heads)
+            for w_in, w_out in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.attention = TemporalAttention(widths[-1], cfg.lstm_hidden, cfg.attention_heads)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(widths[-1] + cfg.lstm_hidden, horizon)
+
+    def _lstm_inputs(self, x: Tensor) -> Tensor:
+        """``[B, W, C, lat, lon]`` → node-major ``[N·B, S, features]``."""
+        dynamic, static = split_static(x, self.n_static)
+        steps = self.graph.gather_nodes(patch_months(dynamic, self.patch))  # [B, N, S, p·Cd]
+        static = self.graph.gather_nodes(static).unsqueeze(2)  # [B, N, 1, Cs]
+        steps = torch.cat([steps, static.expand(-1, -1, steps.shape[2], -1)], dim=-1)
+        return steps.transpose(0, 1).flatten(0, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b = x.shape[0]
+        sequence, _ = self.lstm(self._lstm_inputs(x))  # [N·B, S, hidden]
+        node = sequence[:, -1].unflatten(0, (-1, b))  # [N, B, hidden]
+        for layer in self.gat:
+            update = F.elu(layer(node, self.graph))
+            node = self.dropout(update + node if update.shape == node.shape else update)
+        query = node.flatten(0, 1)
+        context = self.attention(query, sequence)
+        out = self.head(self.dropout(torch.cat([query, context], dim=-1)))  # [N·B, H]
+        return self.graph.scatter_nodes(out.unflatten(0, (-1, b)).transpose(0, 1))
+
+
+class ConvLstmExpert(nn.Module):
+    """Expert 2, ConvLSTM (low zone): stacked ConvLSTM layers → 1×1 conv head to H channels.
+
+    Paper profile: 2 layers, hidden 64, 3×3 kernels, as in SPEC §4.2. A textbook cell
+    (one dense 3×3 conv on ``[input, hidden]`` per layer) has ≈ 464 K parameters; with the
+    hidden-to-hidden conv depthwise-separable (``recurrent_conv: separable``, depthwise 3×3
+    then 1×1 to the four gates) the expert has ≈ 203 K, inside the ±30 % band of the
+    paper's ≈ 180 K. The spatial receptive field per step is unchanged (3×3 on the input
+    and on the state). ``recurrent_conv: full`` with ``hidden: [40, 40]`` (≈ 187 K) is the
+    textbook alternative.
+    """
+
+    def __init__(self, cfg: ConvLstmConfig, n_features: int, n_static: int, horizon: int) -> None:
+        super().__init__()
+        self.patch = cfg.temporal_patch
+        self.n_static = n_static
+        widths = [(n_features - n_static) * cfg.temporal_patch, *cfg.hidden]
+        self.layers = nn.ModuleList(
+            ConvLstmLayer(
+                w_in, w_out, cfg.kernel_size, cfg.recurrent_conv, n_static if i == 0 else 0
+            )
+            for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:], strict=True))
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Conv2d(widths[-1], horizon, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dynamic, static = split_static(x, self.n_static)
+        sequence = patch_months(dynamic, self.patch)
+        for i, layer in enumerate(self.layers):
+            sequence = layer(sequence, static if i == 0 else None)
+        return self.head(self.dropout(sequence[:, -1]))
+
+
+class HybridExpert(nn.Module):
+    """Expert 3, hybrid (medium zone).
+
+    The dynamic channels of the last ``recent_months`` months are flattened per cell with
+    the static context and encoded by a 1×1 conv (the temporal encoder); a conv branch
+    (``conv_layers`` × k×k conv) and a graph branch (one GAT layer) read the encoding; a
+    1×1 conv over both fuses them to H. SPEC §4.2 fixes the branches (hidden 32) but not
+    how time enters; in the paper profile the encoder reads all 60 months into 144
+    channels, which is what brings the expert to ≈ 90 K parameters.
+    """
+
+    def __init__(
+        self,
+        cfg: HybridConfig,
+        n_features: int,
+        n_static: int,
+        window: int,
+        horizon: int,
+        graph: GridGraph,
+    ) -> None:
+        super().__init__()
+        self.graph = graph
+        self.n_static = n_static
+        self.months = window if cfg.recent_months is None else cfg.recent_months
+        encoder_in = self.months * (n_features - n_static) + n_static
+        self.encoder = nn.Sequential(nn.Conv2d(encoder_in, cfg.encoder_hidden, 1), nn.GELU())
+        convs: list[nn.Module] = []
+        width = cfg.encoder_hidden
+        for _ in range(cfg.conv_layers):
+            pad = cfg.kernel_size // 2
+            convs += [nn.Conv2d(width, cfg.conv_hidden, cfg.kernel_size, padding=pad), nn.GELU()]
+            width = cfg.conv_hidden
+        self.conv_branch = nn.Sequential(*convs)
+        self.gat = GraphAttention(cfg.encoder_hidden, cfg.gat_hidden, cfg.gat_heads)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fusion = nn.Conv2d(width + cfg.gat_hidden, horizon, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dynamic, static = split_static(x[:, -self.months :], self.n_static)
+        encoded = self.encoder(torch.cat([dynamic.flatten(1, 2), static], dim=1))
+        spatial = self.conv_branch(encoded)  # [B, conv_hidden, lat, lon]
+        nodes = self.graph.gather_nodes(encoded).transpose(0, 1)  # [N, B, enc]
+        nodes = F.elu(self.gat(nodes, self.graph)).transpose(0, 1)
+        graph_features = self.graph.scatter_nodes(nodes)  # [B, gat_hidden, lat, lon]
+        return self.fusion(self.dropout(torch.cat([spatial, graph_features], dim=1)))
+
+
+# ---------------------------------------------------------------------------------- factory
+
+
+def build_expert(
+    index: int,
+    cfg: dict[str, Any],
+    *,
+    n_features: int,
+    window: int,
+    horizon: int,
+    graph: GridGraph,
+    n_static: int = N_CONTEXT,
+) -> nn.Module:
+    """Build expert ``index`` (1, 2 or 3) from its params section (extra keys are ignored).
+
+    ``n_static``: how many trailing input channels are constant over the window (the cell
+    context, ``ames.windows.N_CONTEXT``); they enter each expert once, not once per month.
+    """
+    section = f"expert{index}"
+    if not 0 <= n_static < n_features:
+        raise ValueError(f"n_static={n_static} must be in 0..{n_features - 1}")
+    if index == 1:
+        c1 = _read_config(GnnTatConfig, cfg, section)
+        _check_sizes(c1, section, ("lstm_hidden", "lstm_layers", "gat_hidden", "gat_heads"))
+        _check_patch(c1.temporal_patch, window, section)
+        _require(c1.gat_hidden % c1.gat_heads == 0, section, "gat_hidden % gat_heads must be 0")
+        _require(
+            c1.lstm_hidden % c1.attention_heads == 0,
+            section,
+            "lstm_hidden % attention_heads must be 0",
+        )
+        return GnnTatExpert(c1, n_features, n_static, horizon, graph)
+    if index == 2:
+        c2 = _read_config(ConvLstmConfig, cfg, section)
+        _check_sizes(c2, section, ("hidden", "kernel_size"))
+        _check_patch(c2.temporal_patch, window, section)
+        _require(len(c2.hidden) >= 1, section, "hidden must list at least one layer width")
+        _require(c2.kernel_size % 2 == 1, section, "kernel_size must be odd")
+        _require(
+            c2.recurrent_conv in RECURRENT_CONVS,
+            section,
+            f"recurrent_conv must be one of {RECURRENT_CONVS}, got {c2.recurrent_conv!r}",
+        )
+        return ConvLstmExpert(c2, n_features, n_static, horizon)
+    if index == 3:
+        c3 = _read_config(HybridConfig, cfg, section)
+        _check_sizes(c3, section, ("encoder_hidden", "conv_hidden", "gat_hidden", "gat_heads"))
+        _require(
+            c3.recent_months is None or 1 <= c3.recent_months <= window,
+            section,
+            f"recent_months must be null or 1..{window} (the input window)",
+        )
+        _require(c3.kernel_size % 2 == 1, section, "kernel_size must be odd")
+        _require(c3.gat_hidden % c3.gat_heads == 0, section, "gat_hidden % gat_heads must be 0")
+        return HybridExpert(c3, n_features, n_static, window, horizon, graph)
+    raise ValueError(f"expert index must be 1, 2 or 3, got {index}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------- loss
+
+
+def zone_masked_mse(pred: Tensor, target: Tensor, zone_mask: Tensor) -> Tensor:
+    """MSE over cells that are in ``zone_mask`` and have a finite target.
+
+    ``zone_mask`` is a bool tensor broadcastable to ``pred`` (e.g. ``[lat, lon]``). Excluded
+    cells contribute exactly zero loss and zero gradient, NaN targets included. Computed in
+    float32 (safe under autocast); 0 when no cell counts.
+    """
+    use = torch.isfinite(target) & zone_mask.to(device=target.device, dtype=torch.bool)
+    error = torch.where(use, pred.float() - torch.nan_to_num(target.float()), 0.0)
+    return error.square().sum() / use.sum().clamp(min=1)

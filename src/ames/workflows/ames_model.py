@@ -1,0 +1,244 @@
+"""Stages 2 and 3: train the gating on frozen experts, then fine-tune everything."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ames.models.ames import (
+    AMESModel,
+    PhysicsContext,
+    StaticFields,
+    ames_loss,
+    build_ames_model,
+    routing_by_band,
+)
+from ames.models.graph import GridGraph
+from ames.plotting.routing import plot_routing_vs_elevation
+from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
+from ames.training import (
+    TrainResult,
+    count_parameters,
+    fit,
+    load_state_dict_checked,
+    save_checkpoint,
+    select_device,
+)
+from ames.workflows.common import (
+    MODELS,
+    WithExpertOutputs,
+    build_experts,
+    load_graph,
+    load_trained_experts,
+    precompute_expert_outputs,
+    run_fingerprint,
+    score_split,
+    train_config,
+)
+
+log = logging.getLogger("ames.model")
+
+STAGE2_CHECKPOINT = "v7_ames_stage2_best.pt"
+FINAL_CHECKPOINT = "v7_ames_final_best.pt"
+MODEL_SECTIONS = ["seed", "features", "train", "expert1", "expert2", "expert3", "gating", "meta"]
+
+
+def static_fields(run: RunInputs) -> StaticFields:
+    stats = run.masks.stats
+    return StaticFields.from_masks(
+        run.masks.context,
+        stats["context_mean"],
+        stats["context_std"],
+        run.masks.valid,
+        run.zones["high"],
+    )
+
+
+def assemble_model(
+    params: Mapping[str, Any], run: RunInputs, experts: list[torch.nn.Module]
+) -> AMESModel:
+    zones = params["zones"]
+    return build_ames_model(
+        experts,
+        run.transform,
+        static_fields(run),
+        params["gating"],
+        params["meta"],
+        run.horizon,
+        high_min_m=zones["high_min_m"],
+        low_max_m=zones["low_max_m"],
+    )
+
+
+def load_ames_model(
+    params: Mapping[str, Any],
+    run: RunInputs,
+    graph: GridGraph,
+    checkpoint: Path,
+    stage: str,
+) -> AMESModel:
+    """Rebuild AMES from params and load a stage-2 or final checkpoint into it."""
+    model = assemble_model(params, run, build_experts(params, run, graph))
+    load_state_dict_checked(model, checkpoint, stage=stage)
+    return model
+
+
+def physics_context(run: RunInputs) -> PhysicsContext:
+    return PhysicsContext.from_statics(static_fields(run), float(run.masks.stats["precip_mean"]))
+
+
+def loss_fn(stage_loss_cfg: Mapping[str, Any], physics: PhysicsContext):
+    def compute(model: AMESModel, batch: dict[str, Tensor]):
+        loss, parts = ames_loss(model(batch), batch, stage_loss_cfg, physics)
+        parts["alpha"] = float(model.gating.alpha)
+        return loss, parts
+
+    return compute
+
+
+@torch.no_grad()
+def mean_routing(model: AMESModel, run: RunInputs, split: str) -> np.ndarray:
+    """Routing weights ``[3, lat, lon]`` averaged over the split's forecast origins."""
+    model.eval()
+    months = torch.as_tensor(run.inputs.months[np.asarray(run.masks.split[split])])
+    device = next(model.gating.buffers()).device
+    return model.gating(months.to(device)).mean(dim=0).cpu().numpy()
+
+
+def model_summary(
+    model: AMESModel,
+    run: RunInputs,
+    result: TrainResult | None,
+    batch_size: int,
+    routing_plot: Path | None = None,
+) -> dict[str, Any]:
+    """Metrics shared by the gating and finetune stages (validation, mm/month)."""
+    device = next(model.parameters()).device
+    model.eval()
+    scores, _ = score_split(lambda b: model(b)["pred_mm"], run, "val", batch_size, device)
+    routing = mean_routing(model, run, "val")
+    elevation = run.masks.context[..., 0]
+    if routing_plot is not None:
+        alpha = float(model.gating.alpha)
+        title = f"Routing weights vs elevation (validation mean, alpha = {alpha:.2f})"
+        plot_routing_vs_elevation(routing, elevation, run.masks.valid, routing_plot, title)
+    summary: dict[str, Any] = {
+        "alpha": float(model.gating.alpha),
+        "routing_by_band": routing_by_band(routing, elevation, run.masks.valid),
+        "val": {"overall": scores["overall"], "by_zone": scores["by_zone"]},
+        "n_params": model.count_parameters_by_component(),
+        "n_params_trainable": count_parameters(model, trainable_only=True),
+    }
+    if result is not None:
+        summary.update(
+            best_epoch=result.best_epoch,
+            epochs_run=result.epochs_run,
+            best_val_loss=result.best_val_loss,
+            train_time_s=round(result.time_s, 1),
+            alpha_by_epoch=[round(row["train/alpha"], 5) for row in result.history],
+        )
+    return summary
+
+
+def train_gating(
+    params: Mapping[str, Any],
+    *,
+    models_dir: Path = MODELS,
+    live_dir: Path | None = None,
+    dataset: Path = DATASET,
+    masks_dir: Path = MASKS,
+    checkpoint_name: str = STAGE2_CHECKPOINT,
+    state_name: str = "gating",
+    routing_plot: Path | None = None,
+) -> tuple[AMESModel, dict[str, Any]]:
+    """Stage 2: experts frozen (their outputs computed once), only the gating trains."""
+    start = time.perf_counter()
+    run = load_run_inputs(params, dataset, masks_dir)
+    graph = load_graph(run, masks_dir)
+    model = assemble_model(params, run, load_trained_experts(params, run, graph, models_dir))
+    model.freeze_experts()
+    cfg = train_config(params, "gating")
+    device = select_device(cfg.device)
+    model.to(device)
+    best_path = models_dir / checkpoint_name
+    trainable = [p for p in model.gating_parameters() if p.requires_grad]
+    result = None
+    if trainable:
+        splits = {}
+        for split in ("train", "val"):
+            base = run.windows(split)
+            outputs = precompute_expert_outputs(list(model.experts), base, cfg.batch_size, device)
+            splits[split] = WithExpertOutputs(base, outputs)
+        result = fit(
+            model,
+            loss_fn(params["gating"]["loss"], physics_context(run)),
+            splits["train"],
+            splits["val"],
+            cfg,
+            best_path=best_path,
+            state_dir=models_dir / "state" / state_name,
+            live_dir=live_dir,
+            trainable=trainable,
+            desc="gating",
+            fingerprint=run_fingerprint(params, MODEL_SECTIONS, dataset, masks_dir),
+        )
+    else:
+        log.info("gating mode %r has nothing to train; saving it as is", params["gating"]["mode"])
+        save_checkpoint(best_path, model, {"epoch": 0, "note": "nothing to train"})
+    summary = model_summary(model, run, result, cfg.batch_size, routing_plot)
+    summary["time_s"] = round(time.perf_counter() - start, 1)
+    return model, summary
+
+
+def finetune(
+    params: Mapping[str, Any],
+    *,
+    models_dir: Path = MODELS,
+    live_dir: Path | None = None,
+    dataset: Path = DATASET,
+    masks_dir: Path = MASKS,
+    stage2_checkpoint: Path | None = None,
+    checkpoint_name: str = FINAL_CHECKPOINT,
+    state_name: str = "finetune",
+    routing_plot: Path | None = None,
+) -> tuple[AMESModel, dict[str, Any]]:
+    """Stage 3: everything trainable, lr = finetune.lr_scale × train.lr, physics losses on."""
+    start = time.perf_counter()
+    run = load_run_inputs(params, dataset, masks_dir)
+    graph = load_graph(run, masks_dir)
+    stage2 = stage2_checkpoint or models_dir / STAGE2_CHECKPOINT
+    model = load_ames_model(params, run, graph, stage2, stage="gating")
+    ft = params["finetune"]
+    cfg = train_config(params, "finetune", lr=float(ft["lr_scale"]) * float(params["train"]["lr"]))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    result = fit(
+        model,
+        loss_fn(ft["loss"], physics_context(run)),
+        run.windows("train"),
+        run.windows("val"),
+        cfg,
+        best_path=models_dir / checkpoint_name,
+        state_dir=models_dir / "state" / state_name,
+        live_dir=live_dir,
+        trainable=trainable,
+        desc="finetune",
+        fingerprint=run_fingerprint(
+            params, [*MODEL_SECTIONS, "finetune"], dataset, masks_dir, stage2
+        ),
+    )
+    summary = model_summary(model, run, result, cfg.batch_size, routing_plot)
+    summary.update(
+        orographic_enhancement=float(model.meta.orographic_enhancement),
+        rain_shadow_suppression=float(model.meta.rain_shadow_suppression),
+        loss_at_best_epoch=result.best_components,
+        lr=cfg.lr,
+        time_s=round(time.perf_counter() - start, 1),
+    )
+    return model, summary

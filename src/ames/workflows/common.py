@@ -1,0 +1,140 @@
+"""Pieces every training / evaluation workflow shares."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ames.config import derive_seed, params_hash
+from ames.evaluation.metrics import score_forecasts
+from ames.models.experts import build_expert
+from ames.models.graph import GridGraph, load_grid_graph
+from ames.run import MASKS, RunInputs, collect_forecasts
+from ames.training import TrainConfig, load_state_dict_checked
+from ames.windows import N_CHANNELS
+
+log = logging.getLogger("ames")
+
+MODELS = Path("models")
+EXPERT_IDS = (1, 2, 3)
+
+
+def expert_checkpoint(index: int, models_dir: Path = MODELS) -> Path:
+    return models_dir / f"expert{index}_best.pt"
+
+
+def file_digest(*paths: str | Path) -> str:
+    """sha256 over files (directories: every file inside, sorted), for fingerprints."""
+    digest = hashlib.sha256()
+    for path in map(Path, paths):
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def train_config(params: Mapping[str, Any], section: str, **overrides: Any) -> TrainConfig:
+    """Shared ``train`` defaults + the section's ``training`` keys; a seed per section."""
+    values = {**params["train"], **params[section]["training"], **overrides}
+    values["seed"] = derive_seed(params["seed"], section, "training")
+    return TrainConfig.from_dict(values, source=f"params.yaml ({section}.training)")
+
+
+def run_fingerprint(params: Mapping[str, Any], sections: list[str], *data: str | Path) -> str:
+    chosen = {key: params.get(key) for key in sections}
+    return f"{params_hash(chosen)}-{file_digest(*data)}"
+
+
+def load_graph(run: RunInputs, masks_dir: Path = MASKS) -> GridGraph:
+    return load_grid_graph(masks_dir / "graph.npz", run.masks.valid.shape)
+
+
+def build_experts(params: Mapping[str, Any], run: RunInputs, graph: GridGraph) -> list[nn.Module]:
+    """The three experts with their params-defined architecture (untrained)."""
+    experts = []
+    for index in EXPERT_IDS:
+        torch.manual_seed(derive_seed(params["seed"], f"expert{index}", "init"))
+        experts.append(
+            build_expert(
+                index,
+                params[f"expert{index}"]["model"],
+                n_features=N_CHANNELS,
+                window=run.window,
+                horizon=run.horizon,
+                graph=graph,
+            )
+        )
+    return experts
+
+
+def load_trained_experts(
+    params: Mapping[str, Any], run: RunInputs, graph: GridGraph, models_dir: Path = MODELS
+) -> list[nn.Module]:
+    experts = build_experts(params, run, graph)
+    for index, expert in zip(EXPERT_IDS, experts, strict=True):
+        load_state_dict_checked(
+            expert, expert_checkpoint(index, models_dir), stage=f"expert@{index}"
+        )
+    return experts
+
+
+def score_split(
+    forecast_mm: Any, run: RunInputs, split: str, batch_size: int, device: torch.device
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Forecasts of one split through the shared metric code (mm/month)."""
+    forecasts = collect_forecasts(
+        forecast_mm, run.windows(split), run.masks.stats["clim_mean"], batch_size, device
+    )
+    scores = score_forecasts(forecasts["pred"], forecasts["obs"], forecasts["clim"], run.zones)
+    return scores, forecasts
+
+
+def expert_forecast_mm(expert: nn.Module, run: RunInputs):
+    """mm/month forecast of one expert; negative amounts are clipped to 0 (precipitation ≥ 0)."""
+    transform = run.transform
+
+    def forecast(batch: dict[str, Tensor]) -> Tensor:
+        return transform.to_mm(expert(batch["x"]), batch["target_month"]).clamp_min(0.0)
+
+    return forecast
+
+
+class WithExpertOutputs(Dataset):
+    """A window dataset plus the frozen experts' outputs, computed once and kept in memory."""
+
+    def __init__(self, base: Dataset, experts: Tensor) -> None:
+        self.base = base
+        self.experts = experts
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        item = dict(self.base[index])
+        item["experts"] = self.experts[index]
+        return item
+
+
+@torch.no_grad()
+def precompute_expert_outputs(
+    experts: list[nn.Module], dataset: Dataset, batch_size: int, device: torch.device
+) -> Tensor:
+    """``[S, 3, H, lat, lon]`` outputs (transformed units) of frozen experts, on the CPU."""
+    from torch.utils.data import DataLoader
+
+    outputs = []
+    for expert in experts:
+        expert.eval().to(device)
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x = batch["x"].to(device)
+        outputs.append(torch.stack([e(x) for e in experts], dim=1).float().cpu())
+    return torch.cat(outputs)

@@ -1,0 +1,87 @@
+"""Stage 1: train one elevation expert on the whole grid, loss masked to its zone."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ames.models.experts import zone_masked_mse
+from ames.run import DATASET, MASKS, load_run_inputs
+from ames.training import count_parameters, fit, select_device
+from ames.workflows.common import (
+    MODELS,
+    build_experts,
+    expert_checkpoint,
+    expert_forecast_mm,
+    load_graph,
+    run_fingerprint,
+    score_split,
+    train_config,
+)
+
+log = logging.getLogger("ames.expert")
+
+
+def train_expert(
+    params: dict[str, Any],
+    index: int,
+    *,
+    models_dir: Path = MODELS,
+    live_dir: Path | None = None,
+    dataset: Path = DATASET,
+    masks_dir: Path = MASKS,
+) -> dict[str, Any]:
+    """Train expert ``index`` and return its metrics (validation scores in mm/month)."""
+    start = time.perf_counter()
+    section = f"expert{index}"
+    zone = params[section]["zone"]
+    run = load_run_inputs(params, dataset, masks_dir)
+    if zone not in run.zones:
+        raise ValueError(f"params.yaml ({section}.zone): unknown zone {zone!r}")
+    graph = load_graph(run, masks_dir)
+    model = build_experts(params, run, graph)[index - 1]
+    zone_mask = torch.from_numpy(run.zones[zone])
+    cfg = train_config(params, section)
+
+    def compute_loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        loss = zone_masked_mse(net(batch["x"]), batch["y"], zone_mask)
+        return loss, {"mse": loss.item()}
+
+    log.info("%s (%s zone): %d parameters", section, zone, count_parameters(model))
+    result = fit(
+        model,
+        compute_loss,
+        run.windows("train"),
+        run.windows("val"),
+        cfg,
+        best_path=expert_checkpoint(index, models_dir),
+        state_dir=models_dir / "state" / section,
+        live_dir=live_dir,
+        desc=section,
+        fingerprint=run_fingerprint(
+            params, ["seed", "features", "train", section], dataset, masks_dir
+        ),
+    )
+    device = select_device(cfg.device)
+    model.eval()
+    scores, _ = score_split(expert_forecast_mm(model, run), run, "val", cfg.batch_size, device)
+    return {
+        "zone": zone,
+        "n_params": count_parameters(model),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "best_val_loss": result.best_val_loss,
+        "train_time_s": round(result.time_s, 1),
+        "time_s": round(time.perf_counter() - start, 1),
+        "device": str(device),
+        "val": {
+            "in_zone": scores["by_zone"][zone],
+            "by_zone": scores["by_zone"],
+            "overall": scores["overall"],
+        },
+    }

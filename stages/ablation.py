@@ -1,0 +1,33 @@
+"""DVC stage `ablation@<name>`: one ablation of SPEC §4.6, scored on the test split."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ames.config import load_params
+from ames.io import write_json
+from ames.workflows.ablation import run_ablation
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    result = run_ablation(load_params(args.params), args.name)
+    write_json(f"metrics/ablations/{args.name}.json", result)
+    overall = result["test"]["overall"]
+    logging.getLogger("ames.ablation").info(
+        "%s: test pooled R2 %.3f, RMSE %.1f mm/month, MSESS %.3f (%.0f s)",
+        args.name,
+        overall["pooled_r2"],
+        overall["rmse"],
+        overall["msess"],
+        result["time_s"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""DVC stage `evaluate`: test-split scores of the model, experts, baselines and oracle."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from ames.config import load_params
+from ames.data.netcdf import write_netcdf
+from ames.io import write_json
+from ames.plotting.evaluation import (
+    plot_maps,
+    plot_obs_vs_forecast_by_zone,
+    plot_skill_by_lead,
+    skill_by_lead_table,
+)
+from ames.run import load_run_inputs
+from ames.training import select_device
+from ames.workflows.ames_model import FINAL_CHECKPOINT, load_ames_model
+from ames.workflows.common import MODELS, load_graph
+from ames.workflows.evaluate import (
+    baseline_forecasts,
+    hindcast_dataset,
+    maps_for,
+    model_test_forecasts,
+    oracle_forecasts,
+    score_all,
+)
+
+log = logging.getLogger("ames.evaluate")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--oracle", default="data/processed/oracle.nc")
+    parser.add_argument("--plots", default="plots/evaluate")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    start = time.perf_counter()
+    params = load_params(args.params)
+    run = load_run_inputs(params)
+    device = select_device(params["train"]["device"])
+    model = load_ames_model(
+        params, run, load_graph(run), MODELS / FINAL_CHECKPOINT, stage="finetune"
+    ).to(device)
+    forecasts = model_test_forecasts(model, run, params["train"]["batch_size"])
+    split = params["split"]
+    baselines = baseline_forecasts(
+        run, forecasts["origin"], split["test_months"], split["val_months"]
+    )
+    oracle = oracle_forecasts(Path(args.oracle), run, forecasts["origin"])
+    report = score_all(forecasts, baselines, oracle, run.zones)
+    report["n_test_origins"] = int(len(forecasts["origin"]))
+    report["time_s"] = round(time.perf_counter() - start, 1)
+    write_json("metrics/test.json", report)
+
+    write_netcdf(
+        hindcast_dataset(forecasts, run, {"source": "AMES evaluate stage", "split": "test"}),
+        "predictions/hindcast_test.nc",
+    )
+    plots = Path(args.plots)
+    by_lead = {"AMES": report["model"], **report["baselines"]}
+    if "oracle" in report:
+        by_lead["oracle"] = report["oracle"]
+    for metric in ("msess", "rmse"):
+        plot_skill_by_lead(by_lead, metric, plots / f"skill_by_lead_{metric}.png")
+        write_json(
+            plots / f"skill_by_lead_{metric}.json", {"rows": skill_by_lead_table(by_lead, metric)}
+        )
+    maps = maps_for(forecasts, run)
+    plot_maps(
+        maps,
+        run.data.lat,
+        run.data.lon,
+        plots / "test_maps.png",
+        titles={"rmse": "Test RMSE (mm/month)", "msess": "Test MSESS vs climatology"},
+    )
+    plot_obs_vs_forecast_by_zone(
+        forecasts["pred"], forecasts["obs"], run.zones, plots / "obs_vs_forecast.png"
+    )
+    overall = report["model"]["overall"]
+    log.info(
+        "test: pooled R2 %.3f, RMSE %.1f mm/month, MSESS %.3f; beats %s",
+        overall["pooled_r2"],
+        overall["rmse"],
+        overall["msess"],
+        report["beats"],
+    )
+
+
+if __name__ == "__main__":
+    main()

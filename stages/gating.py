@@ -1,0 +1,37 @@
+"""DVC stage `gating`: physics-guided gating on frozen experts (SPEC §4.3, §4.5 stage 2)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ames.config import load_params
+from ames.io import write_json
+from ames.workflows.ames_model import train_gating
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    params = load_params(args.params)
+    _, metrics = train_gating(
+        params,
+        live_dir=Path("metrics/live/gating"),
+        routing_plot=Path("plots/gating/routing_vs_elevation.png"),
+    )
+    write_json("metrics/gating.json", metrics)
+    overall = metrics["val"]["overall"]
+    logging.getLogger("ames.gating").info(
+        "alpha %.3f; validation pooled R2 %.3f, MSESS %.3f (%.0f s)",
+        metrics["alpha"],
+        overall["pooled_r2"],
+        overall["msess"],
+        metrics["time_s"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""DVC stage `inference`: forecast the 12 months after the last month of a dataset.
+
+Default (the pipeline stage): forecasts from ``data/processed/dataset.nc`` with the final
+model. Any other file in the SPEC §2.1 schema on the training grid works too, without
+retraining, e.g. ``python stages/inference.py --dataset my_new_data.nc --out
+predictions/my_forecast.nc`` (writes ``predictions/my_forecast_metadata.json`` and
+``plots/inference/my_forecast_maps.png`` beside it unless --metadata / --plot say otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ames.config import load_params
+from ames.data.netcdf import write_netcdf
+from ames.io import write_json
+from ames.run import DATASET, MASKS
+from ames.workflows.inference import (
+    CHECKPOINT,
+    FORECAST,
+    companion_paths,
+    forecast_from_dataset,
+    forecast_metadata,
+    plot_forecast,
+)
+
+log = logging.getLogger("ames.inference")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--params", default="params.yaml", help="the params the model was trained with"
+    )
+    parser.add_argument("--dataset", default=str(DATASET), help="NetCDF in the SPEC §2.1 schema")
+    parser.add_argument("--checkpoint", default=str(CHECKPOINT))
+    parser.add_argument("--masks", default=str(MASKS), help="masks outputs of the training run")
+    parser.add_argument("--out", default=str(FORECAST))
+    parser.add_argument(
+        "--metadata",
+        default=None,
+        help="default: predictions/metadata.json, or <out stem>_metadata.json for another --out",
+    )
+    parser.add_argument("--plot", default=None, help="default: plots/inference/<out stem>_maps.png")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    params = load_params(args.params)
+    forecast = forecast_from_dataset(
+        params, args.dataset, checkpoint=args.checkpoint, masks_dir=args.masks
+    )
+    metadata_path, plot_path = companion_paths(args.out, args.metadata, args.plot)
+    write_netcdf(forecast, args.out)
+    metadata = forecast_metadata(
+        forecast, params, dataset_path=args.dataset, checkpoint=args.checkpoint
+    )
+    write_json(metadata_path, metadata)
+    plot_forecast(forecast, plot_path)
+    log.info(
+        "forecast %s -> %s written to %s (%s, %s)",
+        metadata["target_months"][0],
+        metadata["target_months"][-1],
+        args.out,
+        metadata_path,
+        plot_path,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""DVC stage `expert@N`: train one elevation expert (SPEC §4.2, §4.5 stage 1)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ames.config import load_params
+from ames.io import write_json
+from ames.workflows.expert import train_expert
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--expert", type=int, choices=(1, 2, 3), required=True)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    params = load_params(args.params)
+    metrics = train_expert(params, args.expert, live_dir=Path(f"metrics/live/expert{args.expert}"))
+    write_json(f"metrics/expert{args.expert}.json", metrics)
+    in_zone = metrics["val"]["in_zone"]
+    logging.getLogger("ames.expert").info(
+        "expert%d: in-zone validation MSESS %.3f, RMSE %.1f mm/month (%s s)",
+        args.expert,
+        in_zone["msess"],
+        in_zone["rmse"],
+        metrics["time_s"],
+    )
+
+
+if __name__ == "__main__":
+    main()

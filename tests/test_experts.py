@@ -1,0 +1,294 @@
+"""Experts, the grid graph and the zone-masked loss, on small grids (fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch_geometric.nn import GATConv
+
+from ames.config import ConfigError
+from ames.models.experts import (
+    GraphAttention,
+    build_expert,
+    count_parameters,
+    zone_masked_mse,
+)
+from ames.models.graph import GridGraph, load_grid_graph, synthetic_grid_graph
+from ames.windows import N_CHANNELS as N_FEATURES
+from ames.windows import N_CONTEXT
+
+HORIZON = 12
+
+# SPEC §4.2 paper profile (W = 60) and its target parameter counts
+PAPER_WINDOW = 60
+PAPER = {
+    1: {
+        "lstm_hidden": 64,
+        "lstm_layers": 2,
+        "gat_hidden": 64,
+        "gat_layers": 3,
+        "gat_heads": 4,
+        "attention_heads": 4,
+        "temporal_patch": 1,
+        "dropout": 0.1,
+    },
+    2: {
+        "hidden": [64, 64],
+        "kernel_size": 3,
+        "recurrent_conv": "separable",
+        "temporal_patch": 1,
+        "dropout": 0.1,
+    },
+    3: {
+        "recent_months": None,
+        "encoder_hidden": 144,
+        "conv_hidden": 32,
+        "conv_layers": 2,
+        "kernel_size": 3,
+        "gat_hidden": 32,
+        "gat_heads": 4,
+        "dropout": 0.1,
+    },
+}
+PAPER_TARGET = {1: 64_000, 2: 180_000, 3: 90_000}
+
+# the CPU default profile (W = 12)
+DEFAULT_WINDOW = 12
+DEFAULT = {
+    1: {**PAPER[1], "lstm_hidden": 16, "lstm_layers": 1, "gat_hidden": 16, "temporal_patch": 6},
+    2: {**PAPER[2], "hidden": [16, 16], "temporal_patch": 4},
+    3: {**PAPER[3], "encoder_hidden": 32, "gat_hidden": 16},
+}
+for _cfg in DEFAULT.values():
+    _cfg["dropout"] = 0.0
+
+
+def small_valid() -> np.ndarray:
+    valid = np.ones((6, 7), dtype=bool)
+    valid[0, :3] = False
+    valid[4, 5] = False
+    valid[5, 6] = False
+    return valid
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Tiny tensors gain nothing from threads, and on a busy 2-core machine OpenMP
+    barriers between two threads can make these tests ~100× slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def graph() -> GridGraph:
+    return synthetic_grid_graph(small_valid(), n_neighbors=6, seed=1)
+
+
+def make_expert(index: int, graph: GridGraph, cfg: dict | None = None, window: int = 12):
+    torch.manual_seed(index)
+    return build_expert(
+        index,
+        DEFAULT[index] if cfg is None else cfg,
+        n_features=N_FEATURES,
+        window=window,
+        horizon=HORIZON,
+        graph=graph,
+    )
+
+
+def inputs(batch: int, window: int, grid: tuple[int, int], seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, window, N_FEATURES, *grid, generator=gen)
+    x[:, :, -N_CONTEXT:] = x[:, -1:, -N_CONTEXT:]  # context is constant over the window
+    return x
+
+
+# ------------------------------------------------------------------------------------ graph
+
+
+def test_gather_scatter_round_trip_zeroes_invalid_cells(graph: GridGraph) -> None:
+    valid = torch.from_numpy(small_valid())
+    grid = torch.randn(2, 3, 6, 7)
+    nodes = graph.gather_nodes(grid)
+    assert nodes.shape == (2, int(valid.sum()), 3)
+    back = graph.scatter_nodes(nodes)
+    assert torch.equal(back[..., valid], grid[..., valid])
+    assert torch.equal(back[..., ~valid], torch.zeros_like(grid[..., ~valid]))
+    assert torch.equal(graph.valid_mask(), valid)
+
+
+def test_batched_edges_are_block_diagonal_and_cached(graph: GridGraph) -> None:
+    edges, weight = graph.batched_edges(3)
+    n, e = graph.n_nodes, graph.n_edges
+    assert edges.shape == (2, 3 * e) and weight.shape == (3 * e,)
+    for b in range(3):
+        block = edges[:, b * e : (b + 1) * e]
+        assert torch.equal(block, graph.edge_index + b * n)
+        assert torch.equal(weight[b * e : (b + 1) * e], graph.edge_weight)
+    assert graph.batched_edges(3)[0] is edges
+
+
+def test_load_grid_graph_reads_npz_and_rejects_bad_weights(tmp_path, graph: GridGraph) -> None:
+    path = tmp_path / "graph.npz"
+    arrays = {
+        "node_index": graph.node_index.numpy(),
+        "edge_index": graph.edge_index.numpy(),
+        "edge_weight": graph.edge_weight.numpy(),
+    }
+    np.savez(path, **arrays)
+    loaded = load_grid_graph(path, (6, 7))
+    assert torch.equal(loaded.neighbors, graph.neighbors)
+    assert loaded.state_dict() == {}  # the graph never goes into checkpoints
+
+    np.savez(path, **{**arrays, "edge_weight": arrays["edge_weight"] + 1.5})
+    with pytest.raises(ValueError, match="edge_weight"):
+        load_grid_graph(path, (6, 7))
+    with pytest.raises(ValueError, match="grid"):
+        load_grid_graph(tmp_path / "graph.npz", (3, 3))
+
+
+def test_graph_attention_matches_torch_geometric_gatconv() -> None:
+    # uneven in-degrees (node 5 has none) exercise the padded neighbour table
+    edge_index = torch.tensor([[1, 2, 3, 4, 0, 2, 4, 1, 5, 0], [0, 0, 0, 0, 1, 1, 2, 3, 3, 4]])
+    edge_weight = torch.tensor([0.1, 0.9, 0.5, 0.0, 1.0, 0.3, 0.7, 0.2, 0.6, 0.4])
+    graph = GridGraph(torch.arange(6), edge_index, edge_weight, grid_shape=(2, 3))
+    torch.manual_seed(0)
+    ours = GraphAttention(5, 8, heads=4)
+    with torch.no_grad():
+        ours.att_edge.normal_()
+        ours.bias.normal_()
+    reference = GATConv(5, 2, heads=4, edge_dim=1, add_self_loops=False)
+    with torch.no_grad():
+        reference.lin.weight.copy_(ours.lin.weight)
+        reference.att_src.copy_(ours.att_src[None])
+        reference.att_dst.copy_(ours.att_dst[None])
+        reference.bias.copy_(ours.bias)
+        reference.lin_edge.weight.copy_(ours.att_edge.repeat_interleave(2)[:, None])
+        reference.att_edge.fill_(0.5)  # sum over the 2 channels × 0.5 = att_edge per head
+
+    x = torch.randn(6, 3, 5)  # node-major [N, B, F]
+    loops = torch.arange(6).repeat(2, 1)
+    full_edges = torch.cat([edge_index, loops], dim=1)
+    full_weight = torch.cat([edge_weight, torch.ones(6)])
+    batched = GridGraph(torch.arange(6), full_edges, full_weight, (2, 3))
+    edges, weight = batched.batched_edges(3)
+    expected = reference(x.transpose(0, 1).reshape(18, 5), edges, weight[:, None])
+    got = ours(x, graph).transpose(0, 1).reshape(18, 8)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------- experts
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_expert_outputs_whole_grid_finite(index: int, graph: GridGraph) -> None:
+    model = make_expert(index, graph)
+    x = inputs(3, DEFAULT_WINDOW, (6, 7))
+    x[..., ~torch.from_numpy(small_valid())] = 0.0
+    out = model(x)
+    assert out.shape == (3, HORIZON, 6, 7)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_paper_parameter_counts_within_30_percent(index: int) -> None:
+    counts = []
+    for shape in [(6, 7), (9, 5)]:
+        valid = np.ones(shape, dtype=bool)
+        small_graph = synthetic_grid_graph(valid, n_neighbors=8, seed=0)
+        model = make_expert(index, small_graph, PAPER[index], window=PAPER_WINDOW)
+        counts.append(count_parameters(model))
+    assert counts[0] == counts[1], "parameter count must not depend on the grid"
+    target = PAPER_TARGET[index]
+    assert 0.7 * target <= counts[0] <= 1.3 * target, (index, counts[0])
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_expert_overfits_a_tiny_batch(index: int, graph: GridGraph) -> None:
+    model = make_expert(index, graph)
+    x = inputs(2, DEFAULT_WINDOW, (6, 7), seed=3)
+    gen = torch.Generator().manual_seed(4)
+    y = torch.randn(2, HORIZON, 6, 7, generator=gen)
+    zone = torch.from_numpy(small_valid())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = zone_masked_mse(model(x), y, zone).item()
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss = zone_masked_mse(model(x), y, zone)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < first / 10, (first, loss.item())
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_expert_is_deterministic_on_cpu(index: int, graph: GridGraph) -> None:
+    x = inputs(2, DEFAULT_WINDOW, (6, 7))
+    results = []
+    for _ in range(2):
+        model = make_expert(index, graph, {**DEFAULT[index], "dropout": 0.2})
+        torch.manual_seed(7)
+        out = model(x)
+        out.square().sum().backward()
+        results.append((out, [p.grad.clone() for p in model.parameters()]))
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_expert_runs_under_autocast(index: int, graph: GridGraph) -> None:
+    model = make_expert(index, graph)
+    x = inputs(2, DEFAULT_WINDOW, (6, 7))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    loss = zone_masked_mse(out, torch.zeros(2, HORIZON, 6, 7), torch.ones(6, 7, dtype=bool))
+    loss.backward()
+    assert torch.isfinite(out.float()).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_build_expert_reports_missing_keys_and_ignores_training_keys(graph: GridGraph) -> None:
+    cfg = {**DEFAULT[2], "epochs": 20, "lr": 1e-3}
+    assert isinstance(make_expert(2, graph, cfg), torch.nn.Module)
+    broken = {k: v for k, v in DEFAULT[1].items() if k != "gat_heads"}
+    with pytest.raises(ConfigError, match="expert1.*gat_heads"):
+        make_expert(1, graph, broken)
+    with pytest.raises(ConfigError, match="temporal_patch=5"):
+        make_expert(2, graph, {**DEFAULT[2], "temporal_patch": 5})
+    with pytest.raises(ConfigError, match="recent_months"):
+        make_expert(3, graph, {**DEFAULT[3], "recent_months": 13})
+    with pytest.raises(ValueError, match="1, 2 or 3"):
+        make_expert(4, graph, DEFAULT[1])
+
+
+# ------------------------------------------------------------------------------------- loss
+
+
+def test_zone_masked_mse_ignores_out_of_zone_and_nan_targets() -> None:
+    zone = torch.zeros(3, 4, dtype=torch.bool)
+    zone[:2, :2] = True
+    pred = torch.randn(2, 5, 3, 4, requires_grad=True)
+    target = torch.randn(2, 5, 3, 4)
+    target[0, 0, 0, 0] = float("nan")  # in zone, but no observation
+    target[:, :, 2, 3] = float("nan")  # out of zone and invalid
+    loss = zone_masked_mse(pred, target, zone)
+    loss.backward()
+
+    use = zone.expand_as(target) & torch.isfinite(target)
+    expected = (pred.detach()[use] - target[use]).square().mean()
+    torch.testing.assert_close(loss.detach(), expected)
+    assert torch.isfinite(pred.grad).all()
+    assert (pred.grad[~use] == 0).all()
+    assert (pred.grad[use] != 0).all()
+
+
+def test_zone_masked_mse_of_an_empty_zone_is_zero_with_zero_gradient() -> None:
+    pred = torch.randn(1, 2, 3, 4, requires_grad=True)
+    loss = zone_masked_mse(pred, torch.randn(1, 2, 3, 4), torch.zeros(3, 4, dtype=torch.bool))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert (pred.grad == 0).all()

@@ -1,0 +1,105 @@
+"""End-to-end: the whole `dvc repro` (ablations and inference included) on a tiny config."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from pipeline_repo import dvc, make_tiny_repo
+
+pytestmark = pytest.mark.slow
+
+QUICK = {"epochs": 1, "patience": 1}
+TINY_MODELS = {
+    "train": {"batch_size": 4, "device": "cpu"},
+    "expert1": {
+        "model": {"lstm_hidden": 8, "gat_hidden": 8, "temporal_patch": 3},
+        "training": QUICK,
+    },
+    "expert2": {"model": {"hidden": [4, 4], "temporal_patch": 3}, "training": QUICK},
+    "expert3": {
+        "model": {"encoder_hidden": 8, "conv_hidden": 8, "gat_hidden": 8},
+        "training": QUICK,
+    },
+    "gating": {"training": QUICK},
+    "finetune": {"training": QUICK},
+}
+ABLATIONS = {
+    "no_physics_priors",
+    "no_meta_learner",
+    "single_expert",
+    "no_physics_loss",
+    "equal_weighting",
+}
+
+
+def _json(repo, rel):
+    return json.loads((repo / rel).read_text())
+
+
+def test_whole_pipeline_on_a_tiny_config(tmp_path):
+    repo = make_tiny_repo(tmp_path / "repo", TINY_MODELS)
+    dvc(repo, "repro", timeout=1500)
+
+    for n in (1, 2, 3):
+        expert = _json(repo, f"metrics/expert{n}.json")
+        assert {"n_params", "best_epoch", "time_s"} <= set(expert)
+        assert set(expert["val"]["by_zone"]) == {"high", "medium", "low"}
+        assert {"rmse", "mae", "pooled_r2", "msess"} <= set(expert["val"]["in_zone"])
+        assert (repo / f"metrics/live/expert{n}/metrics.json").exists()
+
+    gating = _json(repo, "metrics/gating.json")
+    assert 0 < gating["alpha"] < 1
+    assert set(gating["routing_by_band"]) == {
+        "gt3500",
+        "3000_3500",
+        "2500_3000",
+        "2000_2500",
+        "1500_2000",
+        "lt1500",
+    }
+    finetune = _json(repo, "metrics/finetune.json")
+    for key in (
+        "alpha",
+        "orographic_enhancement",
+        "rain_shadow_suppression",
+        "loss_at_best_epoch",
+        "routing_by_band",
+        "val",
+        "n_params",
+    ):
+        assert key in finetune
+    assert {"mse", "l_mass", "l_oro"} <= set(finetune["loss_at_best_epoch"])
+
+    test = _json(repo, "metrics/test.json")
+    assert set(test["baselines"]) == {
+        "climatology",
+        "seasonal_naive",
+        "persistence",
+        "damped_persistence",
+    }
+    assert set(test["experts"]) == {"expert1", "expert2", "expert3"}
+    assert len(test["model"]["by_lead"]) == 12
+    assert abs(test["baselines"]["climatology"]["overall"]["msess"]) < 1e-9
+    assert "oracle" in test and "overall" in test["skill_captured"]
+    for section in ("overall", "by_zone", "by_lead"):
+        assert section in test["model"]
+
+    table = _json(repo, "metrics/ablations.json")
+    assert set(table) == ABLATIONS | {"full_model"}
+    for name in ABLATIONS:
+        assert {"delta_pooled_r2", "delta_rmse"} <= set(table[name])
+
+    with xr.open_dataset(repo / "predictions/forecast.nc") as fc:
+        assert fc.sizes["time"] == 12
+        precip = fc["precip"].values
+        assert np.nanmin(precip) >= 0
+    with xr.open_dataset(repo / "predictions/hindcast_test.nc") as hc:
+        assert {"origin", "lead"} <= set(hc.dims)
+    meta = _json(repo, "predictions/metadata.json")
+    assert {"origin_month", "checkpoint_sha256", "params_sha256", "data_sha256"} <= set(meta)
+
+    status = dvc(repo, "status")
+    assert "changed" not in status.stdout
