@@ -95,7 +95,12 @@ def main() -> None:
             window + horizon * 3,
             window + horizon + split_cfg["test_months"] + split_cfg["val_months"],
         )
-        ds = load_user_data(data_cfg["files"], data_cfg["bbox"], min_months=min_months)
+        ds = load_user_data(
+            data_cfg["files"],
+            data_cfg["bbox"],
+            min_months=min_months,
+            holdout_months=split_cfg["test_months"] + split_cfg["val_months"],
+        )
         oracle = empty_oracle("observed data: the optimal forecast is unknown")
     else:
         raise SystemExit(

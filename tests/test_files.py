@@ -300,6 +300,22 @@ def test_fill_missing_climatology_uses_the_cells_calendar_month_mean(tmp_path: P
     assert ds.attrs["fill_missing"] == "climatology"
 
 
+def test_fill_missing_climatology_ignores_the_holdout_months(tmp_path: Path) -> None:
+    source = precip_ds()
+    cell = dict(latitude=4.5, longitude=-74.5)
+    series = source["precip"].sel(**cell).values.astype(np.float64)
+    source["precip"].loc[dict(time="2001-03-01", **cell)] = np.nan
+    cfg = {
+        "precip_path": str(write(source, tmp_path / "p.nc")),
+        "dem_path": str(write(dem_ds(), tmp_path / "d.nc")),
+        "fill_missing": "climatology",
+    }
+    holdout = source.sizes["time"] - 24  # only 2000 and 2001 may inform the fill
+    ds = load_user_data(cfg, BOX, MIN_MONTHS, holdout_months=holdout)
+    filled = float(ds["precip"].sel(time="2001-03-01", **cell))
+    assert filled == pytest.approx(series[2], rel=1e-6)  # 2000-03 only, not 2002-03
+
+
 # ---------------------------------------------------------------------------- GeoTIFF
 
 

@@ -137,8 +137,12 @@ def load_user_data(
     bbox: Mapping[str, Any],
     min_months: int,
     root: Path = Path("."),
+    holdout_months: int = 0,
 ) -> xr.Dataset:
     """Read the user's precipitation NetCDF and DEM into a SPEC §2.1 dataset.
+
+    ``holdout_months`` (validation + test months, at the end of the record) are never used
+    to estimate anything: ``fill_missing: climatology`` averages the other months only.
 
     ``files_cfg`` is the ``data.files`` section (keys in :data:`FILES_DEFAULTS`), ``bbox``
     has ``lat_min``, ``lat_max``, ``lon_min``, ``lon_max`` in degrees, ``min_months`` is
@@ -154,7 +158,8 @@ def load_user_data(
     values = _to_mm_per_month(precip.values, precip.units, precip.months, cfg.precip_path)
     _check_finite_non_negative(values, precip, cfg.precip_path)
     valid = _require_valid_cells(values, cfg.precip_path, box)
-    values, n_filled = _handle_interior_nans(values, valid, precip, cfg)
+    fit = np.arange(values.shape[0]) < values.shape[0] - holdout_months
+    values, n_filled = _handle_interior_nans(values, valid, precip, cfg, fit)
     elevation, dem_var = _read_dem(cfg, precip.lat, precip.lon, valid, box)
     ds = _assemble(values, elevation, precip, cfg, box, dem_var, n_filled, files_cfg)
     validate_dataset(ds, str(cfg.precip_path))
@@ -412,7 +417,7 @@ def _require_valid_cells(values: np.ndarray, path: Path, box: BBox) -> np.ndarra
 
 
 def _handle_interior_nans(
-    values: np.ndarray, valid: np.ndarray, precip: _Precip, cfg: FilesConfig
+    values: np.ndarray, valid: np.ndarray, precip: _Precip, cfg: FilesConfig, fit: np.ndarray
 ) -> tuple[np.ndarray, int]:
     """Return ``values`` with NaNs inside valid cells filled (or raise) and the fill count."""
     interior = np.isnan(values) & valid[None]
@@ -428,15 +433,16 @@ def _handle_interior_nans(
             "correct the file, or set data.files.fill_missing: climatology to fill each with "
             "the cell's mean for that calendar month",
         )
-    filled = _fill_calendar_mean(values, precip.months % 12, interior)
+    filled = _fill_calendar_mean(values, precip.months % 12, interior, fit)
     left = np.isnan(filled) & valid[None]
     if left.any():
         raise DataError(
             cfg.precip_path,
-            f"{int(left.sum())} NaN values cannot be filled because their cell has no data for "
-            f"that calendar month (first at {first_location(left, **_precip_coords(precip))})",
+            f"{int(left.sum())} NaN values cannot be filled because their cell has no "
+            "training-period data for that calendar month "
+            f"(first at {first_location(left, **_precip_coords(precip))})",
             "correct the file; fill_missing: climatology needs at least one value per cell "
-            "and calendar month",
+            "and calendar month in the training period",
         )
     logger.warning(
         "%s: filled %d NaN values in %d cells with the cell's calendar-month mean "
@@ -448,22 +454,24 @@ def _handle_interior_nans(
     return filled, n_missing
 
 
-def _fill_calendar_mean(values: np.ndarray, months: np.ndarray, fill: np.ndarray) -> np.ndarray:
+def _fill_calendar_mean(
+    values: np.ndarray, months: np.ndarray, fill: np.ndarray, fit: np.ndarray
+) -> np.ndarray:
     """Replace ``values[fill]`` with the mean of the same cell and calendar month.
 
-    The mean is over every non-NaN month of the record (not only training months): a
-    documented choice that keeps the loader independent of the split.
+    The mean is over the non-NaN months marked by ``fit`` (the training period), so no
+    validation or test value leaks into the filled record.
     """
     out = values.copy()
     for m in range(12):
         sel = months == m
         if not sel.any():
             continue
-        block = values[sel]
+        block = np.where(fit[sel][:, None, None], values[sel], np.nan)
         count = np.sum(~np.isnan(block), axis=0)
         total = np.nansum(block, axis=0)
         mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-        out[sel] = np.where(fill[sel], mean[None], block)
+        out[sel] = np.where(fill[sel], mean[None], values[sel])
     return out
 
 

@@ -71,15 +71,30 @@ def _line_style(name: str) -> dict:
     return {"linestyle": "-", "linewidth": 2.5}
 
 
+SKILL_FLOOR = -0.25  # skill plots zoom on the range that separates useful forecasts
+
+
 def plot_skill_by_lead(results: dict[str, dict], metric: str, path: str | Path) -> Path:
-    """One line per forecast (model, experts, baselines, oracle) of ``metric`` against lead."""
+    """One line per forecast (model, experts, baselines, oracle) of ``metric`` against lead.
+
+    For skill scores the axis stops at ``SKILL_FLOOR``: a forecast far below it (persistence
+    at −5, say) would otherwise flatten every line near 0; its legend entry gives its range.
+    """
     rows = skill_by_lead_table(results, metric)
     leads = [row["lead"] for row in rows]
     fig = _new_figure(7, 4.5)
     ax = fig.add_subplot()
+    is_skill = metric in ("msess", "pooled_r2", "percell_r2")
     for name in results:
         values = [_as_float(row[name]) for row in rows]
-        ax.plot(leads, values, marker="o", markersize=3, label=name, **_line_style(name))
+        label = name
+        if is_skill and np.nanmin(values) < SKILL_FLOOR:
+            label = f"{name} (off scale: {np.nanmin(values):.2f}…{np.nanmax(values):.2f})"
+        ax.plot(leads, values, marker="o", markersize=3, label=label, **_line_style(name))
+    if is_skill:
+        top = max(np.nanmax([_as_float(row[n]) for row in rows for n in results]), 0.05)
+        ax.set_ylim(SKILL_FLOOR, top + 0.05)
+        ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xlabel("lead (months)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_xticks(leads)
