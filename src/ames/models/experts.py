@@ -15,23 +15,33 @@ function class and parameter count as feeding them every month.
 step with ``p`` times the dynamic channels. It is 1 in the paper profile; the CPU profile
 uses it because recurrent steps over 8 × 3965 cells dominate the cost of an epoch.
 
+``gat_impl`` (experts 1 and 3) picks the graph-attention layer: ``pyg`` is
+``torch_geometric.nn.GATConv`` over the graph's batched edge list, ``dense`` the same
+function on the padded neighbour table (:class:`GraphAttention`), faster on CPU. Their
+weights are laid out differently, so a checkpoint only loads into the ``gat_impl`` it was
+trained with.
+
 Paper-profile parameter counts (W = 60, C = 9 with 5 static, H = 12; they do not depend
-on the grid or the graph): expert 1 = 75,224 (SPEC ≈ 64 K, +18 %), expert 2 = 203,404
-(≈ 180 K, +13 %), expert 3 = 91,664 with ``encoder_hidden: 144`` (≈ 90 K, +2 %).
+on the grid or the graph), ``gat_impl: pyg`` (``dense``): expert 1 = 75,596 (75,224;
+SPEC ≈ 64 K, +18 %), expert 2 = 203,404 (≈ 180 K, +13 %), expert 3 = 91,724 (91,664)
+with ``encoder_hidden: 144`` (≈ 90 K, +2 %). GATConv projects the scalar edge weight to
+``heads × head_dim`` features and dots them with ``att_edge``; the dense layer holds the
+product, one coefficient per head.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric.nn import GATConv
 
 from ames.config import ConfigError
-from ames.models.graph import GridGraph
+from ames.models.graph import SELF_LOOP_WEIGHT, GridGraph
 from ames.windows import N_CONTEXT
 
 # ----------------------------------------------------------------------------------- config
@@ -39,7 +49,7 @@ from ames.windows import N_CONTEXT
 
 @dataclass(frozen=True)
 class GnnTatConfig:
-    """``expert1`` model keys."""
+    """``expert1`` model keys. ``gat_impl`` may be left out (``pyg``)."""
 
     lstm_hidden: int
     lstm_layers: int
@@ -49,6 +59,7 @@ class GnnTatConfig:
     attention_heads: int
     temporal_patch: int
     dropout: float
+    gat_impl: str = "pyg"
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,10 @@ class ConvLstmConfig:
 
 @dataclass(frozen=True)
 class HybridConfig:
-    """``expert3`` model keys. ``recent_months: null`` flattens the whole window."""
+    """``expert3`` model keys. ``recent_months: null`` flattens the whole window.
+
+    ``gat_impl`` may be left out (``pyg``).
+    """
 
     recent_months: int | None
     encoder_hidden: int
@@ -79,18 +93,21 @@ class HybridConfig:
     gat_hidden: int
     gat_heads: int
     dropout: float
+    gat_impl: str = "pyg"
 
 
 RECURRENT_CONVS = ("separable", "full")
+GAT_IMPLS = ("pyg", "dense")
 ConfigT = TypeVar("ConfigT", GnnTatConfig, ConvLstmConfig, HybridConfig)
 
 
 def _read_config(kind: type[ConfigT], cfg: dict[str, Any], section: str) -> ConfigT:
     """Pick the model keys of ``kind`` out of a params section (other keys are ignored)."""
-    missing = [f.name for f in fields(kind) if f.name not in cfg]
+    required = [f.name for f in fields(kind) if f.default is MISSING]
+    missing = [name for name in required if name not in cfg]
     if missing:
         raise ConfigError(f"params.yaml: {section} is missing model keys {missing}")
-    values = {f.name: cfg[f.name] for f in fields(kind)}
+    values = {f.name: cfg[f.name] for f in fields(kind) if f.name in cfg}
     if "hidden" in values:
         hidden = values["hidden"]
         values["hidden"] = tuple(hidden) if isinstance(hidden, list | tuple) else (hidden,)
@@ -110,6 +127,15 @@ def _check_sizes(
         values = values if isinstance(values, tuple) else (values,)
         _require(all(int(v) >= 1 for v in values), section, f"{name} must be ≥ 1")
     _require(0.0 <= cfg.dropout < 1.0, section, f"dropout must be in [0, 1), got {cfg.dropout}")
+
+
+def _check_gat(cfg: GnnTatConfig | HybridConfig, section: str) -> None:
+    _require(cfg.gat_hidden % cfg.gat_heads == 0, section, "gat_hidden % gat_heads must be 0")
+    _require(
+        cfg.gat_impl in GAT_IMPLS,
+        section,
+        f"gat_impl must be one of {GAT_IMPLS}, got {cfg.gat_impl!r}",
+    )
 
 
 def _check_patch(patch: int, window: int, section: str) -> None:
@@ -140,8 +166,39 @@ def patch_months(x: Tensor, patch: int) -> Tensor:
     return x.reshape(b, w // patch, patch * c, *x.shape[3:])
 
 
+class PygGraphAttention(nn.Module):
+    """``gat_impl: pyg``: torch-geometric's GATConv with the edge weight as edge attribute.
+
+    ``heads`` concatenated heads of ``out_features // heads`` channels. GATConv drops the
+    self loops of the edge list and adds one per node with weight ``SELF_LOOP_WEIGHT``, as
+    the padded neighbour table of :class:`GraphAttention` does.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, heads: int, negative_slope: float = 0.2
+    ) -> None:
+        super().__init__()
+        if out_features % heads:
+            raise ValueError(f"out_features={out_features} must be divisible by heads={heads}")
+        self.conv = GATConv(
+            in_features,
+            out_features // heads,
+            heads,
+            negative_slope=negative_slope,
+            edge_dim=1,
+            fill_value=SELF_LOOP_WEIGHT,
+        )
+
+    def forward(self, x: Tensor, graph: GridGraph) -> Tensor:
+        """Node-major ``x [N, B, in]`` → ``[N, B, out]``."""
+        n, b, f = x.shape
+        edges, weight = graph.batched_edges(b)  # node ids b·N + n
+        out = self.conv(x.transpose(0, 1).reshape(b * n, f), edges, weight.unsqueeze(-1))
+        return out.view(b, n, -1).transpose(0, 1)
+
+
 class GraphAttention(nn.Module):
-    """Graph attention layer (GAT) with the edge weight as a scalar edge attribute.
+    """``gat_impl: dense``: graph attention (GAT) with the edge weight as edge attribute.
 
     Computes the same function as ``torch_geometric.nn.GATConv(in, out // heads, heads,
     edge_dim=1)`` on the graph with unit-weight self loops (checked in the tests), but
@@ -190,6 +247,15 @@ class GraphAttention(nn.Module):
         messages = h.index_select(0, neighbors).view(n, k, self.head_dim, b, self.heads)
         out = (alpha.unsqueeze(2) * messages).sum(1)  # [N, C, B, heads]
         return out.permute(0, 2, 3, 1).reshape(n, b, -1) + self.bias
+
+
+def graph_attention(impl: str, in_features: int, out_features: int, heads: int) -> nn.Module:
+    """The ``gat_impl`` layer: ``forward(x [N, B, in], graph) → [N, B, out]``."""
+    if impl == "pyg":
+        return PygGraphAttention(in_features, out_features, heads)
+    if impl == "dense":
+        return GraphAttention(in_features, out_features, heads)
+    raise ValueError(f"gat_impl must be one of {GAT_IMPLS}, got {impl!r}")
 
 
 class TemporalAttention(nn.Module):
@@ -299,7 +365,7 @@ class GnnTatExpert(nn.Module):
         )
         widths = [cfg.lstm_hidden] + [cfg.gat_hidden] * cfg.gat_layers
         self.gat = nn.ModuleList(
-            GraphAttention(w_in, w_out, cfg.gat_heads)
+            graph_attention(cfg.gat_impl, w_in, w_out, cfg.gat_heads)
             for w_in, w_out in zip(widths[:-1], widths[1:], strict=True)
         )
         self.attention = TemporalAttention(widths[-1], cfg.lstm_hidden, cfg.attention_heads)
@@ -394,7 +460,7 @@ class HybridExpert(nn.Module):
             convs += [nn.Conv2d(width, cfg.conv_hidden, cfg.kernel_size, padding=pad), nn.GELU()]
             width = cfg.conv_hidden
         self.conv_branch = nn.Sequential(*convs)
-        self.gat = GraphAttention(cfg.encoder_hidden, cfg.gat_hidden, cfg.gat_heads)
+        self.gat = graph_attention(cfg.gat_impl, cfg.encoder_hidden, cfg.gat_hidden, cfg.gat_heads)
         self.dropout = nn.Dropout(cfg.dropout)
         self.fusion = nn.Conv2d(width + cfg.gat_hidden, horizon, 1)
 
@@ -433,7 +499,7 @@ def build_expert(
         c1 = _read_config(GnnTatConfig, cfg, section)
         _check_sizes(c1, section, ("lstm_hidden", "lstm_layers", "gat_hidden", "gat_heads"))
         _check_patch(c1.temporal_patch, window, section)
-        _require(c1.gat_hidden % c1.gat_heads == 0, section, "gat_hidden % gat_heads must be 0")
+        _check_gat(c1, section)
         _require(
             c1.lstm_hidden % c1.attention_heads == 0,
             section,
@@ -461,7 +527,7 @@ def build_expert(
             f"recent_months must be null or 1..{window} (the input window)",
         )
         _require(c3.kernel_size % 2 == 1, section, "kernel_size must be odd")
-        _require(c3.gat_hidden % c3.gat_heads == 0, section, "gat_hidden % gat_heads must be 0")
+        _check_gat(c3, section)
         return HybridExpert(c3, n_features, n_static, window, horizon, graph)
     raise ValueError(f"expert index must be 1, 2 or 3, got {index}")
 
