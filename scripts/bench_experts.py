@@ -9,6 +9,9 @@ training and ``--val-samples`` validation samples.
     python scripts/bench_experts.py --profile paper --reps 2
     python scripts/bench_experts.py --params params.yaml  # read the expert sections there
     python scripts/bench_experts.py --set expert1.gat_layers=2 --set window=24
+    python scripts/bench_experts.py --experts 1 3 --set expert1.gat_impl=dense \
+        --set expert3.gat_impl=dense                      # the dense GAT layer instead of pyg
+    python scripts/bench_experts.py --profile both --count-only  # parameter counts only
 
 The model keys come from ``--params`` when given (the profile named by ``--profile``),
 otherwise from the proposal below. The machine should be otherwise idle: two torch
@@ -47,6 +50,7 @@ PROPOSED: dict[str, dict[str, Any]] = {
             "gat_hidden": 16,
             "gat_layers": 3,
             "gat_heads": 4,
+            "gat_impl": "pyg",
             "attention_heads": 4,
             "temporal_patch": 6,
             "dropout": 0.0,
@@ -66,6 +70,7 @@ PROPOSED: dict[str, dict[str, Any]] = {
             "kernel_size": 3,
             "gat_hidden": 16,
             "gat_heads": 4,
+            "gat_impl": "pyg",
             "dropout": 0.0,
         },
     },
@@ -77,6 +82,7 @@ PROPOSED: dict[str, dict[str, Any]] = {
             "gat_hidden": 64,
             "gat_layers": 3,
             "gat_heads": 4,
+            "gat_impl": "pyg",
             "attention_heads": 4,
             "temporal_patch": 1,
             "dropout": 0.1,
@@ -96,6 +102,7 @@ PROPOSED: dict[str, dict[str, Any]] = {
             "kernel_size": 3,
             "gat_hidden": 32,
             "gat_heads": 4,
+            "gat_impl": "pyg",
             "dropout": 0.1,
         },
     },
@@ -166,11 +173,9 @@ def bench_profile(name: str, profile: dict[str, Any], args: argparse.Namespace) 
         f"\n[{name}] W={window} batch={args.batch} grid={n_lat}x{n_lon} nodes={graph.n_nodes} "
         f"edges={graph.n_edges} threads={torch.get_num_threads()} reps={args.reps}"
     )
-    print(
-        f"{'expert':>7} {'params':>8} {'train best':>11} {'median':>8} {'cpu':>7} "
-        f"{'val best':>9} {'epoch est':>10}"
-    )
-    for index in (1, 2, 3):
+    columns = f" {'train best':>11} {'median':>8} {'cpu':>7} {'val best':>9} {'epoch est':>10}"
+    print(f"{'expert':>7} {'params':>8}{'' if args.count_only else columns}")
+    for index in args.experts:
         torch.manual_seed(0)
         model = build_expert(
             index,
@@ -180,6 +185,9 @@ def bench_profile(name: str, profile: dict[str, Any], args: argparse.Namespace) 
             horizon=HORIZON,
             graph=graph,
         )
+        if args.count_only:
+            print(f"{index:>7} {count_parameters(model):>8,}")
+            continue
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
 
         def train_step(
@@ -212,6 +220,8 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. expert1.gat_layers=2"
     )
+    parser.add_argument("--experts", type=int, nargs="+", choices=[1, 2, 3], default=[1, 2, 3])
+    parser.add_argument("--count-only", action="store_true", help="parameter counts, no timing")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--grid", type=int, nargs=2, default=(61, 65), metavar=("LAT", "LON"))
     parser.add_argument("--reps", type=int, default=5)

@@ -10,6 +10,7 @@ from torch_geometric.nn import GATConv
 from ames.config import ConfigError
 from ames.models.experts import (
     GraphAttention,
+    PygGraphAttention,
     build_expert,
     count_parameters,
     zone_masked_mse,
@@ -32,6 +33,7 @@ PAPER = {
         "attention_heads": 4,
         "temporal_patch": 1,
         "dropout": 0.1,
+        "gat_impl": "pyg",
     },
     2: {
         "hidden": [64, 64],
@@ -49,6 +51,7 @@ PAPER = {
         "gat_hidden": 32,
         "gat_heads": 4,
         "dropout": 0.1,
+        "gat_impl": "pyg",
     },
 }
 PAPER_TARGET = {1: 64_000, 2: 180_000, 3: 90_000}
@@ -62,6 +65,13 @@ DEFAULT = {
 }
 for _cfg in DEFAULT.values():
     _cfg["dropout"] = 0.0
+
+# (expert, gat_impl): experts 1 and 3 with both graph-attention layers, expert 2 has none
+CASES = [(1, "pyg"), (1, "dense"), (2, None), (3, "pyg"), (3, "dense")]
+
+
+def with_impl(cfg: dict, impl: str | None) -> dict:
+    return cfg if impl is None else {**cfg, "gat_impl": impl}
 
 
 def small_valid() -> np.ndarray:
@@ -180,12 +190,36 @@ def test_graph_attention_matches_torch_geometric_gatconv() -> None:
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_pyg_and_dense_graph_attention_compute_the_same_function() -> None:
+    # a self loop with weight 0.3 in the edge list: both replace it by one of weight 1
+    edge_index = torch.tensor(
+        [[1, 2, 3, 4, 0, 2, 4, 1, 5, 0, 2], [0, 0, 0, 0, 1, 1, 2, 3, 3, 4, 2]]
+    )
+    edge_weight = torch.tensor([0.1, 0.9, 0.5, 0.0, 1.0, 0.3, 0.7, 0.2, 0.6, 0.4, 0.3])
+    graph = GridGraph(torch.arange(6), edge_index, edge_weight, grid_shape=(2, 3))
+    torch.manual_seed(0)
+    pyg = PygGraphAttention(5, 8, heads=4)
+    dense = GraphAttention(5, 8, heads=4)
+    conv = pyg.conv
+    with torch.no_grad():
+        conv.bias.normal_()
+        dense.lin.weight.copy_(conv.lin.weight)
+        dense.att_src.copy_(conv.att_src[0])
+        dense.att_dst.copy_(conv.att_dst[0])
+        dense.bias.copy_(conv.bias)
+        edge_coefficient = conv.lin_edge.weight.view(4, 2) * conv.att_edge[0]
+        dense.att_edge.copy_(edge_coefficient.sum(-1))
+
+    x = torch.randn(6, 3, 5)  # node-major [N, B, F]
+    torch.testing.assert_close(pyg(x, graph), dense(x, graph), rtol=1e-5, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------- experts
 
 
-@pytest.mark.parametrize("index", [1, 2, 3])
-def test_expert_outputs_whole_grid_finite(index: int, graph: GridGraph) -> None:
-    model = make_expert(index, graph)
+@pytest.mark.parametrize(("index", "impl"), CASES)
+def test_expert_outputs_whole_grid_finite(index: int, impl: str | None, graph: GridGraph) -> None:
+    model = make_expert(index, graph, with_impl(DEFAULT[index], impl))
     x = inputs(3, DEFAULT_WINDOW, (6, 7))
     x[..., ~torch.from_numpy(small_valid())] = 0.0
     out = model(x)
@@ -194,22 +228,23 @@ def test_expert_outputs_whole_grid_finite(index: int, graph: GridGraph) -> None:
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("index", [1, 2, 3])
-def test_paper_parameter_counts_within_30_percent(index: int) -> None:
+@pytest.mark.parametrize(("index", "impl"), CASES)
+def test_paper_parameter_counts_within_30_percent(index: int, impl: str | None) -> None:
     counts = []
     for shape in [(6, 7), (9, 5)]:
         valid = np.ones(shape, dtype=bool)
         small_graph = synthetic_grid_graph(valid, n_neighbors=8, seed=0)
-        model = make_expert(index, small_graph, PAPER[index], window=PAPER_WINDOW)
+        cfg = with_impl(PAPER[index], impl)
+        model = make_expert(index, small_graph, cfg, window=PAPER_WINDOW)
         counts.append(count_parameters(model))
     assert counts[0] == counts[1], "parameter count must not depend on the grid"
     target = PAPER_TARGET[index]
     assert 0.7 * target <= counts[0] <= 1.3 * target, (index, counts[0])
 
 
-@pytest.mark.parametrize("index", [1, 2, 3])
-def test_expert_overfits_a_tiny_batch(index: int, graph: GridGraph) -> None:
-    model = make_expert(index, graph)
+@pytest.mark.parametrize(("index", "impl"), CASES)
+def test_expert_overfits_a_tiny_batch(index: int, impl: str | None, graph: GridGraph) -> None:
+    model = make_expert(index, graph, with_impl(DEFAULT[index], impl))
     x = inputs(2, DEFAULT_WINDOW, (6, 7), seed=3)
     gen = torch.Generator().manual_seed(4)
     y = torch.randn(2, HORIZON, 6, 7, generator=gen)
@@ -224,12 +259,12 @@ def test_expert_overfits_a_tiny_batch(index: int, graph: GridGraph) -> None:
     assert loss.item() < first / 10, (first, loss.item())
 
 
-@pytest.mark.parametrize("index", [1, 2, 3])
-def test_expert_is_deterministic_on_cpu(index: int, graph: GridGraph) -> None:
+@pytest.mark.parametrize(("index", "impl"), CASES)
+def test_expert_is_deterministic_on_cpu(index: int, impl: str | None, graph: GridGraph) -> None:
     x = inputs(2, DEFAULT_WINDOW, (6, 7))
     results = []
     for _ in range(2):
-        model = make_expert(index, graph, {**DEFAULT[index], "dropout": 0.2})
+        model = make_expert(index, graph, {**with_impl(DEFAULT[index], impl), "dropout": 0.2})
         torch.manual_seed(7)
         out = model(x)
         out.square().sum().backward()
@@ -239,9 +274,9 @@ def test_expert_is_deterministic_on_cpu(index: int, graph: GridGraph) -> None:
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("index", [1, 2, 3])
-def test_expert_runs_under_autocast(index: int, graph: GridGraph) -> None:
-    model = make_expert(index, graph)
+@pytest.mark.parametrize(("index", "impl"), CASES)
+def test_expert_runs_under_autocast(index: int, impl: str | None, graph: GridGraph) -> None:
+    model = make_expert(index, graph, with_impl(DEFAULT[index], impl))
     x = inputs(2, DEFAULT_WINDOW, (6, 7))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
@@ -263,6 +298,24 @@ def test_build_expert_reports_missing_keys_and_ignores_training_keys(graph: Grid
         make_expert(3, graph, {**DEFAULT[3], "recent_months": 13})
     with pytest.raises(ValueError, match="1, 2 or 3"):
         make_expert(4, graph, DEFAULT[1])
+
+
+def first_gat_layer(model: torch.nn.Module) -> torch.nn.Module:
+    layers = model.gat
+    return layers[0] if isinstance(layers, torch.nn.ModuleList) else layers
+
+
+@pytest.mark.parametrize("index", [1, 3])
+def test_build_expert_picks_and_checks_gat_impl(index: int, graph: GridGraph) -> None:
+    cfg = DEFAULT[index]
+    pyg = make_expert(index, graph, with_impl(cfg, "pyg"))
+    dense = make_expert(index, graph, with_impl(cfg, "dense"))
+    unnamed = make_expert(index, graph, {k: v for k, v in cfg.items() if k != "gat_impl"})
+    assert isinstance(first_gat_layer(pyg), PygGraphAttention)
+    assert isinstance(first_gat_layer(dense), GraphAttention)
+    assert isinstance(first_gat_layer(unnamed), PygGraphAttention)  # left out: pyg
+    with pytest.raises(ConfigError, match=rf"expert{index}: gat_impl must be one of .*'sparse'"):
+        make_expert(index, graph, with_impl(cfg, "sparse"))
 
 
 # ------------------------------------------------------------------------------------- loss
