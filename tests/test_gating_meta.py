@@ -180,7 +180,8 @@ def test_meta_disabled_is_exactly_relu_of_weighted_sum() -> None:
     meta = build_meta(statics, {"enabled": False}, H)
     inputs = _meta_inputs(statics, level=-2.0)
     expected = torch.relu((inputs[2].unsqueeze(2) * inputs[1]).sum(dim=1))
-    assert torch.equal(meta(*inputs), expected)
+    # same function, but the kernels may sum in another order on another CPU
+    torch.testing.assert_close(meta(*inputs), expected, rtol=1e-6, atol=1e-4)
     assert not any(p.requires_grad for p in meta.parameters())
 
 
