@@ -26,6 +26,24 @@ TINY: dict[str, Any] = {
 }
 
 
+QUICK = {"epochs": 1, "patience": 1}
+# tiny networks and one epoch per stage, for end-to-end runs of the whole pipeline
+TINY_MODELS: dict[str, Any] = {
+    "train": {"batch_size": 4, "device": "cpu"},
+    "expert1": {
+        "model": {"lstm_hidden": 8, "gat_hidden": 8, "temporal_patch": 3},
+        "training": QUICK,
+    },
+    "expert2": {"model": {"hidden": [4, 4], "temporal_patch": 3}, "training": QUICK},
+    "expert3": {
+        "model": {"encoder_hidden": 8, "conv_hidden": 8, "gat_hidden": 8},
+        "training": QUICK,
+    },
+    "gating": {"training": QUICK},
+    "finetune": {"training": QUICK},
+}
+
+
 def project_files() -> list[str]:
     """Files git knows or would add (tracked + untracked, not ignored)."""
     out = subprocess.run(

@@ -7,25 +7,10 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
-from pipeline_repo import dvc, make_tiny_repo
+from pipeline_repo import TINY_MODELS, dvc, make_tiny_repo
 
 pytestmark = pytest.mark.slow
 
-QUICK = {"epochs": 1, "patience": 1}
-TINY_MODELS = {
-    "train": {"batch_size": 4, "device": "cpu"},
-    "expert1": {
-        "model": {"lstm_hidden": 8, "gat_hidden": 8, "temporal_patch": 3},
-        "training": QUICK,
-    },
-    "expert2": {"model": {"hidden": [4, 4], "temporal_patch": 3}, "training": QUICK},
-    "expert3": {
-        "model": {"encoder_hidden": 8, "conv_hidden": 8, "gat_hidden": 8},
-        "training": QUICK,
-    },
-    "gating": {"training": QUICK},
-    "finetune": {"training": QUICK},
-}
 ABLATIONS = {
     "no_physics_priors",
     "no_meta_learner",

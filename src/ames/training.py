@@ -509,6 +509,47 @@ def _log_live(live: Any, row: Mapping[str, float]) -> None:
     live.next_step()
 
 
+@torch.no_grad()
+def mean_losses(
+    model: nn.Module,
+    compute_loss: LossFn,
+    data: Dataset,
+    batch_size: int,
+    device: torch.device,
+    prefix: str,
+) -> dict[str, float]:
+    """Sample-weighted mean loss and components of ``model`` over ``data`` (no training)."""
+    model.eval()
+    mean = _Mean()
+    for raw in DataLoader(data, batch_size=batch_size, shuffle=False):
+        batch = _to_device(raw, device)
+        loss, parts = _call_loss(compute_loss, model, batch)
+        mean.add(loss.item(), parts, _batch_size(batch))
+    return mean.means(prefix)
+
+
+def record_untrained(
+    model: nn.Module,
+    compute_loss: LossFn,
+    splits: Mapping[str, Dataset],
+    cfg: TrainConfig,
+    device: torch.device,
+    live_dir: str | Path | None,
+) -> dict[str, float]:
+    """The epoch-0 row of a model with nothing to train: its losses on each split.
+
+    Written as a one-point learning curve, so a stage that declares its curves as outputs
+    writes them whatever its switches leave to train."""
+    row: dict[str, float] = {"epoch": 0}
+    for name, data in splits.items():
+        row.update(mean_losses(model, compute_loss, data, cfg.batch_size, device, name))
+    if live_dir is not None and cfg.live:
+        live = _open_live(Path(live_dir))
+        _log_live(live, row)
+        live.end()
+    return row
+
+
 # --------------------------------------------------------------------------- engine
 
 

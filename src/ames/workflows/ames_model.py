@@ -28,6 +28,7 @@ from ames.training import (
     count_parameters,
     fit,
     load_state_dict_checked,
+    record_untrained,
     save_checkpoint,
     select_device,
 )
@@ -169,16 +170,18 @@ def train_gating(
     model.to(device)
     best_path = models_dir / checkpoint_name
     trainable = [p for p in model.gating_parameters() if p.requires_grad]
+    splits = {}
+    for split in ("train", "val"):
+        base = run.windows(split)
+        outputs = precompute_expert_outputs(list(model.experts), base, cfg.batch_size, device)
+        splits[split] = WithExpertOutputs(base, outputs)
+    compute_loss = loss_fn(params["gating"]["loss"], physics_context(run))
     result = None
+    untrained_row = None
     if trainable:
-        splits = {}
-        for split in ("train", "val"):
-            base = run.windows(split)
-            outputs = precompute_expert_outputs(list(model.experts), base, cfg.batch_size, device)
-            splits[split] = WithExpertOutputs(base, outputs)
         result = fit(
             model,
-            loss_fn(params["gating"]["loss"], physics_context(run)),
+            compute_loss,
             splits["train"],
             splits["val"],
             cfg,
@@ -190,9 +193,16 @@ def train_gating(
             fingerprint=run_fingerprint(params, MODEL_SECTIONS, dataset, masks_dir),
         )
     else:
-        log.info("gating mode %r has nothing to train; saving it as is", params["gating"]["mode"])
+        log.info(
+            "gating mode %r has nothing to train: saving it as is, with its epoch-0 losses",
+            params["gating"]["mode"],
+        )
+        untrained_row = record_untrained(model, compute_loss, splits, cfg, device, live_dir)
         save_checkpoint(best_path, model, {"epoch": 0, "note": "nothing to train"})
     summary = model_summary(model, run, result, cfg.batch_size, routing_plot)
+    summary["trained"] = result is not None
+    if untrained_row is not None:
+        summary.update(best_epoch=0, epochs_run=0, losses_untrained=untrained_row)
     summary["time_s"] = round(time.perf_counter() - start, 1)
     return model, summary
 

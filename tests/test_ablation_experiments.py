@@ -1,0 +1,123 @@
+"""The README's ablation commands, run as `dvc exp run` on a tiny configuration.
+
+Each documented command must succeed, show up in `dvc exp show`, move the headline numbers in
+`dvc metrics diff`, and train exactly what the matching `ablation@<name>` stage trains.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from pipeline_repo import ROOT, TINY_MODELS, dvc, make_tiny_repo, pipeline_env
+
+pytestmark = pytest.mark.slow
+
+HEADLINE = ("model.overall.msess", "model.overall.rmse", "model.overall.pooled_r2")
+
+
+def readme_ablation_commands() -> dict[str, list[str]]:
+    """README lines `dvc exp run --queue -n NAME -S key=value ...`: name -> their -S overrides."""
+    commands = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if not line.startswith("dvc exp run --queue -n "):
+            continue
+        words = shlex.split(line.split("#")[0])
+        name = words[words.index("-n") + 1]
+        commands[name] = [words[i + 1] for i, word in enumerate(words) if word == "-S"]
+    return commands
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def parsed_overrides(overrides: list[str]) -> dict[str, object]:
+    return {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in overrides)}
+
+
+def ablation_for(overrides: dict[str, object], table: dict[str, dict]) -> str:
+    """The `ablations` entry of params.yaml that sets exactly these keys to these values."""
+    for name, entry in table.items():
+        if flatten(entry) == overrides:
+            return name
+    raise AssertionError(f"no `ablations` entry in params.yaml matches {overrides}")
+
+
+def test_readme_documents_one_command_per_ablation() -> None:
+    table = yaml.safe_load((ROOT / "params.yaml").read_text())["ablations"]
+    commands = readme_ablation_commands()
+    matched = {ablation_for(parsed_overrides(o), table) for o in commands.values()}
+    assert matched == set(table)
+
+
+def commit_all(repo, message: str) -> None:
+    env = pipeline_env(repo)
+    for cmd in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", message],
+    ):
+        subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
+
+
+def run_queue(repo, timeout_s: float = 3600) -> str:
+    """`dvc queue start`, then wait until nothing is queued or running; the final status."""
+    # the queue's workers outlive the command and keep its pipes open: do not capture them
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "queue", "start"],
+        cwd=repo,
+        env=pipeline_env(repo),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=300,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = dvc(repo, "queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            return status
+        time.sleep(5)
+    raise AssertionError(f"the experiment queue did not finish in {timeout_s} s:\n{status}")
+
+
+def test_readme_ablation_experiments_run_and_match_the_ablation_stage(tmp_path) -> None:
+    repo = make_tiny_repo(tmp_path / "repo", TINY_MODELS)
+    dvc(repo, "repro", timeout=1500)
+    commit_all(repo, "baseline run")
+    table = yaml.safe_load((repo / "params.yaml").read_text())["ablations"]
+
+    commands = readme_ablation_commands()
+    for name, overrides in commands.items():
+        args = [arg for override in overrides for arg in ("-S", override)]
+        dvc(repo, "exp", "run", "--queue", "-n", name, *args)
+    status = run_queue(repo)
+    assert status.count("Success") == len(commands), status
+
+    shown = dvc(repo, "exp", "show", "--no-pager", "--csv").stdout
+    for name in commands:
+        assert re.search(rf"^{re.escape(name)},", shown, re.M), f"{name} missing:\n{shown}"
+
+    for name, overrides in commands.items():
+        diff = json.loads(dvc(repo, "metrics", "diff", "HEAD", name, "--all", "--json").stdout)
+        test = diff["metrics/test.json"]
+        assert any(test[key]["diff"] != 0 for key in HEADLINE), f"{name}: nothing moved"
+        # the experiment trains what the ablation stage trained in the baseline run
+        stage = ablation_for(parsed_overrides(overrides), table)
+        expected = json.loads((repo / f"metrics/ablations/{stage}.json").read_text())["test"]
+        for key in HEADLINE:
+            got = test[key]["new"]
+            want = expected["overall"][key.rsplit(".", 1)[1]]
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (name, key)
