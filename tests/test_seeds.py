@@ -8,8 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
+from ames.config import load_params, resolve_profile
 from ames.io import write_json
 from ames.workflows.seeds import (
     MANIFEST,
@@ -90,3 +92,13 @@ def test_seed_summary_reports_mean_and_sample_sd():
     assert summary["mean_sd"]["msess"]["sd"] == pytest.approx(0.01)
     assert summary["by_seed"]["43"]["msess"] == 0.04
     assert seed_summary({42: leaf(0.02)})["mean_sd"]["msess"]["sd"] is None
+
+
+def test_committed_profiles_define_a_seed_ensemble():
+    root = Path(__file__).resolve().parents[1]
+    params = load_params(root / "params.yaml")
+    assert member_seeds(params) == [params["seed"], params["seed"] + 1]
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    paper = resolve_profile({**raw, "profile": "paper"})
+    assert len(member_seeds(paper)) == 3
+    assert params["data"]["synthetic"]["seed"] == 42  # the data seed is not the model seed

@@ -14,10 +14,10 @@ origins:
   paired.
 - ``interval``: an *expanded* percentile interval (Hesterberg 2015, The American
   Statistician 69(4)): the plain percentile interval of a block bootstrap with only ~8
-  blocks undercovers (83–85 % for a nominal 90 % in a simulation of overlapping 12-lead
+  blocks undercovers (82–85 % for a nominal 90 % in a simulation of overlapping 12-lead
   forecasts, see ``tests/test_uncertainty.py``), because a resample has the information of
   ``n_blocks`` independent values, not of ``n_origins``. The tail probability is widened to
-  ``Φ(−√(k/(k−1))·t_{k−1, 1−α/2})`` with ``k = n_blocks``, which restores the nominal rate.
+  ``Φ(−√(k/(k−1))·t_{k−1, 1−α/2})`` with ``k = n_blocks``, which brings it to 88–90 %.
 - ``dm_test``: Diebold–Mariano test of equal mean loss: the mean per-origin loss
   differential over its Newey–West (Bartlett, lag = block length) standard error, from
   statsmodels' HAC regression on a constant. The p-value uses Student t with
