@@ -25,69 +25,136 @@ def _fmt(value: float | None, key: str) -> str:
     return f"{value:.1f}" if key in ("rmse", "mae") else f"{value:.3f}"
 
 
-def _row(name: str, scores: dict) -> str:
+def _ci(row: dict, key: str, digits: int = 3) -> str:
+    return f"[{row[key + '_lo']:+.{digits}f}, {row[key + '_hi']:+.{digits}f}]"
+
+
+def _verdict(row: dict) -> str:
+    """Bootstrap verdict, with the Diebold–Mariano p-value and effective sample size beside it."""
+    word = "yes" if row["significant"] else "no"
+    return f"{word} (DM p {row['dm_p']:.2f}, n_eff {row['n_eff']:.0f})"
+
+
+def _row(name: str, scores: dict, detail: dict, key: str) -> str:
     cells = [_fmt(scores["overall"][k], k) for k in ROWS]
+    cells.append(_ci(detail["scores"][key]["overall"], "msess"))
     cells += [_fmt(scores["by_lead"][lead]["msess"], "msess") for lead in ("1", "3", "6", "12")]
+    vs = detail["ames_vs"].get(key, {}).get("overall")
+    if vs is None:
+        cells += ["–", "–"]
+    else:
+        cells += [f"{vs['delta_msess']:+.3f} {_ci(vs, 'delta_msess')}", _verdict(vs)]
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def test_table(test: dict) -> list[str]:
+def _seed_row(seeds: dict) -> str:
+    def cell(key: str) -> str:
+        stats = seeds["mean_sd"][key]
+        sd = "–" if stats["sd"] is None else _fmt(stats["sd"], key)
+        return f"{_fmt(stats['mean'], key)} ± {sd}"
+
+    cells = [cell(k) for k in ROWS] + ["–"] * 7
+    return f"| AMES, one seed: mean ± sd over {seeds['n']} seeds | " + " | ".join(cells) + " |"
+
+
+def test_table(test: dict, detail: dict) -> list[str]:
+    n = test["seeds"]["n"]
     lines = [
         "| forecast | pooled R² | per-cell R² | RMSE (mm/month) | MAE (mm/month) | MSESS "
-        "| MSESS lead 1 | lead 3 | lead 6 | lead 12 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        _row("**AMES (final model)**", test["model"]),
+        "| MSESS 90 % CI | MSESS lead 1 | lead 3 | lead 6 | lead 12 "
+        "| ΔMSESS AMES − row [90 % CI] | significant? |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        _row(f"**AMES (mean of {n} seeds)**", test["model"], detail, "ames"),
+        _seed_row(test["seeds"]),
     ]
-    lines += [_row(f"expert {name[-1]} alone", s) for name, s in test["experts"].items()]
     lines += [
-        _row(f"baseline: {name.replace('_', ' ')}", s) for name, s in test["baselines"].items()
+        _row(f"expert {name[-1]} alone", s, detail, name) for name, s in test["experts"].items()
+    ]
+    lines += [
+        _row(f"baseline: {name.replace('_', ' ')}", s, detail, name)
+        for name, s in test["baselines"].items()
     ]
     if "oracle" in test:
-        lines.append(_row("oracle (optimal forecast, synthetic data)", test["oracle"]))
+        lines.append(
+            _row("oracle (optimal forecast, synthetic data)", test["oracle"], detail, "oracle")
+        )
     return lines
+
+
+def horizon_line(headline: dict) -> str:
+    h = headline["horizon"]
+    zones = ", ".join(f"{zone} {months}" for zone, months in h.items() if zone != "overall")
+    return (
+        "Predictability horizon (last lead, counting from lead 1, whose MSESS 90 % interval "
+        f"lies above 0): **{h['overall']} months** overall; by zone {zones}."
+    )
 
 
 def ablation_lines(table: dict) -> list[str]:
     lines = [
-        "| variant | pooled R² | RMSE (mm/month) | MSESS | ΔR² vs full "
-        "| ΔRMSE vs full (mm/month) |",
-        "|---|---|---|---|---|---|",
+        "| variant | pooled R² | RMSE (mm/month) | MSESS | ΔMSESS vs full [90 % CI] "
+        "| ΔR² vs full [90 % CI] | ΔRMSE vs full (mm/month) [90 % CI] | significant? |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in table.items():
-        delta_r2 = "–" if name == "full_model" else f"{row['delta_pooled_r2']:+.4f}"
-        delta_rmse = "–" if name == "full_model" else f"{row['delta_rmse']:+.2f}"
+        if name == "full_model":
+            deltas = ["–"] * 4
+        else:
+            deltas = [
+                f"{row['delta_msess']:+.4f} {_ci(row, 'delta_msess', 4)}",
+                f"{row['delta_pooled_r2']:+.4f} {_ci(row, 'delta_pooled_r2', 4)}",
+                f"{row['delta_rmse']:+.2f} {_ci(row, 'delta_rmse', 2)}",
+                _verdict(row),
+            ]
         lines.append(
             f"| {name.replace('_', ' ')} | {row['pooled_r2']:.4f} | {row['rmse']:.2f} "
-            f"| {row['msess']:.4f} | {delta_r2} | {delta_rmse} |"
+            f"| {row['msess']:.4f} | " + " | ".join(deltas) + " |"
         )
     return lines
 
 
 def results_block(wall_time: str | None) -> str:
     test = _load("metrics/test.json")
+    headline = _load("metrics/significance.json")
+    detail = _load("plots/significance/comparisons.json")
     lines = [
         START,
         "",
         f"Test split: {test['n_test_origins']} forecast origins × 12 leads × "
-        "every valid cell. MSESS = 1 − MSE/MSE(climatology).",
+        "every valid cell. MSESS = 1 − MSE/MSE(climatology). Intervals: 90 % paired "
+        f"moving-block bootstrap over origins ({headline['n_blocks']} blocks of "
+        f"{headline['block_months']} months, {headline['n_boot']} resamples); "
+        "significant = the interval excludes 0, with the Diebold–Mariano p-value and the "
+        "effective sample size of the loss difference beside it.",
         "",
     ]
-    lines += test_table(test)
+    lines += test_table(test, detail)
+    lines += ["", horizon_line(headline)]
     if "skill_captured" in test:
         sc = test["skill_captured"]["overall"]
         lines += [
             "",
             f"Share of the available skill captured (vs the oracle): **{_fmt(sc, 'msess')}**.",
         ]
-    beats = test["beats"]
+    beats, vs = test["beats"], headline["vs"]
+
+    def beat(name: str, lower: bool) -> str:
+        sure = "significant" if vs[name]["significant"] else "not significant"
+        return f"{name.replace('_', ' ')} {'yes' if lower else 'no'} ({sure})"
+
     lines += [
         "",
         "Beats (lower test RMSE than): "
-        + ", ".join(f"{k.replace('_', ' ')} {'yes' if v else 'no'}" for k, v in beats.items())
+        + ", ".join(beat(name, lower) for name, lower in beats.items())
         + ".",
     ]
     if Path("metrics/ablations.json").exists():
-        lines += ["", "Ablations (test split, same metric code):", ""]
+        lines += [
+            "",
+            "Ablations (test split, same metric code; each against the full model of the same "
+            "seed, from whose stage-1 experts it starts):",
+            "",
+        ]
         lines += ablation_lines(_load("metrics/ablations.json"))
     if wall_time:
         lines += ["", f"Wall time of the whole default `dvc repro` on a 2-core CPU: {wall_time}."]

@@ -1,15 +1,24 @@
-"""DVC stage `ablation_table`: the ablations against the full model, as a table and bars."""
+"""DVC stage `ablation_table`: the ablations against the full model, as a table and bars.
+
+The ablations start from the stage-1 experts of the main chain, so they are compared with
+that seed's full model (not the seed ensemble), paired by origin blocks.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from functools import reduce
 from pathlib import Path
 
 from ames.config import load_params
+from ames.evaluation.error_sums import merge_error_sums, read_error_sums
+from ames.evaluation.uncertainty import BootstrapConfig
 from ames.io import read_json, write_json
 from ames.plotting.evaluation import plot_ablation_bars
-from ames.workflows.ablation import ablation_table
+from ames.workflows.ablation import ERRORS_FILE, ablation_table
+from ames.workflows.common import MODELS
+from ames.workflows.significance import ablation_significance, member_name
 
 
 def main() -> None:
@@ -17,15 +26,33 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    names = list(load_params(args.params)["ablations"])
+    params = load_params(args.params)
+    names = list(params["ablations"])
     results = {name: read_json(Path("metrics/ablations") / f"{name}.json") for name in names}
-    table = ablation_table(read_json("metrics/test.json"), results)
+    sums = reduce(
+        merge_error_sums,
+        [read_error_sums(MODELS / "ablations" / name / ERRORS_FILE) for name in names],
+        read_error_sums("predictions/test_errors.nc"),
+    )
+    seed = int(params["seed"])
+    significance = ablation_significance(
+        sums, member_name(seed), names, BootstrapConfig.from_params(params["uncertainty"])
+    )
+    full = read_json("metrics/test.json")["seeds"]["by_seed"][str(seed)]
+    table = ablation_table(full, results, significance)
     write_json("metrics/ablations.json", table)
     bars = {k: v for k, v in table.items() if k != "full_model"}
     plot_ablation_bars(bars, Path("plots/ablations/ablation_bars.png"))
     for name, row in bars.items():
         logging.getLogger("ames.ablations").info(
-            "%-20s dR2 %+.4f  dRMSE %+.2f mm/month", name, row["delta_pooled_r2"], row["delta_rmse"]
+            "%-20s dMSESS %+.4f [%+.4f, %+.4f] significant %s (DM p %.3f, n_eff %.1f)",
+            name,
+            row["delta_msess"],
+            row["delta_msess_lo"],
+            row["delta_msess_hi"],
+            row["significant"],
+            row["dm_p"],
+            row["n_eff"],
         )
 
 

@@ -1,4 +1,8 @@
-"""DVC stage `evaluate`: test-split scores of the model, experts, baselines and oracle."""
+"""DVC stage `evaluate`: test-split scores of the model, experts, baselines and oracle.
+
+The model (and each expert row) is the seed ensemble: the mean of the members' forecasts
+(``ames.workflows.seeds``); each member is also scored alone (``seeds`` in test.json).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from pathlib import Path
 
 from ames.config import load_params
 from ames.data.netcdf import write_netcdf
+from ames.evaluation.error_sums import write_error_sums
+from ames.evaluation.metrics import score_forecasts
 from ames.io import write_json
 from ames.plotting.evaluation import (
     plot_maps,
@@ -18,16 +24,16 @@ from ames.plotting.evaluation import (
 )
 from ames.run import load_run_inputs
 from ames.training import select_device
-from ames.workflows.ames_model import FINAL_CHECKPOINT, load_ames_model
-from ames.workflows.common import MODELS, load_graph
+from ames.workflows.common import load_graph
 from ames.workflows.evaluate import (
     baseline_forecasts,
     hindcast_dataset,
     maps_for,
-    model_test_forecasts,
     oracle_forecasts,
     score_all,
 )
+from ames.workflows.seeds import ensemble_test_forecasts, load_members, seed_summary
+from ames.workflows.significance import test_error_sums
 
 log = logging.getLogger("ames.evaluate")
 
@@ -43,24 +49,30 @@ def main() -> None:
     params = load_params(args.params)
     run = load_run_inputs(params)
     device = select_device(params["train"]["device"])
-    model = load_ames_model(
-        params, run, load_graph(run), MODELS / FINAL_CHECKPOINT, stage="finetune"
-    ).to(device)
-    forecasts = model_test_forecasts(model, run, params["train"]["batch_size"])
+    members = load_members(params, run, load_graph(run), device)
+    forecasts, by_seed = ensemble_test_forecasts(members, run, params["train"]["batch_size"])
     split = params["split"]
     baselines = baseline_forecasts(
         run, forecasts["origin"], split["test_months"], split["val_months"]
     )
     oracle = oracle_forecasts(Path(args.oracle), run, forecasts["origin"])
     report = score_all(forecasts, baselines, oracle, run.zones)
+    obs, clim = forecasts["obs"], forecasts["clim"]
+    report["seeds"] = seed_summary(
+        {seed: score_forecasts(pred, obs, clim, run.zones) for seed, pred in by_seed.items()}
+    )
     report["n_test_origins"] = int(len(forecasts["origin"]))
     report["time_s"] = round(time.perf_counter() - start, 1)
     write_json("metrics/test.json", report)
 
-    write_netcdf(
-        hindcast_dataset(forecasts, run, {"source": "AMES evaluate stage", "split": "test"}),
-        "predictions/hindcast_test.nc",
+    origin_times = run.data.times[forecasts["origin"]]
+    write_error_sums(
+        test_error_sums(forecasts, by_seed, baselines, oracle, run.zones, origin_times),
+        "predictions/test_errors.nc",
     )
+    seeds = ", ".join(map(str, by_seed))
+    attrs = {"source": "AMES evaluate stage", "split": "test", "seed_ensemble": seeds}
+    write_netcdf(hindcast_dataset(forecasts, run, attrs), "predictions/hindcast_test.nc")
     plots = Path(args.plots)
     by_lead = {"AMES": report["model"], **report["baselines"]}
     if "oracle" in report:

@@ -1,10 +1,11 @@
 """DVC stage `inference`: forecast the 12 months after the last month of a dataset.
 
-Default (the pipeline stage): forecasts from ``data/processed/dataset.nc`` with the final
-model. Any other file in the SPEC §2.1 schema on the training grid works too, without
-retraining, e.g. ``python stages/inference.py --dataset my_new_data.nc --out
-predictions/my_forecast.nc`` (writes ``predictions/my_forecast_metadata.json`` and
-``plots/inference/my_forecast_maps.png`` beside it unless --metadata / --plot say otherwise).
+Default (the pipeline stage): forecasts from ``data/processed/dataset.nc`` with the seed
+ensemble (the mean of the ``seeds`` members' forecasts; ``--checkpoint`` picks others).
+Any other file in the SPEC §2.1 schema on the training grid works too, without retraining,
+e.g. ``python stages/inference.py --dataset my_new_data.nc --out predictions/my_forecast.nc``
+(writes ``predictions/my_forecast_metadata.json`` and ``plots/inference/my_forecast_maps.png``
+beside it unless --metadata / --plot say otherwise).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from ames.data.netcdf import write_netcdf
 from ames.io import write_json
 from ames.run import DATASET, MASKS
 from ames.workflows.inference import (
-    CHECKPOINT,
     FORECAST,
     companion_paths,
     forecast_from_dataset,
     forecast_metadata,
     plot_forecast,
 )
+from ames.workflows.seeds import final_checkpoints
 
 log = logging.getLogger("ames.inference")
 
@@ -36,7 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--params", default="params.yaml", help="the params the model was trained with"
     )
     parser.add_argument("--dataset", default=str(DATASET), help="NetCDF in the SPEC §2.1 schema")
-    parser.add_argument("--checkpoint", default=str(CHECKPOINT))
+    parser.add_argument(
+        "--checkpoint",
+        nargs="+",
+        default=None,
+        help="one or more final checkpoints (several: their mean); default: the seed ensemble",
+    )
     parser.add_argument("--masks", default=str(MASKS), help="masks outputs of the training run")
     parser.add_argument("--out", default=str(FORECAST))
     parser.add_argument(
@@ -52,14 +58,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params(args.params)
+    checkpoints = args.checkpoint or [str(p) for p in final_checkpoints(params).values()]
+    checkpoint = checkpoints[0] if len(checkpoints) == 1 else checkpoints
     forecast = forecast_from_dataset(
-        params, args.dataset, checkpoint=args.checkpoint, masks_dir=args.masks
+        params, args.dataset, checkpoint=checkpoint, masks_dir=args.masks
     )
     metadata_path, plot_path = companion_paths(args.out, args.metadata, args.plot)
     write_netcdf(forecast, args.out)
-    metadata = forecast_metadata(
-        forecast, params, dataset_path=args.dataset, checkpoint=args.checkpoint
-    )
+    metadata = forecast_metadata(forecast, params, dataset_path=args.dataset, checkpoint=checkpoint)
     write_json(metadata_path, metadata)
     plot_forecast(forecast, plot_path)
     log.info(

@@ -78,10 +78,12 @@ def main() -> None:
     if source == "synthetic":
         dem = crop_dem(data_cfg["dem_file"], data_cfg["bbox"], data_cfg["resolution"])
         log.info("generating synthetic precipitation on a %s grid", dict(dem.sizes))
+        synthetic = dict(data_cfg["synthetic"])
+        data_seed = synthetic.pop("seed")  # the data seed; `seed` is the model's
         ds, oracle = generate_synthetic(
             dem,
-            data_cfg["synthetic"],
-            seed=params["seed"],
+            synthetic,
+            seed=data_seed,
             n_months=data_cfg["n_months"],
             start=data_cfg["start"],
             test_months=split_cfg["test_months"],

@@ -9,8 +9,15 @@ import pytest
 import xarray as xr
 from pipeline_repo import TINY_MODELS, dvc, make_tiny_repo
 
+from ames.config import deep_merge
+
 pytestmark = pytest.mark.slow
 
+# two members; 25 test origins = two 12-month blocks, the fewest an interval needs
+FULL_RUN = deep_merge(
+    TINY_MODELS,
+    {"seeds": 2, "split": {"test_months": 36}, "uncertainty": {"n_boot": 200}},
+)
 ABLATIONS = {
     "no_physics_priors",
     "no_meta_learner",
@@ -25,7 +32,7 @@ def _json(repo, rel):
 
 
 def test_whole_pipeline_on_a_tiny_config(tmp_path):
-    repo = make_tiny_repo(tmp_path / "repo", TINY_MODELS)
+    repo = make_tiny_repo(tmp_path / "repo", FULL_RUN)
     dvc(repo, "repro", timeout=1500)
 
     for n in (1, 2, 3):
@@ -72,10 +79,29 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
     for section in ("overall", "by_zone", "by_lead"):
         assert section in test["model"]
 
+    seeds = test["seeds"]
+    assert seeds["n"] == 2 and set(seeds["by_seed"]) == {"42", "43"}
+    assert seeds["mean_sd"]["msess"]["sd"] is not None
+    assert (repo / "models/members/seed43/v7_ames_final_best.pt").exists()
+    assert set(_json(repo, "metrics/seed_members.json")["members"]) == {"43"}
+
+    significance = _json(repo, "metrics/significance.json")
+    ames = significance["ames"]
+    assert ames["msess_lo"] <= ames["msess"] <= ames["msess_hi"]
+    assert ames["msess"] == pytest.approx(test["model"]["overall"]["msess"], rel=1e-5)
+    assert set(significance["vs"]) == set(test["baselines"])
+    assert set(significance["horizon"]) == {"overall", "high", "medium", "low"}
+    detail = _json(repo, "plots/significance/comparisons.json")
+    assert {"expert1", "expert2", "expert3"} <= set(detail["ames_vs"])
+    assert (repo / "plots/significance/msess_by_lead_ci.png").exists()
+
     table = _json(repo, "metrics/ablations.json")
     assert set(table) == ABLATIONS | {"full_model"}
+    assert table["full_model"]["msess"] == seeds["by_seed"]["42"]["msess"]
     for name in ABLATIONS:
-        assert {"delta_pooled_r2", "delta_rmse"} <= set(table[name])
+        row = table[name]
+        assert {"delta_pooled_r2", "delta_rmse", "significant", "dm_p", "n_eff"} <= set(row)
+        assert row["delta_msess_lo"] <= row["delta_msess"] <= row["delta_msess_hi"]
 
     with xr.open_dataset(repo / "predictions/forecast.nc") as fc:
         assert fc.sizes["time"] == 12
@@ -85,6 +111,7 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
         assert {"origin", "lead"} <= set(hc.dims)
     meta = _json(repo, "predictions/metadata.json")
     assert {"origin_month", "checkpoint_sha256", "params_sha256", "data_sha256"} <= set(meta)
+    assert len(meta["checkpoint"]) == 2  # the seed ensemble
 
     status = dvc(repo, "status")
     assert "changed" not in status.stdout

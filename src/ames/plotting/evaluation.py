@@ -201,7 +201,8 @@ def _bar_colour(value: float, worse_sign: float) -> str:
 def plot_ablation_bars(table: dict[str, dict], path: str | Path) -> Path:
     """Horizontal bars of each ablation's change vs the full model: ΔR² and ΔRMSE.
 
-    Red bars are changes for the worse (lower R², higher RMSE), blue for the better.
+    Red bars are changes for the worse (lower R², higher RMSE), blue for the better; black
+    whiskers show the bootstrap interval where the table has ``<key>_lo`` / ``<key>_hi``.
     """
     names = list(table)
     if not names:
@@ -216,6 +217,11 @@ def plot_ablation_bars(table: dict[str, dict], path: str | Path) -> Path:
     for ax, (key, label, worse) in zip(axes, panels, strict=True):
         values = [_as_float(table[name].get(key)) for name in names]
         ax.barh(names, values, color=[_bar_colour(v, worse) for v in values])
+        if all(f"{key}_lo" in table[name] for name in names):  # bootstrap intervals
+            lo = np.array([_as_float(table[name][f"{key}_lo"]) for name in names])
+            hi = np.array([_as_float(table[name][f"{key}_hi"]) for name in names])
+            err = np.array([np.array(values) - lo, hi - np.array(values)])
+            ax.errorbar(values, names, xerr=err, fmt="none", ecolor="black", capsize=3)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(label)
         ax.grid(axis="x", alpha=0.3)

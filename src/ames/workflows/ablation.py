@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ames.config import deep_merge
+from ames.evaluation.error_sums import error_sums, write_error_sums
 from ames.evaluation.metrics import score_forecasts
 from ames.run import DATASET, MASKS, load_run_inputs
 from ames.workflows.ames_model import STAGE2_CHECKPOINT, finetune, train_gating
@@ -18,6 +19,7 @@ from ames.workflows.evaluate import model_test_forecasts
 log = logging.getLogger("ames.ablation")
 
 STAGE2_SECTIONS = ("gating", "meta")
+ERRORS_FILE = "test_errors.nc"  # per-origin error sums, beside the ablation's checkpoints
 
 
 def ablation_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -73,6 +75,11 @@ def run_ablation(
     run = load_run_inputs(p, dataset, masks_dir)
     forecasts = model_test_forecasts(model, run, int(p["train"]["batch_size"]))
     test = score_forecasts(forecasts["pred"], forecasts["obs"], forecasts["clim"], run.zones)
+    origin_times = run.data.times[forecasts["origin"]]
+    sums = error_sums(
+        {name: forecasts["pred"]}, {name: "ablation"}, forecasts["obs"], run.zones, origin_times
+    )
+    write_error_sums(sums, models_dir / out_dir / ERRORS_FILE)
     return {
         "overrides": overrides,
         "reran_stage2": needs_own_stage2(overrides),
@@ -84,10 +91,15 @@ def run_ablation(
 
 
 def ablation_table(
-    full_test: Mapping[str, Any], ablations: Mapping[str, Mapping[str, Any]]
+    full: Mapping[str, Any],
+    ablations: Mapping[str, Mapping[str, Any]],
+    significance: Mapping[str, Mapping[str, Any]],
 ) -> dict:
-    """ΔR² and ΔRMSE of each ablation against the full model (negative ΔR² = the part helped)."""
-    full = full_test["model"]["overall"]
+    """Each ablation against the full model of the same seed (negative Δ = the part helped).
+
+    ``full``: the full model's overall test scores; ``significance``: per ablation, the
+    paired intervals and tests of ``ames.workflows.significance.ablation_significance``.
+    """
     table: dict[str, Any] = {
         "full_model": {"pooled_r2": full["pooled_r2"], "rmse": full["rmse"], "msess": full["msess"]}
     }
@@ -97,7 +109,6 @@ def ablation_table(
             "pooled_r2": overall["pooled_r2"],
             "rmse": overall["rmse"],
             "msess": overall["msess"],
-            "delta_pooled_r2": overall["pooled_r2"] - full["pooled_r2"],
-            "delta_rmse": overall["rmse"] - full["rmse"],
+            **significance[name],
         }
     return table

@@ -158,6 +158,7 @@ def train_gating(
     checkpoint_name: str = STAGE2_CHECKPOINT,
     state_name: str = "gating",
     routing_plot: Path | None = None,
+    state_root: Path | None = None,
 ) -> tuple[AMESModel, dict[str, Any]]:
     """Stage 2: experts frozen (their outputs computed once), only the gating trains."""
     start = time.perf_counter()
@@ -186,7 +187,7 @@ def train_gating(
             splits["val"],
             cfg,
             best_path=best_path,
-            state_dir=models_dir / "state" / state_name,
+            state_dir=(state_root or models_dir / "state") / state_name,
             live_dir=live_dir,
             trainable=trainable,
             desc="gating",
@@ -218,6 +219,7 @@ def finetune(
     checkpoint_name: str = FINAL_CHECKPOINT,
     state_name: str = "finetune",
     routing_plot: Path | None = None,
+    state_root: Path | None = None,
 ) -> tuple[AMESModel, dict[str, Any]]:
     """Stage 3: everything trainable, lr = finetune.lr_scale × train.lr, physics losses on."""
     start = time.perf_counter()
@@ -235,7 +237,7 @@ def finetune(
         run.windows("val"),
         cfg,
         best_path=models_dir / checkpoint_name,
-        state_dir=models_dir / "state" / state_name,
+        state_dir=(state_root or models_dir / "state") / state_name,
         live_dir=live_dir,
         trainable=trainable,
         desc="finetune",

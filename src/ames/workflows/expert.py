@@ -34,8 +34,13 @@ def train_expert(
     live_dir: Path | None = None,
     dataset: Path = DATASET,
     masks_dir: Path = MASKS,
+    state_root: Path | None = None,
 ) -> dict[str, Any]:
-    """Train expert ``index`` and return its metrics (validation scores in mm/month)."""
+    """Train expert ``index`` and return its metrics (validation scores in mm/month).
+
+    ``state_root`` (default ``models_dir/state``) holds the resumable training state; it must
+    lie outside any DVC output, which DVC deletes before re-running a stage.
+    """
     start = time.perf_counter()
     section = f"expert{index}"
     zone = params[section]["zone"]
@@ -59,7 +64,7 @@ def train_expert(
         run.windows("val"),
         cfg,
         best_path=expert_checkpoint(index, models_dir),
-        state_dir=models_dir / "state" / section,
+        state_dir=(state_root or models_dir / "state") / section,
         live_dir=live_dir,
         desc=section,
         fingerprint=run_fingerprint(

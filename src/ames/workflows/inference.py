@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,12 @@ def predict(model: AMESModel, batch: Mapping[str, Tensor]) -> dict[str, np.ndarr
     }
 
 
+def predict_ensemble(models: Sequence[AMESModel], batch: Mapping[str, Tensor]) -> dict:
+    """``predict`` averaged over the members of a seed ensemble (forecast, experts, weights)."""
+    outputs = [predict(model, batch) for model in models]
+    return {key: np.mean([out[key] for out in outputs], axis=0) for key in outputs[0]}
+
+
 def _data_vars(
     outputs: Mapping[str, np.ndarray], clim: np.ndarray, valid: np.ndarray
 ) -> dict[str, tuple]:
@@ -250,32 +256,38 @@ def forecast_from_dataset(
     params: Mapping[str, Any],
     dataset_path: str | Path,
     *,
-    checkpoint: str | Path = CHECKPOINT,
+    checkpoint: str | Path | Sequence[str | Path] = CHECKPOINT,
     masks_dir: str | Path = MASKS,
 ) -> xr.Dataset:
     """Forecast the ``horizon`` months after the last month of ``dataset_path``.
 
     ``params`` must be those the checkpoint was trained with; ``masks_dir`` holds that
-    training run's ``masks`` outputs (statistics, climatology, context, graph).
+    training run's ``masks`` outputs (statistics, climatology, context, graph). Several
+    checkpoints (a seed ensemble) give the mean of their forecasts, experts and weights.
     """
     run = load_forecast_run(params, dataset_path, masks_dir)
     graph = load_graph(run, Path(masks_dir))
-    model = load_ames_model(params, run, graph, Path(checkpoint), stage="finetune")
-    model.to(select_device(params["train"]["device"]))
+    paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
+    device = select_device(params["train"]["device"])
+    models = [
+        load_ames_model(params, run, graph, Path(path), stage="finetune").to(device)
+        for path in paths
+    ]
     origin = month_label(run.data.times[-1].to_datetime64())
     log.info("forecasting %d months after %s from %s", run.horizon, origin, dataset_path)
     attrs = {
         "title": "AMES monthly precipitation forecast",
         "source": "AMES inference stage",
         "origin_month": origin,
-        "checkpoint": str(checkpoint),
+        "checkpoint": ", ".join(map(str, paths)),
+        "seed_ensemble_members": len(paths),
         "dataset": str(dataset_path),
         "masks_dir": str(masks_dir),
         "climatology_period": " to ".join(run.masks.split["train_months"]),
         "input_window": run.window,
         "horizon": run.horizon,
     }
-    return forecast_dataset(predict(model, origin_batch(run)), run, attrs)
+    return forecast_dataset(predict_ensemble(models, origin_batch(run)), run, attrs)
 
 
 # ----------------------------------------------------------------------------- reports
@@ -295,17 +307,26 @@ def target_month_labels(ds: xr.Dataset) -> list[str]:
 
 
 def forecast_metadata(
-    ds: xr.Dataset, params: Mapping[str, Any], *, dataset_path: str | Path, checkpoint: str | Path
+    ds: xr.Dataset,
+    params: Mapping[str, Any],
+    *,
+    dataset_path: str | Path,
+    checkpoint: str | Path | Sequence[str | Path],
 ) -> dict[str, Any]:
     """Provenance of a forecast: origin, targets, and checkpoint / params / data hashes.
 
     ``params_sha256`` is ``ames.config.params_hash`` of the effective params (profile applied).
+    A seed ensemble lists its checkpoints and their hashes in member order.
     """
+    if isinstance(checkpoint, str | Path):
+        path, digest = str(checkpoint), sha256_file(checkpoint)
+    else:
+        path, digest = [str(p) for p in checkpoint], [sha256_file(p) for p in checkpoint]
     return {
         "origin_month": ds.attrs["origin_month"],
         "target_months": target_month_labels(ds),
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": sha256_file(checkpoint),
+        "checkpoint": path,
+        "checkpoint_sha256": digest,
         "params_sha256": params_hash(params),
         "dataset": str(dataset_path),
         "data_sha256": sha256_file(dataset_path),

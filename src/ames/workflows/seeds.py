@@ -1,0 +1,186 @@
+"""Seed ensemble: the whole model (experts, gating, fine-tuning) trained once per model seed.
+
+``seeds: N`` in params.yaml trains N members from the same data with model seeds
+``seed, seed + 1, …, seed + N − 1``. Member 0 (``seed``) is the main chain
+(``expert@1..3 → gating → finetune``, checkpoints in ``models/``); the ``seed_members``
+stage trains the others into ``models/members/seed<S>/``. The forecast the pipeline
+evaluates and ships (hindcast, inference) is the mean of the members' forecasts in
+mm/month; each member is also scored alone, so headline scores come as mean ± sd over seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ames.io import read_json, write_json
+from ames.models.graph import GridGraph
+from ames.run import DATASET, MASKS, RunInputs
+from ames.workflows.ames_model import FINAL_CHECKPOINT, finetune, load_ames_model, train_gating
+from ames.workflows.common import EXPERT_IDS, MODELS
+from ames.workflows.evaluate import model_test_forecasts
+from ames.workflows.expert import train_expert
+
+log = logging.getLogger("ames.seeds")
+
+MANIFEST = "members.json"
+SEED_SCORE_KEYS = ("pooled_r2", "percell_r2", "rmse", "mae", "msess")
+
+
+def member_seeds(params: Mapping[str, Any]) -> list[int]:
+    """Model seeds of the ensemble; the first is the main chain's ``seed``."""
+    n = params.get("seeds")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"params.yaml (seeds): expected a whole number ≥ 1, got {n!r}")
+    return [int(params["seed"]) + k for k in range(n)]
+
+
+def member_dir(seed: int, models_dir: Path = MODELS) -> Path:
+    return models_dir / "members" / f"seed{seed}"
+
+
+def train_member(
+    params: Mapping[str, Any],
+    seed: int,
+    *,
+    models_dir: Path = MODELS,
+    dataset: Path = DATASET,
+    masks_dir: Path = MASKS,
+) -> dict[str, Any]:
+    """Stages 1–3 with model seed ``seed``; training state stays resumable outside the output."""
+    start = time.perf_counter()
+    p = {**params, "seed": seed}
+    out = member_dir(seed, models_dir)
+    state = models_dir / "state" / "members" / f"seed{seed}"
+    common = {"models_dir": out, "dataset": dataset, "masks_dir": masks_dir, "state_root": state}
+    experts = {}
+    for index in EXPERT_IDS:
+        log.info("seed %d: expert %d", seed, index)
+        metrics = train_expert(p, index, **common)
+        experts[f"expert{index}"] = {
+            "best_epoch": metrics["best_epoch"],
+            "val_in_zone_msess": metrics["val"]["in_zone"]["msess"],
+        }
+    log.info("seed %d: gating", seed)
+    _, gating = train_gating(p, **common)
+    log.info("seed %d: finetune", seed)
+    _, final = finetune(p, **common)
+    return {
+        "experts": experts,
+        "gating_best_epoch": gating.get("best_epoch"),
+        "finetune_best_epoch": final["best_epoch"],
+        "alpha": final["alpha"],
+        "val_msess": final["val"]["overall"]["msess"],
+        "time_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def train_members(
+    params: Mapping[str, Any],
+    *,
+    models_dir: Path = MODELS,
+    dataset: Path = DATASET,
+    masks_dir: Path = MASKS,
+) -> dict[str, Any]:
+    """Train every member but the first; write the manifest ``evaluate`` checks against."""
+    start = time.perf_counter()
+    seeds = member_seeds(params)
+    root = models_dir / "members"
+    root.mkdir(parents=True, exist_ok=True)
+    members = {
+        str(seed): train_member(
+            params, seed, models_dir=models_dir, dataset=dataset, masks_dir=masks_dir
+        )
+        for seed in seeds[1:]
+    }
+    write_json(root / MANIFEST, {"base_seed": seeds[0], "seeds": seeds[1:]})
+    return {
+        "seeds": seeds,
+        "members": members,
+        "time_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def final_checkpoints(params: Mapping[str, Any], models_dir: Path = MODELS) -> dict[int, Path]:
+    """Final checkpoint of every member, by seed; refuses members of other params."""
+    seeds = member_seeds(params)
+    paths = {seeds[0]: models_dir / FINAL_CHECKPOINT}
+    if len(seeds) == 1:
+        return paths
+    manifest_path = models_dir / "members" / MANIFEST
+    if not manifest_path.exists():
+        raise FileNotFoundError(
+            f"{manifest_path} not found: seeds = {len(seeds)} needs the other members; "
+            "run `dvc repro seed_members`"
+        )
+    manifest = read_json(manifest_path)
+    if manifest["base_seed"] != seeds[0] or manifest["seeds"] != seeds[1:]:
+        raise ValueError(
+            f"{manifest_path}: members were trained for seeds {manifest['seeds']} "
+            f"(base {manifest['base_seed']}), params ask for {seeds[1:]} (base {seeds[0]}); "
+            "run `dvc repro seed_members`"
+        )
+    paths.update({seed: member_dir(seed, models_dir) / FINAL_CHECKPOINT for seed in seeds[1:]})
+    return paths
+
+
+def load_members(
+    params: Mapping[str, Any],
+    run: RunInputs,
+    graph: GridGraph,
+    device: torch.device,
+    models_dir: Path = MODELS,
+) -> dict[int, torch.nn.Module]:
+    """Every member's final model, on ``device``."""
+    return {
+        seed: load_ames_model({**params, "seed": seed}, run, graph, path, stage="finetune").to(
+            device
+        )
+        for seed, path in final_checkpoints(params, models_dir).items()
+    }
+
+
+def ensemble_test_forecasts(
+    members: Mapping[int, torch.nn.Module], run: RunInputs, batch_size: int
+) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+    """Seed-ensemble test forecasts (the members' mean, model and each expert) and each
+    member's own model forecast, in mm/month."""
+    ensemble: dict[str, np.ndarray] = {}
+    by_seed: dict[int, np.ndarray] = {}
+    for seed, model in members.items():
+        forecasts = model_test_forecasts(model, run, batch_size)
+        by_seed[seed] = forecasts["pred"]
+        if not ensemble:
+            ensemble = {k: v.copy() for k, v in forecasts.items()}
+            for key in ("pred", "experts"):
+                ensemble[key] = forecasts[key].astype(np.float64)
+            continue
+        if not np.array_equal(forecasts["origin"], ensemble["origin"]):
+            raise ValueError(f"seed {seed}: test origins differ from the first member's")
+        for key in ("pred", "experts"):
+            ensemble[key] += forecasts[key]
+    for key in ("pred", "experts"):
+        ensemble[key] = (ensemble[key] / len(members)).astype(np.float32)
+    return ensemble, by_seed
+
+
+def seed_summary(scores_by_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Overall test scores of each member alone, and their mean ± sd (sd: ddof 1)."""
+    by_seed = {
+        str(seed): {key: scores["overall"][key] for key in SEED_SCORE_KEYS}
+        for seed, scores in scores_by_seed.items()
+    }
+    summary = {}
+    for key in SEED_SCORE_KEYS:
+        values = np.array([row[key] for row in by_seed.values()], dtype=np.float64)
+        summary[key] = {
+            "mean": float(values.mean()),
+            "sd": float(values.std(ddof=1)) if len(values) > 1 else None,
+        }
+    return {"n": len(by_seed), "by_seed": by_seed, "mean_sd": summary}

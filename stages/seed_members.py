@@ -1,0 +1,34 @@
+"""DVC stage `seed_members`: the model trained again with seeds seed+1 … seed+seeds−1.
+
+Member 0 (``seed``) is the main chain (``expert@1..3 → gating → finetune``); this stage
+trains the other members of the seed ensemble from the same data into
+``models/members/seed<S>/`` (see ``ames.workflows.seeds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ames.config import load_params
+from ames.io import write_json
+from ames.workflows.seeds import train_members
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    result = train_members(load_params(args.params))
+    write_json("metrics/seed_members.json", result)
+    logging.getLogger("ames.seeds").info(
+        "seeds %s: %d extra members trained (%.0f s)",
+        result["seeds"],
+        len(result["members"]),
+        result["time_s"],
+    )
+
+
+if __name__ == "__main__":
+    main()

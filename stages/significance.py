@@ -1,0 +1,62 @@
+"""DVC stage `significance`: 90 % block-bootstrap intervals, paired tests and horizon.
+
+Reads the per-origin error sums ``evaluate`` wrote; writes the headline intervals
+(``metrics/significance.json``), every comparison per zone and lead
+(``plots/significance/comparisons.json``) and MSESS by lead with its band.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ames.config import load_params
+from ames.evaluation.error_sums import read_error_sums
+from ames.evaluation.uncertainty import BootstrapConfig
+from ames.io import write_json
+from ames.plotting.significance import plot_msess_band
+from ames.workflows.significance import BAND_FORECASTS, MODEL, significance_report
+
+log = logging.getLogger("ames.significance")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--errors", default="predictions/test_errors.nc")
+    parser.add_argument("--plots", default="plots/significance")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    cfg = BootstrapConfig.from_params(load_params(args.params)["uncertainty"])
+    report = significance_report(read_error_sums(args.errors), cfg)
+    write_json("metrics/significance.json", report["headline"])
+    plots = Path(args.plots)
+    write_json(plots / "comparisons.json", report["detail"])
+    write_json(plots / "msess_by_lead_ci.json", {"rows": report["band"]})
+    names = [n for n in BAND_FORECASTS if n in report["band"][0]]
+    plot_msess_band(report["band"], names, cfg.level, plots / "msess_by_lead_ci.png")
+    head = report["headline"]
+    ames = head[MODEL]
+    log.info(
+        "AMES MSESS %.4f [%.4f, %.4f]; horizon %s",
+        ames["msess"],
+        ames["msess_lo"],
+        ames["msess_hi"],
+        head["horizon"],
+    )
+    for ref, row in head["vs"].items():
+        log.info(
+            "vs %-20s dMSESS %+.4f [%+.4f, %+.4f] significant %s, DM p %.3f, n_eff %.1f",
+            ref,
+            row["delta_msess"],
+            row["delta_msess_lo"],
+            row["delta_msess_hi"],
+            row["significant"],
+            row["dm_p"],
+            row["n_eff"],
+        )
+
+
+if __name__ == "__main__":
+    main()
