@@ -21,7 +21,8 @@ TINY: dict[str, Any] = {
         "bbox": {"lat_min": 5.525, "lat_max": 6.025, "lon_min": -73.175, "lon_max": -72.575},
         "n_months": 160,
     },
-    "split": {"test_months": 30, "val_months": 24},
+    # 25 test origins = two 12-month blocks, the fewest a bootstrap interval needs
+    "split": {"test_months": 36, "val_months": 24},
     "features": {"input_window": 6},
 }
 
@@ -41,6 +42,7 @@ TINY_MODELS: dict[str, Any] = {
     },
     "gating": {"training": QUICK},
     "finetune": {"training": QUICK},
+    "uncertainty": {"n_boot": 200},
 }
 
 

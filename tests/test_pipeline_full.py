@@ -13,11 +13,7 @@ from ames.config import deep_merge
 
 pytestmark = pytest.mark.slow
 
-# two members; 25 test origins = two 12-month blocks, the fewest an interval needs
-FULL_RUN = deep_merge(
-    TINY_MODELS,
-    {"seeds": 2, "split": {"test_months": 36}, "uncertainty": {"n_boot": 200}},
-)
+FULL_RUN = deep_merge(TINY_MODELS, {"seeds": 2})  # two members
 ABLATIONS = {
     "no_physics_priors",
     "no_meta_learner",

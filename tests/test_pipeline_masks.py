@@ -19,7 +19,7 @@ def test_dvc_repro_masks_in_a_temporary_repo(tmp_path):
     assert data["grid"]["n_time"] == 160
     assert data["grid"]["n_lat"] == 11 and data["grid"]["n_lon"] == 13
     masks = json.loads((repo / "metrics/masks.json").read_text())
-    assert masks["split"] == {"train": 89, "val": 13, "test": 19}
+    assert masks["split"] == {"train": 83, "val": 13, "test": 25}
     zones = {z: masks["zones"][z]["cells"] for z in ("high", "medium", "low")}
     assert sum(zones.values()) == data["grid"]["n_valid_cells"]
     assert masks["graph"]["max_degree"] <= 12
