@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import BoundaryNorm
+from matplotlib import colormaps
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
 # Outlook colours as seasonal-outlook centres draw them: browns for a dry tilt, greens for a
@@ -90,11 +91,14 @@ def plot_tercile_outlook(
     fig = _figure(3.2 * n_months + 1.2, 3.0 * len(categories))
     axes = fig.subplots(len(categories), n_months, squeeze=False, sharex=True, sharey=True)
     for row, category in enumerate(categories):
-        norm = BoundaryNorm(OUTLOOK_LEVELS, 256)
+        n_bins = len(OUTLOOK_LEVELS) - 1
+        base = colormaps[OUTLOOK_CMAPS[category]]
+        cmap = ListedColormap(base(np.linspace(0.25, 0.95, n_bins)))
+        norm = BoundaryNorm(OUTLOOK_LEVELS, n_bins)
         for col, label in enumerate(months):
             ax = axes[row, col]
             values = np.ma.masked_less(np.ma.masked_invalid(probability[col, index[category]]), 0.4)
-            mesh = ax.pcolormesh(lon, lat, values, cmap=OUTLOOK_CMAPS[category], norm=norm)
+            mesh = ax.pcolormesh(lon, lat, values, cmap=cmap, norm=norm)
             ax.set_facecolor("0.93")
             ax.set_title(f"{label}: P({OUTLOOK_TITLES[category]})", fontsize=9)
             ax.set_aspect("equal")
