@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,14 @@ import xarray as xr
 import yaml
 from conftest import make_small_dataset
 from pipeline_repo import TINY_MODELS
+from torch.utils.data import DataLoader
 
 from ames.config import deep_merge
 from ames.data.errors import DataError
 from ames.masks_io import load_masks
 from ames.physics import elevation_priors
 from ames.run import load_run_inputs
-from ames.workflows.ames_model import assemble_model
+from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
 from ames.workflows.common import build_experts, load_graph
 from ames.zones import (
     ZoneConfig,
@@ -207,6 +209,13 @@ def test_masks_stage_saves_the_thresholds_and_the_gating_priors_follow_them(tmp_
     np.testing.assert_allclose(priors[:, valid], expected[:, valid], rtol=1e-5)
     fixed = elevation_priors(run.masks.context[..., 0], 3000.0, 2000.0, 500.0)
     assert np.abs(priors[:, valid] - fixed[:, valid]).max() > 0.05
+
+    # logging alpha every batch must not warn (requires_grad tensor converted to a scalar)
+    batch = next(iter(DataLoader(run.windows("train"), batch_size=2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, parts = loss_fn(params["gating"]["loss"], physics_context(run))(model, batch)
+    assert 0 < parts["alpha"] < 1
 
 
 def test_masks_stage_stops_on_a_flat_region_with_one_line(tmp_path):
