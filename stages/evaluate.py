@@ -18,6 +18,7 @@ from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.metrics import score_forecasts
+from ames.evaluation.uncertainty import BootstrapConfig
 from ames.io import write_json
 from ames.plotting.evaluation import (
     plot_maps,
@@ -78,7 +79,13 @@ def main() -> None:
     predictives = {name: load_predictive(args.predictive, name) for name in SCALE_VARS}
     point = {"ames": forecasts["pred"], "damped_persistence": baselines["damped_persistence"]}
     report["probabilistic"], prob_tables, products = score_probabilistic(
-        point, obs, forecasts["origin"], run, predictives, options
+        point,
+        obs,
+        forecasts["origin"],
+        run,
+        predictives,
+        options,
+        BootstrapConfig.from_params(params["uncertainty"]),
     )
     report["n_test_origins"] = int(len(forecasts["origin"]))
     report["time_s"] = round(time.perf_counter() - start, 1)

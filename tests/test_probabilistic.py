@@ -144,3 +144,30 @@ def test_ratio_ensemble_averages_to_one_and_is_one_where_it_never_rains():
     np.testing.assert_allclose(ratios[..., 1].mean(axis=1), 1.0)
     np.testing.assert_allclose(mean[..., 1], 3.0)
     np.testing.assert_allclose(ratios * mean[:, None], ensemble)
+
+
+def test_skill_intervals_bracket_the_estimate_and_pair_the_difference():
+    from ames.evaluation.probabilistic import skill_intervals
+    from ames.evaluation.uncertainty import block_indices, origin_counts
+
+    predictive, point, obs, month, valid = _calibrated_case(n_origins=48, shape=(6, 6))
+    sharper = Predictive(
+        predictive.ratios, predictive.edges, np.full(12, 0.7), predictive.clim_mean
+    )
+
+    def sums_of(p):
+        return distribution_sums(
+            lambda h: p.lead_members(point[:, h], month[:, h], h, valid),
+            obs,
+            month,
+            p,
+            valid,
+            (0.1, 0.9),
+        )
+
+    ref, sharp = sums_of(predictive), sums_of(sharper)
+    counts = origin_counts(block_indices(48, 12, 300, 1), 48)
+    out = skill_intervals(sharp, ref, counts, 0.9, 4, other=ref)
+    assert out["crpss_lo"] <= out["crpss"] <= out["crpss_hi"]
+    assert out["delta_crpss"] == pytest.approx(out["crpss"])  # other = the reference itself
+    np.testing.assert_allclose(sharp.crps_by_origin.sum(), sharp.crps.sum())

@@ -26,6 +26,8 @@ import numpy as np
 import scoringrules as sr
 from scipy.optimize import minimize_scalar
 
+from ames.evaluation.uncertainty import interval
+
 CATEGORIES = ("below_normal", "near_normal", "above_normal")
 TERCILES = (1.0 / 3.0, 2.0 / 3.0)
 
@@ -226,6 +228,8 @@ class DistributionSums:
     crps: np.ndarray
     rps: np.ndarray
     covered: np.ndarray  # observations inside the central interval of the quantile levels
+    crps_by_origin: np.ndarray  # [S] summed over leads and cells, for the block bootstrap
+    rps_by_origin: np.ndarray  # [S]
     pit_counts: np.ndarray  # [H, pit_bins]
     reliability: np.ndarray  # [H, bins, 3]: forecasts, sum of P(above), observed above
 
@@ -258,6 +262,7 @@ def distribution_sums(
     n_origins, horizon = obs.shape[:2]
     n_cells = int(valid.sum())
     crps_sum, rps_sum, covered = (np.zeros((horizon, n_cells)) for _ in range(3))
+    crps_origin, rps_origin = np.zeros(n_origins), np.zeros(n_origins)
     pit_counts = np.zeros((horizon, pit_bins))
     reliability = np.zeros((horizon, reliability_bins, 3))
     rng = np.random.default_rng(seed)
@@ -271,8 +276,11 @@ def distribution_sums(
         lower, upper = predictive.lead_edges(target_month[:, h], valid)
         probs = tercile_probabilities(members, lower, upper)
         interval = ensemble_quantiles(members, (lo, hi))
-        crps_sum[h] = crps(o, members).sum(axis=0)
-        rps_sum[h] = rps(observed_category(o, lower, upper), probs).sum(axis=0)
+        crps_h = crps(o, members)
+        rps_h = rps(observed_category(o, lower, upper), probs)
+        crps_sum[h], rps_sum[h] = crps_h.sum(axis=0), rps_h.sum(axis=0)
+        crps_origin += crps_h.sum(axis=1)
+        rps_origin += rps_h.sum(axis=1)
         covered[h] = ((o >= interval[..., 0]) & (o <= interval[..., 1])).sum(axis=0)
         pit = pit_values(o, members, rng)
         pit_counts[h] = np.histogram(pit, bins=pit_bins, range=(0.0, 1.0))[0]
@@ -280,7 +288,9 @@ def distribution_sums(
         if products is not None:
             products["quantile"][:, h] = np.moveaxis(ensemble_quantiles(members, levels), -1, 1)
             products["tercile_probability"][:, h] = np.moveaxis(probs, -1, 1)
-    return DistributionSums(n_origins, crps_sum, rps_sum, covered, pit_counts, reliability)
+    return DistributionSums(
+        n_origins, crps_sum, rps_sum, covered, crps_origin, rps_origin, pit_counts, reliability
+    )
 
 
 def _skill(score: float, reference: float) -> float | None:
@@ -356,3 +366,34 @@ def reliability_table(sums: DistributionSums) -> list[dict[str, float | int | No
             }
         )
     return rows
+
+
+def skill_intervals(
+    forecast: DistributionSums,
+    reference: DistributionSums,
+    counts: np.ndarray,
+    level: float,
+    n_blocks: int,
+    other: DistributionSums | None = None,
+) -> dict[str, float]:
+    """Block-bootstrap intervals of CRPSS and RPSS (``counts`` ``[n_boot, S]`` from
+    ``ames.evaluation.uncertainty.origin_counts``, the same resamples as every other score);
+    with ``other``, also of the skill difference forecast − other (paired)."""
+    out: dict[str, float] = {}
+    for key, f, r, o in (
+        (
+            "crpss",
+            forecast.crps_by_origin,
+            reference.crps_by_origin,
+            other and other.crps_by_origin,
+        ),
+        ("rpss", forecast.rps_by_origin, reference.rps_by_origin, other and other.rps_by_origin),
+    ):
+        ref = counts @ r
+        skill = 1.0 - (counts @ f) / ref
+        out.update(interval(1.0 - f.sum() / r.sum(), skill, level, n_blocks).as_dict(key))
+        if o is not None:
+            delta = (counts @ o - counts @ f) / ref
+            estimate = (o.sum() - f.sum()) / r.sum()
+            out.update(interval(estimate, delta, level, n_blocks).as_dict(f"delta_{key}"))
+    return out

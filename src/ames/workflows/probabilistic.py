@@ -29,9 +29,11 @@ from ames.evaluation.probabilistic import (
     probabilistic_scores,
     ratio_ensemble,
     reliability_table,
+    skill_intervals,
     tercile_edges,
     tercile_probabilities,
 )
+from ames.evaluation.uncertainty import BootstrapConfig, block_indices, n_blocks, origin_counts
 from ames.run import RunInputs
 
 PREDICTIVE = Path("models/predictive.nc")
@@ -199,11 +201,14 @@ def score_probabilistic(
     run: RunInputs,
     predictives: Mapping[str, Predictive],
     options: Mapping[str, Any],
+    bootstrap: BootstrapConfig,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """Score each dressed point forecast and the climatological ensemble on the same samples.
 
     Returns (report for test.json, plot tables, products of the ``ames`` forecast on the
     valid cells: ``quantile`` ``[S, H, Q, N]`` and ``tercile_probability`` ``[S, H, 3, N]``).
+    CRPSS and RPSS carry 90 % block-bootstrap intervals (the ``uncertainty`` resamples), and
+    ``ames`` the paired skill difference to each other dressed forecast.
     """
     valid = run.masks.valid
     month = target_months(run.inputs.months[origins], run.horizon)
@@ -216,18 +221,10 @@ def score_probabilistic(
         valid,
         options,
     )
-    report: dict[str, Any] = {
-        "quantiles": list(options["quantiles"]),
-        "interval_nominal": round(max(options["quantiles"]) - min(options["quantiles"]), 6),
-        "members": int(reference.ratios.shape[1]),
-        "climatology": probabilistic_scores(ref_sums, ref_sums, run.zones, valid)["overall"],
-    }
-    tables: dict[str, Any] = {"pit": {}, "reliability": {}, "by_lead": {}}
     products: dict[str, np.ndarray] = {}
-    for name, predictive in predictives.items():
-        forecast = point[name]
-        sums = _sums(
-            lambda h, f=forecast, p=predictive: p.lead_members(f[:, h], month[:, h], h, valid),
+    sums = {
+        name: _sums(
+            lambda h, f=point[name], p=predictive: p.lead_members(f[:, h], month[:, h], h, valid),
             obs,
             month,
             predictive,
@@ -235,11 +232,34 @@ def score_probabilistic(
             options,
             products if name == "ames" else None,
         )
-        scores = probabilistic_scores(sums, ref_sums, run.zones, valid)
-        report[name] = scores if name == "ames" else scores["overall"]
+        for name, predictive in predictives.items()
+    }
+    k = n_blocks(len(origins), bootstrap.block_months)
+    indices = block_indices(len(origins), bootstrap.block_months, bootstrap.n_boot, bootstrap.seed)
+    counts = origin_counts(indices, len(origins))
+    report: dict[str, Any] = {
+        "quantiles": list(options["quantiles"]),
+        "interval_nominal": round(max(options["quantiles"]) - min(options["quantiles"]), 6),
+        "members": int(reference.ratios.shape[1]),
+        "climatology": probabilistic_scores(ref_sums, ref_sums, run.zones, valid)["overall"],
+    }
+    tables: dict[str, Any] = {"pit": {}, "reliability": {}, "by_lead": {}}
+    for name, predictive in predictives.items():
+        scores = probabilistic_scores(sums[name], ref_sums, run.zones, valid)
+        overall = scores["overall"]
+        overall.update(skill_intervals(sums[name], ref_sums, counts, bootstrap.level, k))
+        if name == "ames":
+            overall["vs"] = {
+                other: skill_intervals(
+                    sums[name], ref_sums, counts, bootstrap.level, k, other=sums[other]
+                )
+                for other in sums
+                if other != name
+            }
+        report[name] = scores if name == "ames" else overall
         report[name + "_spread_scale"] = [round(float(s), 4) for s in predictive.scales]
-        tables["pit"][name] = pit_histogram(sums).tolist()
-        tables["reliability"][name] = reliability_table(sums)
+        tables["pit"][name] = pit_histogram(sums[name]).tolist()
+        tables["reliability"][name] = reliability_table(sums[name])
         tables["by_lead"][name] = scores["by_lead"]
     tables["pit"]["climatology"] = pit_histogram(ref_sums).tolist()
     tables["reliability"]["climatology"] = reliability_table(ref_sums)
