@@ -380,15 +380,9 @@ def skill_intervals(
     ``ames.evaluation.uncertainty.origin_counts``, the same resamples as every other score);
     with ``other``, also of the skill difference forecast − other (paired)."""
     out: dict[str, float] = {}
-    for key, f, r, o in (
-        (
-            "crpss",
-            forecast.crps_by_origin,
-            reference.crps_by_origin,
-            other and other.crps_by_origin,
-        ),
-        ("rpss", forecast.rps_by_origin, reference.rps_by_origin, other and other.rps_by_origin),
-    ):
+    for key, field in (("crpss", "crps_by_origin"), ("rpss", "rps_by_origin")):
+        f, r = getattr(forecast, field), getattr(reference, field)
+        o = None if other is None else getattr(other, field)
         ref = counts @ r
         skill = 1.0 - (counts @ f) / ref
         out.update(interval(1.0 - f.sum() / r.sum(), skill, level, n_blocks).as_dict(key))
