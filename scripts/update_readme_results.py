@@ -113,6 +113,44 @@ def ablation_lines(table: dict) -> list[str]:
     return lines
 
 
+def probabilistic_lines(prob: dict) -> list[str]:
+    """Proper scores of the predictive distributions, with 90 % intervals of the skill."""
+    nominal = round(100 * prob["interval_nominal"])
+    lines = [
+        f"| distribution | CRPS (mm/month) | CRPSS [90 % CI] | RPS (terciles) | RPSS [90 % CI] "
+        f"| {nominal} % interval coverage | CRPSS lead 1 | lead 3 | lead 6 | lead 12 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = {
+        f"**AMES** (spread scale {min(prob['ames_spread_scale']):.2f}–"
+        f"{max(prob['ames_spread_scale']):.2f})": (prob["ames"]["overall"], prob["ames"]),
+        "damped persistence, dressed the same way": (prob["damped_persistence"], None),
+        "climatological distribution (reference)": (prob["climatology"], None),
+    }
+    for name, (row, detail) in rows.items():
+        skill = [
+            f"{row[key]:.4f} {_ci(row, key, 4)}" if f"{key}_lo" in row else f"{row[key]:.4f}"
+            for key in ("crpss", "rpss")
+        ]
+        leads = (
+            [f"{detail['by_lead'][lead]['crpss']:.3f}" for lead in ("1", "3", "6", "12")]
+            if detail
+            else ["–"] * 4
+        )
+        lines.append(
+            f"| {name} | {row['crps']:.2f} | {skill[0]} | {row['rps']:.4f} | {skill[1]} "
+            f"| {row['coverage']:.3f} | " + " | ".join(leads) + " |"
+        )
+    vs = prob["ames"]["overall"]["vs"]["damped_persistence"]
+    lines += [
+        "",
+        "AMES − dressed damped persistence: ΔCRPSS "
+        f"{vs['delta_crpss']:+.4f} {_ci(vs, 'delta_crpss', 4)}, ΔRPSS "
+        f"{vs['delta_rpss']:+.4f} {_ci(vs, 'delta_rpss', 4)}.",
+    ]
+    return lines
+
+
 def results_block(wall_time: str | None) -> str:
     test = _load("metrics/test.json")
     headline = _load("metrics/significance.json")
@@ -148,6 +186,16 @@ def results_block(wall_time: str | None) -> str:
         + ", ".join(beat(name, lower) for name, lower in beats.items())
         + ".",
     ]
+    if "probabilistic" in test:
+        prob = test["probabilistic"]
+        lines += [
+            "",
+            f"Probabilistic forecasts (same test samples; {prob['members']}-member predictive "
+            "ensembles, skill against the climatological distribution of the training months; "
+            "intervals: the same block bootstrap):",
+            "",
+        ]
+        lines += probabilistic_lines(prob)
     if Path("metrics/ablations.json").exists():
         lines += [
             "",

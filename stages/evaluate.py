@@ -2,6 +2,9 @@
 
 The model (and each expert row) is the seed ensemble: the mean of the members' forecasts
 (``ames.workflows.seeds``); each member is also scored alone (``seeds`` in test.json).
+The predictive distribution fitted by ``calibrate`` dresses the model and damped persistence;
+their CRPS, CRPSS, RPSS and interval coverage go to ``probabilistic`` in test.json, the
+quantiles and tercile probabilities of the model to the hindcast.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.metrics import score_forecasts
+from ames.evaluation.uncertainty import BootstrapConfig
 from ames.io import write_json
 from ames.plotting.evaluation import (
     plot_maps,
@@ -22,6 +26,7 @@ from ames.plotting.evaluation import (
     plot_skill_by_lead,
     skill_by_lead_table,
 )
+from ames.plotting.probabilistic import plot_pit_histograms, plot_reliability
 from ames.run import load_run_inputs
 from ames.training import select_device
 from ames.workflows.common import load_graph
@@ -31,6 +36,14 @@ from ames.workflows.evaluate import (
     maps_for,
     oracle_forecasts,
     score_all,
+)
+from ames.workflows.probabilistic import (
+    PREDICTIVE,
+    SCALE_VARS,
+    add_products,
+    load_predictive,
+    score_probabilistic,
+    settings,
 )
 from ames.workflows.seeds import ensemble_test_forecasts, load_members, seed_summary
 from ames.workflows.significance import test_error_sums
@@ -42,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--oracle", default="data/processed/oracle.nc")
+    parser.add_argument("--predictive", default=str(PREDICTIVE))
     parser.add_argument("--plots", default="plots/evaluate")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -61,6 +75,18 @@ def main() -> None:
     report["seeds"] = seed_summary(
         {seed: score_forecasts(pred, obs, clim, run.zones) for seed, pred in by_seed.items()}
     )
+    options = settings(params)
+    predictives = {name: load_predictive(args.predictive, name) for name in SCALE_VARS}
+    point = {"ames": forecasts["pred"], "damped_persistence": baselines["damped_persistence"]}
+    report["probabilistic"], prob_tables, products = score_probabilistic(
+        point,
+        obs,
+        forecasts["origin"],
+        run,
+        predictives,
+        options,
+        BootstrapConfig.from_params(params["uncertainty"]),
+    )
     report["n_test_origins"] = int(len(forecasts["origin"]))
     report["time_s"] = round(time.perf_counter() - start, 1)
     write_json("metrics/test.json", report)
@@ -72,7 +98,14 @@ def main() -> None:
     )
     seeds = ", ".join(map(str, by_seed))
     attrs = {"source": "AMES evaluate stage", "split": "test", "seed_ensemble": seeds}
-    write_netcdf(hindcast_dataset(forecasts, run, attrs), "predictions/hindcast_test.nc")
+    hindcast = add_products(
+        hindcast_dataset(forecasts, run, attrs),
+        products,
+        run.masks.valid,
+        options["quantiles"],
+        ("origin", "lead"),
+    )
+    write_netcdf(hindcast, "predictions/hindcast_test.nc")
     plots = Path(args.plots)
     by_lead = {"AMES": report["model"], **report["baselines"]}
     if "oracle" in report:
@@ -82,6 +115,23 @@ def main() -> None:
         write_json(
             plots / f"skill_by_lead_{metric}.json", {"rows": skill_by_lead_table(by_lead, metric)}
         )
+    plot_pit_histograms(prob_tables["pit"], plots / "pit_histogram.png")
+    plot_reliability(prob_tables["reliability"], plots / "reliability_above_normal.png")
+    write_json(
+        plots / "reliability_above_normal.json",
+        {
+            "rows": [
+                {"forecast": name, **row}
+                for name, rows in prob_tables["reliability"].items()
+                for row in rows
+                if row["n"]
+            ]
+        },
+    )
+    write_json(
+        plots / "probabilistic_by_lead.json",
+        {"rows": probabilistic_lead_rows(prob_tables["by_lead"])},
+    )
     maps = maps_for(forecasts, run)
     plot_maps(
         maps,
@@ -93,6 +143,14 @@ def main() -> None:
     plot_obs_vs_forecast_by_zone(
         forecasts["pred"], forecasts["obs"], run.zones, plots / "obs_vs_forecast.png"
     )
+    prob = report["probabilistic"]["ames"]["overall"]
+    log.info(
+        "test probabilistic: CRPSS %.3f, RPSS %.3f, %.0f%% interval coverage %.3f",
+        prob["crpss"],
+        prob["rpss"],
+        100 * report["probabilistic"]["interval_nominal"],
+        prob["coverage"],
+    )
     overall = report["model"]["overall"]
     log.info(
         "test: pooled R2 %.3f, RMSE %.1f mm/month, MSESS %.3f; beats %s",
@@ -101,6 +159,15 @@ def main() -> None:
         overall["msess"],
         report["beats"],
     )
+
+
+def probabilistic_lead_rows(by_lead: dict[str, dict]) -> list[dict]:
+    """Long-format rows (forecast, lead, crpss, rpss, coverage) for a DVC plot."""
+    return [
+        {"forecast": name, "lead": int(lead), **{k: row[k] for k in ("crpss", "rpss", "coverage")}}
+        for name, leads in by_lead.items()
+        for lead, row in leads.items()
+    ]
 
 
 if __name__ == "__main__":

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
 
 from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
+from ames.plotting.probabilistic import plot_tercile_outlook
 from ames.run import DATASET, MASKS
 from ames.workflows.inference import (
     FORECAST,
@@ -23,6 +28,13 @@ from ames.workflows.inference import (
     forecast_from_dataset,
     forecast_metadata,
     plot_forecast,
+)
+from ames.workflows.probabilistic import (
+    PREDICTIVE,
+    add_products,
+    forecast_products,
+    load_predictive,
+    settings,
 )
 from ames.workflows.seeds import final_checkpoints
 
@@ -51,7 +63,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="default: predictions/metadata.json, or <out stem>_metadata.json for another --out",
     )
     parser.add_argument("--plot", default=None, help="default: plots/inference/<out stem>_maps.png")
+    parser.add_argument(
+        "--predictive",
+        default=str(PREDICTIVE),
+        help="predictive distribution of the training run (stage calibrate)",
+    )
+    parser.add_argument(
+        "--outlook", default=None, help="default: beside --plot, <stem>_outlook.png"
+    )
+    parser.add_argument(
+        "--outlook-months", type=int, default=3, help="target months in the tercile outlook"
+    )
     return parser.parse_args(argv)
+
+
+def outlook_path_for(plot_path: Path) -> Path:
+    """``plots/inference/forecast_maps.png`` → ``plots/inference/forecast_outlook.png``."""
+    stem = plot_path.stem.removesuffix("_maps")
+    return plot_path.with_name(f"{stem}_outlook.png")
+
+
+def with_probabilities(forecast: xr.Dataset, params: dict, predictive_path: str) -> xr.Dataset:
+    """The forecast with quantiles and tercile probabilities of the calibrated distribution."""
+    levels = settings(params)["quantiles"]
+    valid = np.isfinite(forecast["climatology"].values[0])
+    target_month = forecast["time"].dt.month.values - 1
+    products = forecast_products(
+        forecast["precip"].values, target_month, load_predictive(predictive_path), valid, levels
+    )
+    return add_products(forecast, products, valid, levels, ("time",))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,11 +103,21 @@ def main(argv: list[str] | None = None) -> None:
     forecast = forecast_from_dataset(
         params, args.dataset, checkpoint=checkpoint, masks_dir=args.masks
     )
+    forecast = with_probabilities(forecast, params, args.predictive)
     metadata_path, plot_path = companion_paths(args.out, args.metadata, args.plot)
     write_netcdf(forecast, args.out)
     metadata = forecast_metadata(forecast, params, dataset_path=args.dataset, checkpoint=checkpoint)
     write_json(metadata_path, metadata)
     plot_forecast(forecast, plot_path)
+    outlook_path = args.outlook or outlook_path_for(plot_path)
+    months = forecast["time"].dt.strftime("%Y-%m").values[: args.outlook_months]
+    plot_tercile_outlook(
+        forecast["tercile_probability"].values[: len(months)],
+        forecast["latitude"].values,
+        forecast["longitude"].values,
+        list(months),
+        outlook_path,
+    )
     log.info(
         "forecast %s -> %s written to %s (%s, %s)",
         metadata["target_months"][0],

@@ -11,6 +11,7 @@ import numpy as np
 from ames.climatology import training_month_mask
 from ames.config import load_params
 from ames.data.dataset import load_grid_data
+from ames.data.errors import DataError
 from ames.io import write_json
 from ames.masks import (
     ZONES,
@@ -19,10 +20,10 @@ from ames.masks import (
     context_features,
     make_split,
     training_statistics,
-    zone_masks,
 )
 from ames.masks_io import MaskBundle, save_masks
 from ames.plotting.masks import plot_zone_map
+from ames.zones import ZoneConfig, resolve_zones
 
 log = logging.getLogger("ames.masks")
 
@@ -40,6 +41,7 @@ def masks_metrics(bundle: MaskBundle, elapsed_s: float) -> dict:
             }
             for name in ZONES
         },
+        "thresholds": bundle.thresholds.to_dict(),
         "n_valid_cells": n_valid,
         "graph": {
             "n_nodes": int(bundle.graph["node_index"].size),
@@ -53,6 +55,13 @@ def masks_metrics(bundle: MaskBundle, elapsed_s: float) -> dict:
 
 
 def main() -> None:
+    try:
+        run()
+    except DataError as err:  # one line naming the source, the problem and the fix
+        raise SystemExit(f"masks: {err}") from None
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--dataset", default="data/processed/dataset.nc")
@@ -64,11 +73,12 @@ def main() -> None:
     start = time.perf_counter()
 
     params = load_params(args.params)
-    split_cfg, zones_cfg = params["split"], params["zones"]
+    split_cfg = params["split"]
+    zone_cfg = ZoneConfig.from_params(params["zones"])
     data = load_grid_data(args.dataset)
     months = data.months
 
-    zones = zone_masks(data.elevation, data.valid, zones_cfg["high_min_m"], zones_cfg["low_max_m"])
+    zones, thresholds = resolve_zones(data.elevation, data.valid, zone_cfg, args.dataset)
     context = context_features(data.elevation, data.lat, data.lon, data.valid)
     stats = training_statistics(
         data.precip,
@@ -91,7 +101,7 @@ def main() -> None:
         split_cfg["test_months"],
         split_cfg["val_months"],
     )
-    bundle = MaskBundle(zones, data.valid, context, graph, split, stats)
+    bundle = MaskBundle(zones, data.valid, context, graph, split, stats, thresholds)
     save_masks(args.out, bundle)
     plot_zone_map(
         zones,
@@ -99,7 +109,7 @@ def main() -> None:
         data.lat,
         data.lon,
         args.plot,
-        (zones_cfg["low_max_m"], zones_cfg["high_min_m"]),
+        (thresholds.low_max_m, thresholds.high_min_m),
     )
     metrics = masks_metrics(bundle, time.perf_counter() - start)
     write_json(args.metrics, metrics)

@@ -12,12 +12,14 @@ import xarray as xr
 
 from ames.config import load_params
 from ames.data.calibration import calibration_report
+from ames.data.errors import DataError
 from ames.data.files import load_user_data
 from ames.data.netcdf import write_netcdf
 from ames.data.schema import validate_dataset
 from ames.data.synthetic import generate_synthetic
 from ames.io import write_json
 from ames.plotting.data import plot_mean_annual_precip, plot_seasonal_cycle_by_zone
+from ames.zones import ZoneConfig, ZoneThresholds, resolve_thresholds
 
 log = logging.getLogger("ames.prepare")
 
@@ -60,7 +62,20 @@ def band_check(calibration: dict[str, float]) -> dict[str, bool]:
     return {k: bool(lo <= calibration[k] <= hi) for k, (lo, hi) in CALIBRATION_BANDS.items()}
 
 
+def plot_zone_thresholds(ds: xr.Dataset, zones: dict) -> ZoneThresholds:
+    """The thresholds ``zones.mode`` gives on this dataset (the masks stage checks the zones)."""
+    valid = ~np.all(np.isnan(ds["precip"].values), axis=0)
+    return resolve_thresholds(ds["elevation"].values, valid, ZoneConfig.from_params(zones))
+
+
 def main() -> None:
+    try:
+        run()
+    except DataError as err:  # one line naming the file, the problem and the fix
+        raise SystemExit(f"prepare: {err}") from None
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="data/processed/dataset.nc")
@@ -120,11 +135,12 @@ def main() -> None:
         metrics["calibration_in_band"] = band_check(calibration)
     plots = Path(args.plots)
     plot_mean_annual_precip(ds, plots / "mean_annual_precip.png")
+    thresholds = plot_zone_thresholds(ds, params["zones"])
     plot_seasonal_cycle_by_zone(
         ds,
         plots / "seasonal_cycle_by_zone.png",
-        high_min_m=params["zones"]["high_min_m"],
-        low_max_m=params["zones"]["low_max_m"],
+        high_min_m=thresholds.high_min_m,
+        low_max_m=thresholds.low_max_m,
     )
     metrics["time_s"] = round(time.perf_counter() - start, 2)
     write_json(args.metrics, metrics)

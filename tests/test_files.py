@@ -354,6 +354,68 @@ def test_geotiff_without_rioxarray_says_how_to_install(
     )
 
 
+# ---------------------------------------------------------------------- DEM regridding
+
+
+def fine_dem(step: float = 0.05, seed: int = 1) -> xr.Dataset:
+    """A rough 0.05° DEM (5 × 5 pixels per 0.25° cell), pixel centres never on a cell edge."""
+    lat = np.round(np.arange(3.0, 6.0 + 1e-9, step), 6)
+    lon = np.round(np.arange(-76.0, -73.0 + 1e-9, step), 6)
+    rng = np.random.default_rng(seed)
+    elev = rng.uniform(0.0, 4000.0, size=(lat.size, lon.size))
+    da = xr.DataArray(elev, dims=("lat", "lon"), coords={"lat": lat, "lon": lon})
+    return da.assign_attrs(units="m").to_dataset(name="z")
+
+
+def block_means(dem: xr.DataArray, lat: np.ndarray, lon: np.ndarray, half: float) -> np.ndarray:
+    """Reference: NaN-aware mean of the pixels within ``half`` degrees of each centre."""
+    out = np.empty((lat.size, lon.size))
+    for i, la in enumerate(lat):
+        for j, lo in enumerate(lon):
+            rows = np.abs(dem["lat"].values - la) < half
+            cols = np.abs(dem["lon"].values - lo) < half
+            out[i, j] = np.nanmean(dem.values[np.ix_(rows, cols)])
+    return out
+
+
+def test_finer_dem_is_area_averaged_onto_the_cells(tmp_path: Path) -> None:
+    dem = fine_dem()
+    ds = load(tmp_path, dem=dem)
+    expected = block_means(dem["z"], BOX_LAT, BOX_LON, half=0.125)
+    np.testing.assert_allclose(ds["elevation"].values, expected, rtol=1e-6)
+    assert ds.attrs["dem_regrid_method"] == "area_mean"
+    assert "mean of the DEM pixels" in ds["elevation"].attrs["regridding"]
+    point = dem["z"].sel(lat=BOX_LAT, lon=BOX_LON).values  # what point sampling would give
+    assert np.abs(ds["elevation"].values - point).max() > 100.0
+
+
+def test_area_mean_with_descending_latitude_0_360_longitude_and_voids(tmp_path: Path) -> None:
+    dem = fine_dem()
+    dem["z"].loc[dict(lat=4.05, lon=-74.55)] = np.nan  # one void pixel inside a cell
+    expected = block_means(dem["z"], BOX_LAT, BOX_LON, half=0.125)
+    flipped = dem.isel(lat=slice(None, None, -1)).assign_coords(lon=dem["lon"].values + 360.0)
+    ds = load(tmp_path, dem=flipped)
+    np.testing.assert_allclose(ds["elevation"].values, expected, rtol=1e-6)
+    assert np.isfinite(ds["elevation"].values).all()
+
+
+def test_coarser_dem_is_interpolated_bilinearly(tmp_path: Path) -> None:
+    ds = load(tmp_path, dem=dem_ds(step=0.5))
+    np.testing.assert_allclose(
+        ds["elevation"].values, elevation_formula(BOX_LAT, BOX_LON), rtol=1e-5
+    )
+    assert ds.attrs["dem_regrid_method"] == "bilinear"
+
+
+def test_dem_at_the_grid_spacing_is_sampled_not_averaged(tmp_path: Path) -> None:
+    dem = fine_dem(step=0.25)
+    ds = load(tmp_path, dem=dem)
+    assert ds.attrs["dem_regrid_method"] == "bilinear"
+    np.testing.assert_allclose(
+        ds["elevation"].values, dem["z"].sel(lat=BOX_LAT, lon=BOX_LON).values, rtol=1e-6
+    )
+
+
 # ------------------------------------------------------------------------------ errors
 
 

@@ -41,6 +41,7 @@ from ames.workflows.inference import (
     load_forecast_run,
     origin_batch,
 )
+from ames.workflows.probabilistic import climatological_parts, predictive_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, TEST, VAL = 6, 12, 30, 24
@@ -49,6 +50,7 @@ PARAMS = {
     "features": {"input_window": W, "target_transform": "anomaly"},
     "train": {"device": "cpu"},
     "zones": {"high_min_m": 3000, "low_max_m": 2000},
+    "probabilistic": {"quantiles": [0.1, 0.5, 0.9], "spread_scale_bounds": [0.2, 2.0]},
     "expert1": {
         "model": {
             "lstm_hidden": 4,
@@ -278,13 +280,19 @@ def test_stage_cli_writes_forecast_metadata_and_maps(setup: Setup, tmp_path: Pat
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(PARAMS))
     out, plot = tmp_path / "my_forecast.nc", tmp_path / "maps.png"
+    run = load_run_inputs(PARAMS, setup.dataset, setup.masks)
+    ratios, mean, edges = climatological_parts(run)
+    predictive = tmp_path / "predictive.nc"
+    write_netcdf(predictive_dataset(ratios, mean, edges, {"ames": np.ones(H)}, run), predictive)
     stage.main(
         [
             *("--params", str(params), "--dataset", str(setup.dataset)),
             *("--checkpoint", str(setup.checkpoint), "--masks", str(setup.masks)),
-            *("--out", str(out), "--plot", str(plot)),
+            *("--out", str(out), "--plot", str(plot), "--predictive", str(predictive)),
         ]
     )
+    assert (tmp_path / "maps_outlook.png").stat().st_size > 10_000
+    assert stage.outlook_path_for(Path("p/forecast_maps.png")) == Path("p/forecast_outlook.png")
     meta = yaml.safe_load((tmp_path / "my_forecast_metadata.json").read_text())
     expected_keys = {"origin_month", "target_months", "checkpoint", "checkpoint_sha256"}
     assert expected_keys | {"params_sha256", "data_sha256", "created_by"} <= set(meta)
@@ -292,3 +300,7 @@ def test_stage_cli_writes_forecast_metadata_and_maps(setup: Setup, tmp_path: Pat
     assert plot.stat().st_size > 10_000
     with xr.open_dataset(out) as ds:
         assert ds["precip"].shape == (H, *setup.ds["precip"].shape[1:])
+        probs = ds["tercile_probability"].sum("category", skipna=False).values
+        np.testing.assert_allclose(probs[np.isfinite(probs)], 1.0, atol=1e-6)
+        quantiles = ds["precip_quantile"].transpose("quantile", ...).values
+        assert (np.nan_to_num(np.diff(quantiles, axis=0)) >= 0).all()

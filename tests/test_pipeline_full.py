@@ -27,6 +27,21 @@ def _json(repo, rel):
     return json.loads((repo / rel).read_text())
 
 
+def _check_probability_products(ds):
+    assert list(ds["quantile"].values) == [0.1, 0.5, 0.9]
+    assert list(ds["category"].values) == ["below_normal", "near_normal", "above_normal"]
+    quantiles = ds["precip_quantile"].values
+    valid = np.isfinite(quantiles)
+    assert valid.any() and np.nanmin(quantiles) >= 0
+    assert (np.diff(quantiles, axis=ds["precip_quantile"].dims.index("quantile")) >= 0)[
+        np.isfinite(np.diff(quantiles, axis=ds["precip_quantile"].dims.index("quantile")))
+    ].all()
+    probs = ds["tercile_probability"]
+    total = probs.sum("category", skipna=False).values
+    np.testing.assert_allclose(total[np.isfinite(total)], 1.0, atol=1e-6)
+    assert probs.attrs["units"] == "1" and ds["precip_quantile"].attrs["units"] == "mm/month"
+
+
 def test_whole_pipeline_on_a_tiny_config(tmp_path):
     repo = make_tiny_repo(tmp_path / "repo", FULL_RUN)
     dvc(repo, "repro", timeout=1500)
@@ -99,12 +114,27 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
         assert {"delta_pooled_r2", "delta_rmse", "significant", "dm_p", "n_eff"} <= set(row)
         assert row["delta_msess_lo"] <= row["delta_msess"] <= row["delta_msess_hi"]
 
+    calibration = _json(repo, "metrics/calibration.json")
+    assert set(calibration["spread_scale"]) == {"ames", "damped_persistence"}
+    assert len(calibration["spread_scale"]["ames"]) == 12
+    prob = test["probabilistic"]
+    assert set(prob["ames"]) == {"overall", "by_zone", "by_lead"}
+    assert set(prob["ames"]["by_zone"]) == {"high", "medium", "low"}
+    for key in ("crps", "crpss", "rps", "rpss", "coverage"):
+        assert np.isfinite(prob["ames"]["overall"][key])
+    assert prob["climatology"]["crpss"] == pytest.approx(0.0, abs=1e-12)
+    for name in ("pit_histogram.png", "reliability_above_normal.png"):
+        assert (repo / "plots/evaluate" / name).exists()
+    assert (repo / "plots/inference/forecast_outlook.png").exists()
+
     with xr.open_dataset(repo / "predictions/forecast.nc") as fc:
         assert fc.sizes["time"] == 12
         precip = fc["precip"].values
         assert np.nanmin(precip) >= 0
+        _check_probability_products(fc)
     with xr.open_dataset(repo / "predictions/hindcast_test.nc") as hc:
         assert {"origin", "lead"} <= set(hc.dims)
+        _check_probability_products(hc)
     meta = _json(repo, "predictions/metadata.json")
     assert {"origin_month", "checkpoint_sha256", "params_sha256", "data_sha256"} <= set(meta)
     assert len(meta["checkpoint"]) == 2  # the seed ensemble

@@ -22,6 +22,10 @@ def test_dvc_repro_masks_in_a_temporary_repo(tmp_path):
     assert masks["split"] == {"train": 83, "val": 13, "test": 25}
     zones = {z: masks["zones"][z]["cells"] for z in ("high", "medium", "low")}
     assert sum(zones.values()) == data["grid"]["n_valid_cells"]
+    # zones.mode auto: the tiny box has only 2 cells below 2000 m, so terciles are used
+    assert masks["thresholds"]["requested"] == "auto"
+    assert masks["thresholds"]["mode"] == "quantile"
+    assert min(zones.values()) >= 25
     assert masks["graph"]["max_degree"] <= 12
 
     out = repo / "data/processed/masks"

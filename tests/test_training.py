@@ -344,6 +344,17 @@ def test_non_finite_training_loss_fails_clearly(tmp_path):
         train(tmp_path, make_model(0), nan_loss)
 
 
+def test_a_loss_mask_without_cells_is_refused_before_training(tmp_path):
+    empty = torch.zeros(3, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="expert1: the loss mask has no cells"):
+        train(tmp_path, make_model(0), loss_mask=empty, desc="expert1")
+    assert not (tmp_path / "best.pt").exists()
+    one_cell = empty.clone()
+    one_cell[1, 2] = True
+    result = train(tmp_path, make_model(0), cfg=config(epochs=1), loss_mask=one_cell)
+    assert result.epochs_run == 1
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 

@@ -1,4 +1,4 @@
-"""Elevation zones, static context, the cell graph, the split and training statistics.
+"""Static context, the cell graph, the split and training statistics (zones: ames.zones).
 
 Only the static DEM decides zones and context. The split is by target month (SPEC §3), and
 every statistic estimated from precipitation (normalisation, climatology, graph
@@ -18,28 +18,12 @@ from ames.climatology import (
     split_month_bounds,
     training_month_mask,
 )
+from ames.zones import ZONES, zone_masks
+
+__all__ = ["ZONES", "zone_masks"]  # re-exported: zones live in ames.zones
 
 EARTH_RADIUS_M = 6_371_000.0
-ZONES = ("high", "medium", "low")
 CONTEXT_NAMES = ("elevation_m", "slope_deg", "aspect_deg", "latitude", "longitude")
-
-
-def zone_masks(
-    elevation: np.ndarray, valid: np.ndarray, high_min_m: float, low_max_m: float
-) -> dict[str, np.ndarray]:
-    """Disjoint boolean masks: high (> high_min_m), low (< low_max_m), medium (between)."""
-    if low_max_m >= high_min_m:
-        raise ValueError(
-            f"zones.low_max_m ({low_max_m}) must be below zones.high_min_m ({high_min_m})"
-        )
-    if np.isnan(elevation[valid]).any():
-        raise ValueError("elevation is missing over valid precipitation cells")
-    z = np.where(valid, elevation, np.nan)
-    with np.errstate(invalid="ignore"):
-        high = valid & (z > high_min_m)
-        low = valid & (z < low_max_m)
-    medium = valid & ~high & ~low
-    return {"high": high, "medium": medium, "low": low}
 
 
 def slope_aspect(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ames.io import atomic_write, write_json
-from ames.masks import ZONES
+from ames.zones import ZONES, ZoneThresholds
+
+ZONES_FILE = "zones.json"
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class MaskBundle:
     graph: dict[str, np.ndarray]
     split: dict[str, Any]
     stats: dict[str, np.ndarray]
+    # the thresholds the masks stage used (default: the SPEC's fixed 2000 / 3000 m)
+    thresholds: ZoneThresholds = field(default_factory=ZoneThresholds)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -44,6 +48,7 @@ def save_masks(out_dir: str | Path, bundle: MaskBundle) -> None:
     _save_npy(out / "context_features_spatial.npy", bundle.context.astype(np.float32))
     _save_npz(out / "graph.npz", bundle.graph)
     _save_npz(out / "stats.npz", {k: np.asarray(v) for k, v in bundle.stats.items()})
+    write_json(out / ZONES_FILE, bundle.thresholds.to_dict())
     write_json(out / "split.json", bundle.split)
 
 
@@ -57,6 +62,12 @@ def load_masks(out_dir: str | Path) -> MaskBundle:
     with np.load(out / "stats.npz") as s:
         stats = {k: s[k] for k in s.files}
     split = json.loads((out / "split.json").read_text())
+    if not (out / ZONES_FILE).exists():
+        raise FileNotFoundError(
+            f"{out}: {ZONES_FILE} (the zone thresholds) is missing: these masks outputs "
+            "predate zones.mode. Run `dvc repro masks`."
+        )
+    thresholds = ZoneThresholds.from_dict(json.loads((out / ZONES_FILE).read_text()))
     return MaskBundle(
         zones=zones,
         valid=np.load(out / "valid.npy"),
@@ -64,4 +75,5 @@ def load_masks(out_dir: str | Path) -> MaskBundle:
         graph=graph,
         split=split,
         stats=stats,
+        thresholds=thresholds,
     )

@@ -760,6 +760,7 @@ def fit(
     collate: Callable[[list[Any]], Any] | None = None,
     fingerprint: str = "",
     keep_state: bool = False,
+    loss_mask: Tensor | None = None,
 ) -> TrainResult:
     """Train ``model`` (moved to the selected device) and leave it holding the best weights.
 
@@ -771,7 +772,11 @@ def fit(
     ``state_dir/last.pt`` may be resumed. ``extra_state`` (weights-only-safe values) is
     stored in the best checkpoint's meta under "extra". Each epoch re-seeds the global torch
     RNG from ``cfg.seed``, so the caller's RNG state after the call is seed-determined.
+    ``loss_mask`` (the cells the loss counts, e.g. an expert's zone) must hold at least one
+    cell: a loss over no cell is 0, and early stopping would keep the random initial weights.
     """
+    if loss_mask is not None:
+        require_loss_cells(loss_mask, desc)
     if extra_state is not None:
         _check_weights_only_safe(dict(extra_state), "extra_state")
     engine = _Engine(model, compute_loss, train_data, val_data, cfg, trainable, collate, desc)
@@ -786,6 +791,17 @@ def fit(
     with _requires_grad_only(engine.model, engine.trainable_ids):
         _run_epochs(engine, Path(best_path), state_path, key, live, extra_state)
     return _finish(engine, Path(best_path), state_path, live, extra_state, keep_state, resumed_from)
+
+
+def require_loss_cells(loss_mask: Tensor, desc: str = "") -> None:
+    """Raise ``ValueError`` if ``loss_mask`` selects no cell (nothing could be learnt)."""
+    n_cells = int(torch.as_tensor(loss_mask).bool().sum())
+    if n_cells == 0:
+        raise ValueError(
+            f"{desc or 'training'}: the loss mask has no cells "
+            f"(shape {tuple(loss_mask.shape)}), so the loss is 0 and nothing can be learnt; "
+            "give the zone cells (zones.mode: auto or quantile) and re-run `dvc repro masks`"
+        )
 
 
 def _run_epochs(

@@ -19,8 +19,12 @@ cannot use. Steps, in order:
    domain and stay NaN; a NaN inside a valid cell is an error unless
    ``fill_missing: climatology`` is set.
 4. DEM (NetCDF, or GeoTIFF through the optional ``rioxarray``): must cover the cropped
-   grid; cropped, then interpolated bilinearly to the precipitation cell centres (nearest
-   neighbour where a bilinear neighbour is NaN); it must have a value at every valid cell.
+   grid; cropped (either latitude order, longitudes −180…180 or 0…360), then regridded to
+   the precipitation cells: a DEM finer than the grid is area-averaged (the NaN-aware mean
+   of the DEM pixels whose centres fall inside each cell), a DEM as coarse or coarser is
+   interpolated bilinearly to the cell centres (nearest neighbour where a bilinear
+   neighbour is NaN). The method is recorded in the ``dem_regrid_method`` attribute. The
+   DEM must have a value at every valid cell.
 """
 
 from __future__ import annotations
@@ -78,6 +82,14 @@ MONTHLY_UNITS = ("mm/month", "mm", "mm month-1", "mm/mon", "mm mon-1")
 DAILY_UNITS = ("mm/day", "mm d-1", "mm day-1", "mm/d")
 FLUX_UNITS = ("kg m-2 s-1", "kg/m2/s", "kg m-2s-1")
 SECONDS_PER_DAY = 86400.0
+
+#: How the DEM reaches the precipitation grid (``dem_regrid_method`` attribute).
+REGRID_METHODS = {
+    "area_mean": "mean of the DEM pixels whose centres lie inside each cell (DEM finer)",
+    "bilinear": "bilinear to the cell centres, nearest where a neighbour is NaN (DEM as coarse "
+    "or coarser)",
+}
+FINER_TOLERANCE = 1e-6  # relative: a DEM at the grid's own spacing is sampled, not averaged
 
 # A cell is kept when its centre is within this fraction of a grid spacing outside the box.
 CROP_TOLERANCE = 0.49
@@ -160,8 +172,8 @@ def load_user_data(
     valid = _require_valid_cells(values, cfg.precip_path, box)
     fit = np.arange(values.shape[0]) < values.shape[0] - holdout_months
     values, n_filled = _handle_interior_nans(values, valid, precip, cfg, fit)
-    elevation, dem_var = _read_dem(cfg, precip.lat, precip.lon, valid, box)
-    ds = _assemble(values, elevation, precip, cfg, box, dem_var, n_filled, files_cfg)
+    dem = _read_dem(cfg, precip.lat, precip.lon, valid, box)
+    ds = _assemble(values, dem, precip, cfg, box, n_filled, files_cfg)
     validate_dataset(ds, str(cfg.precip_path))
     logger.info(
         "user data: %d months %s…%s on a %d×%d grid, %d valid cells",
@@ -478,10 +490,20 @@ def _fill_calendar_mean(
 # ---------------------------------------------------------------------------------- DEM
 
 
+@dataclass(frozen=True)
+class _Dem:
+    """Elevation ``[lat, lon]`` (m) on the precipitation grid and how it got there."""
+
+    elevation: np.ndarray
+    var: str
+    method: str  # one of REGRID_METHODS
+    spacing_deg: tuple[float, float]  # the DEM's (latitude, longitude) pixel spacing
+
+
 def _read_dem(
     cfg: FilesConfig, lat: np.ndarray, lon: np.ndarray, valid: np.ndarray, box: BBox
-) -> tuple[np.ndarray, str]:
-    """Elevation ``[lat, lon]`` in metres on the precipitation cell centres."""
+) -> _Dem:
+    """Elevation on the precipitation cells: area mean if the DEM is finer, else bilinear."""
     path = cfg.dem_path
     _require_file(path, "dem_path")
     with _open_dem(path, cfg) as (dem, dem_var):
@@ -491,15 +513,21 @@ def _read_dem(
         dem_lon = _wrap_lon(dem_lon)
         _require_unique(dem_lat, "latitude", path)
         _check_dem_covers(dem_lat, dem_lon, lat, lon, box, path)
-        lat_idx = _crop_indices(dem_lat, lat.min(), lat.max(), margin_cells=2.0)
-        lon_idx = _crop_indices(dem_lon, lon.min(), lon.max(), margin_cells=2.0)
-        block = dem.isel(latitude=_indexer(lat_idx), longitude=_indexer(lon_idx))
-        window = xr.DataArray(
-            np.asarray(block.transpose(*GRID_DIMS).values, dtype=np.float64),
-            dims=GRID_DIMS,
-            coords={"latitude": dem_lat[lat_idx], "longitude": dem_lon[lon_idx]},
-        )
-    elevation = _regrid_bilinear(window, lat, lon)
+        window = _dem_window(dem, dem_lat, dem_lon, lat, lon)
+    spacing = (_spacing(window["latitude"].values), _spacing(window["longitude"].values))
+    method = _regrid_method(spacing, (_spacing(lat), _spacing(lon)))
+    logger.info(
+        "%s: DEM pixels %.4g° × %.4g° on a %.4g° × %.4g° grid: %s",
+        path,
+        *spacing,
+        _spacing(lat),
+        _spacing(lon),
+        REGRID_METHODS[method],
+    )
+    if method == "area_mean":
+        elevation = _regrid_area_mean(window, lat, lon)
+    else:
+        elevation = _regrid_bilinear(window, lat, lon)
     missing = valid & np.isnan(elevation)
     if missing.any():
         raise DataError(
@@ -509,7 +537,26 @@ def _read_dem(
             "use a void-filled DEM (e.g. fill voids with gdal_fillnodata.py) with values "
             "wherever the precipitation file has data",
         )
-    return elevation, dem_var
+    return _Dem(elevation, dem_var, method, spacing)
+
+
+def _dem_window(
+    dem: xr.DataArray, dem_lat: np.ndarray, dem_lon: np.ndarray, lat: np.ndarray, lon: np.ndarray
+) -> xr.DataArray:
+    """The DEM over the grid's cells plus two DEM pixels, ascending, as float64.
+
+    Cells reach half a grid spacing beyond the outermost centres, and area averaging needs
+    every pixel inside them.
+    """
+    half_lat, half_lon = 0.5 * _spacing(lat), 0.5 * _spacing(lon)
+    lat_idx = _crop_indices(dem_lat, lat.min() - half_lat, lat.max() + half_lat, margin_cells=2.0)
+    lon_idx = _crop_indices(dem_lon, lon.min() - half_lon, lon.max() + half_lon, margin_cells=2.0)
+    block = dem.isel(latitude=_indexer(lat_idx), longitude=_indexer(lon_idx))
+    return xr.DataArray(
+        np.asarray(block.transpose(*GRID_DIMS).values, dtype=np.float64),
+        dims=GRID_DIMS,
+        coords={"latitude": dem_lat[lat_idx], "longitude": dem_lon[lon_idx]},
+    )
 
 
 @contextmanager
@@ -650,16 +697,58 @@ def _regrid_bilinear(dem: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> np.
     return out
 
 
+def _regrid_method(dem_spacing: tuple[float, float], grid_spacing: tuple[float, float]) -> str:
+    """``area_mean`` when the DEM is finer than the grid along both axes, else ``bilinear``."""
+    finer = all(
+        0.0 < d < g * (1.0 - FINER_TOLERANCE)
+        for d, g in zip(dem_spacing, grid_spacing, strict=True)
+    )
+    return "area_mean" if finer else "bilinear"
+
+
+def _cell_edges(centres: np.ndarray) -> np.ndarray:
+    """Edges of the cells around ascending centres: midpoints, outer ones half a cell out."""
+    half = 0.5 * _spacing(centres)
+    inner = 0.5 * (centres[1:] + centres[:-1])
+    return np.concatenate([[centres[0] - half], inner, [centres[-1] + half]])
+
+
+def _sum_by_cell(field: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Sum of the pixels whose centres fall inside each grid cell, ``[lat, lon]``."""
+    for dim, centres in (("latitude", lat), ("longitude", lon)):
+        field = field.groupby_bins(
+            dim, _cell_edges(centres), labels=np.arange(centres.size), include_lowest=True
+        ).sum()
+        field = field.rename({f"{dim}_bins": dim})
+    return np.asarray(field.transpose(*GRID_DIMS).values, dtype=np.float64)
+
+
+def _regrid_area_mean(dem: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Mean of the DEM pixels (NaN voids skipped) whose centres lie in each grid cell.
+
+    A cell whose pixels are all voids stays NaN; a cell no pixel centre falls in (only
+    possible at a ragged DEM edge) takes the bilinear value at its centre.
+    """
+    total = _sum_by_cell(dem.fillna(0.0), lat, lon)
+    n_pixels = _sum_by_cell(xr.ones_like(dem), lat, lon)
+    n_values = _sum_by_cell(dem.notnull(), lat, lon)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n_values > 0, total / n_values, np.nan)
+    empty = n_pixels == 0
+    if empty.any():
+        mean = np.where(empty, _regrid_bilinear(dem, lat, lon), mean)
+    return mean
+
+
 # --------------------------------------------------------------------------- assembling
 
 
 def _assemble(
     values: np.ndarray,
-    elevation: np.ndarray,
+    dem: _Dem,
     precip: _Precip,
     cfg: FilesConfig,
     box: BBox,
-    dem_var: str,
     n_filled: int,
     files_cfg: Mapping[str, Any],
 ) -> xr.Dataset:
@@ -686,20 +775,20 @@ def _assemble(
         "units": "m",
         "long_name": "elevation above sea level",
         "standard_name": "surface_altitude",
-        "regridding": "bilinear to precipitation cell centres (nearest where a neighbour is NaN)",
+        "regridding": REGRID_METHODS[dem.method],
     }
     return xr.Dataset(
         {
             "precip": (PRECIP_DIMS, values.astype(np.float32), precip_attrs),
-            "elevation": (GRID_DIMS, elevation.astype(np.float32), elevation_attrs),
+            "elevation": (GRID_DIMS, dem.elevation.astype(np.float32), elevation_attrs),
         },
         coords=coords,
-        attrs=_provenance(cfg, box, dem_var, n_filled, files_cfg),
+        attrs=_provenance(cfg, box, dem, n_filled, files_cfg),
     )
 
 
 def _provenance(
-    cfg: FilesConfig, box: BBox, dem_var: str, n_filled: int, files_cfg: Mapping[str, Any]
+    cfg: FilesConfig, box: BBox, dem: _Dem, n_filled: int, files_cfg: Mapping[str, Any]
 ) -> dict[str, Any]:
     return {
         "Conventions": "CF-1.8",
@@ -711,7 +800,9 @@ def _provenance(
         "precip_var": cfg.precip_var,
         "dem_file": str(files_cfg["dem_path"]),
         "dem_sha256": _sha256(cfg.dem_path),
-        "dem_var": dem_var,
+        "dem_var": dem.var,
+        "dem_regrid_method": dem.method,
+        "dem_spacing_deg": f"{dem.spacing_deg[0]:.6g} {dem.spacing_deg[1]:.6g}",
         "bbox": f"lat_min={box.lat_min:g} lat_max={box.lat_max:g} "
         f"lon_min={box.lon_min:g} lon_max={box.lon_max:g}",
         "bbox_lat_min": box.lat_min,

@@ -65,7 +65,8 @@ def static_fields(run: RunInputs) -> StaticFields:
 def assemble_model(
     params: Mapping[str, Any], run: RunInputs, experts: list[torch.nn.Module]
 ) -> AMESModel:
-    zones = params["zones"]
+    """AMES whose elevation priors follow the zone thresholds the masks stage used."""
+    thresholds = run.masks.thresholds
     return build_ames_model(
         experts,
         run.transform,
@@ -73,8 +74,8 @@ def assemble_model(
         params["gating"],
         params["meta"],
         run.horizon,
-        high_min_m=zones["high_min_m"],
-        low_max_m=zones["low_max_m"],
+        high_min_m=thresholds.high_min_m,
+        low_max_m=thresholds.low_max_m,
     )
 
 
@@ -98,7 +99,7 @@ def physics_context(run: RunInputs) -> PhysicsContext:
 def loss_fn(stage_loss_cfg: Mapping[str, Any], physics: PhysicsContext):
     def compute(model: AMESModel, batch: dict[str, Tensor]):
         loss, parts = ames_loss(model(batch), batch, stage_loss_cfg, physics)
-        parts["alpha"] = float(model.gating.alpha)
+        parts["alpha"] = model.gating.alpha.item()
         return loss, parts
 
     return compute
@@ -127,11 +128,11 @@ def model_summary(
     routing = mean_routing(model, run, "val")
     elevation = run.masks.context[..., 0]
     if routing_plot is not None:
-        alpha = float(model.gating.alpha)
+        alpha = model.gating.alpha.item()
         title = f"Routing weights vs elevation (validation mean, alpha = {alpha:.2f})"
         plot_routing_vs_elevation(routing, elevation, run.masks.valid, routing_plot, title)
     summary: dict[str, Any] = {
-        "alpha": float(model.gating.alpha),
+        "alpha": model.gating.alpha.item(),
         "routing_by_band": routing_by_band(routing, elevation, run.masks.valid),
         "val": {"overall": scores["overall"], "by_zone": scores["by_zone"]},
         "n_params": model.count_parameters_by_component(),
@@ -247,8 +248,8 @@ def finetune(
     )
     summary = model_summary(model, run, result, cfg.batch_size, routing_plot)
     summary.update(
-        orographic_enhancement=float(model.meta.orographic_enhancement),
-        rain_shadow_suppression=float(model.meta.rain_shadow_suppression),
+        orographic_enhancement=model.meta.orographic_enhancement.item(),
+        rain_shadow_suppression=model.meta.rain_shadow_suppression.item(),
         loss_at_best_epoch=result.best_components,
         lr=cfg.lr,
         time_s=round(time.perf_counter() - start, 1),

@@ -25,13 +25,14 @@ EXPERT_NAMES = ("expert1", "expert2", "expert3")
 
 @torch.no_grad()
 def model_test_forecasts(
-    model: AMESModel, run: RunInputs, batch_size: int
+    model: AMESModel, run: RunInputs, batch_size: int, split: str = "test"
 ) -> dict[str, np.ndarray]:
-    """Model and per-expert forecasts (mm/month) for every test origin, plus obs and clim."""
+    """Model and per-expert forecasts (mm/month) for every origin of ``split``, plus obs
+    and clim."""
     device = next(model.parameters()).device
     model.eval()
     pred, experts, obs, origins = [], [], [], []
-    for batch in iterate_batches(run.windows("test"), batch_size, device):
+    for batch in iterate_batches(run.windows(split), batch_size, device):
         out = model(batch)
         pred.append(out["pred_mm"].float().cpu().numpy())
         experts.append(out["experts_mm"].clamp_min(0.0).float().cpu().numpy())

@@ -56,7 +56,13 @@ def train_expert(
         loss = zone_masked_mse(net(batch["x"]), batch["y"], zone_mask)
         return loss, {"mse": loss.item()}
 
-    log.info("%s (%s zone): %d parameters", section, zone, count_parameters(model))
+    log.info(
+        "%s (%s zone, %d cells): %d parameters",
+        section,
+        zone,
+        int(zone_mask.sum()),
+        count_parameters(model),
+    )
     result = fit(
         model,
         compute_loss,
@@ -67,6 +73,7 @@ def train_expert(
         state_dir=(state_root or models_dir / "state") / section,
         live_dir=live_dir,
         desc=section,
+        loss_mask=zone_mask,
         fingerprint=run_fingerprint(
             params, ["seed", "features", "train", section], dataset, masks_dir
         ),
@@ -76,6 +83,7 @@ def train_expert(
     scores, _ = score_split(expert_forecast_mm(model, run), run, "val", cfg.batch_size, device)
     return {
         "zone": zone,
+        "zone_cells": int(zone_mask.sum()),
         "n_params": count_parameters(model),
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,

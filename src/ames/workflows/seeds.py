@@ -147,14 +147,14 @@ def load_members(
 
 
 def ensemble_test_forecasts(
-    members: Mapping[int, torch.nn.Module], run: RunInputs, batch_size: int
+    members: Mapping[int, torch.nn.Module], run: RunInputs, batch_size: int, split: str = "test"
 ) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
-    """Seed-ensemble test forecasts (the members' mean, model and each expert) and each
-    member's own model forecast, in mm/month."""
+    """Seed-ensemble forecasts for the origins of ``split`` (the members' mean, model and
+    each expert) and each member's own model forecast, in mm/month."""
     ensemble: dict[str, np.ndarray] = {}
     by_seed: dict[int, np.ndarray] = {}
     for seed, model in members.items():
-        forecasts = model_test_forecasts(model, run, batch_size)
+        forecasts = model_test_forecasts(model, run, batch_size, split)
         by_seed[seed] = forecasts["pred"]
         if not ensemble:
             ensemble = {k: v.copy() for k, v in forecasts.items()}
@@ -162,7 +162,7 @@ def ensemble_test_forecasts(
                 ensemble[key] = forecasts[key].astype(np.float64)
             continue
         if not np.array_equal(forecasts["origin"], ensemble["origin"]):
-            raise ValueError(f"seed {seed}: test origins differ from the first member's")
+            raise ValueError(f"seed {seed}: {split} origins differ from the first member's")
         for key in ("pred", "experts"):
             ensemble[key] += forecasts[key]
     for key in ("pred", "experts"):

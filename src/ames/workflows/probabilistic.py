@@ -1,0 +1,345 @@
+"""Probabilistic forecasts: calibrate on validation origins, dress, score and write products.
+
+``calibrate`` builds the climatological ensemble and tercile edges from training months,
+fits the spread scale per lead on the validation origins of the seed-ensemble forecast (and,
+for comparison, of damped persistence) and saves them to ``models/predictive.nc``, which
+``evaluate`` and ``inference`` read. See ``ames.evaluation.probabilistic`` for the law.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ames.climatology import target_months
+from ames.evaluation.probabilistic import (
+    CATEGORIES,
+    DistributionSums,
+    Predictive,
+    climatological_ensemble,
+    crps,
+    distribution_sums,
+    ensemble_quantiles,
+    fit_spread_scales,
+    pit_histogram,
+    probabilistic_scores,
+    ratio_ensemble,
+    reliability_table,
+    skill_intervals,
+    tercile_edges,
+    tercile_probabilities,
+)
+from ames.evaluation.uncertainty import BootstrapConfig, block_indices, n_blocks, origin_counts
+from ames.run import RunInputs
+
+PREDICTIVE = Path("models/predictive.nc")
+SCALE_VARS = {"ames": "spread_scale", "damped_persistence": "spread_scale_damped_persistence"}
+
+
+def settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``probabilistic`` params block, checked."""
+    block = dict(params["probabilistic"])
+    levels = [float(q) for q in block["quantiles"]]
+    if sorted(levels) != levels or not all(0.0 < q < 1.0 for q in levels) or len(levels) < 2:
+        raise ValueError(
+            "params.yaml (probabilistic.quantiles): expected increasing levels in (0, 1), "
+            f"at least two, got {block['quantiles']}"
+        )
+    lo, hi = (float(b) for b in block["spread_scale_bounds"])
+    if not 0.0 < lo < hi:
+        raise ValueError(
+            "params.yaml (probabilistic.spread_scale_bounds): expected 0 < low < high, "
+            f"got {block['spread_scale_bounds']}"
+        )
+    block.update(quantiles=levels, spread_scale_bounds=(lo, hi))
+    return block
+
+
+def training_months(run: RunInputs) -> np.ndarray:
+    mask = np.zeros(len(run.data.times), dtype=bool)
+    mask[: int(run.masks.split["val_start"])] = True
+    return mask
+
+
+def climatological_parts(run: RunInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ratios, their mean, tercile edges) from the training months of ``run``'s data."""
+    train = training_months(run)
+    ensemble = climatological_ensemble(run.data.precip, run.data.months, train)
+    ratios, mean = ratio_ensemble(ensemble)
+    edges = tercile_edges(run.data.precip, run.data.months, train)
+    return ratios, mean, edges
+
+
+def calibrate(
+    point: Mapping[str, np.ndarray],
+    obs: np.ndarray,
+    origins: np.ndarray,
+    run: RunInputs,
+    bounds: tuple[float, float],
+) -> tuple[xr.Dataset, dict[str, Any]]:
+    """Fit the spread scales of each point forecast in ``point`` (``[S, H, lat, lon]`` on
+    validation ``origins``) and return the predictive dataset plus a report."""
+    ratios, mean, edges = climatological_parts(run)
+    month = target_months(run.inputs.months[origins], run.horizon)
+    valid = run.masks.valid
+    scales, report = {}, {}
+    for name, forecast in point.items():
+        scales[name], rows = fit_spread_scales(forecast, obs, month, ratios, valid, bounds)
+        report[name] = {"by_lead": rows}
+    reference = Predictive(ratios, edges, np.ones(run.horizon), mean)
+    for h in range(run.horizon):
+        members = reference.reference_members(month[:, h], valid)
+        ref = float(crps(obs[:, h][:, valid].astype(np.float64), members).mean())
+        for rows in report.values():
+            row = rows["by_lead"][h]
+            row["crps_climatology"] = ref
+            row["crpss"] = 1.0 - row["crps"] / ref if ref > 0 else None
+    ds = predictive_dataset(ratios, mean, edges, scales, run)
+    return ds, {
+        "n_val_origins": int(len(origins)),
+        "members": int(ratios.shape[1]),
+        "spread_scale": {name: [round(float(s), 4) for s in v] for name, v in scales.items()},
+        "val": report,
+    }
+
+
+def predictive_dataset(
+    ratios: np.ndarray,
+    mean: np.ndarray,
+    edges: np.ndarray,
+    scales: Mapping[str, np.ndarray],
+    run: RunInputs,
+) -> xr.Dataset:
+    grid = ("latitude", "longitude")
+    data_vars = {
+        "ratio": (
+            ("calendar_month", "member", *grid),
+            ratios.astype(np.float32),
+            {"units": "1", "long_name": "training value / its calendar-month mean, sorted"},
+        ),
+        "ensemble_mean": (
+            ("calendar_month", *grid),
+            mean.astype(np.float32),
+            {"units": "mm/month", "long_name": "mean of the climatological ensemble"},
+        ),
+        "tercile_edge": (
+            ("calendar_month", "edge", *grid),
+            edges.astype(np.float32),
+            {"units": "mm/month", "long_name": "training-period tercile edges"},
+        ),
+    }
+    for name, values in scales.items():
+        data_vars[SCALE_VARS[name]] = (
+            ("lead",),
+            np.asarray(values, dtype=np.float32),
+            {"units": "1", "long_name": f"spread scale of {name}, fitted on validation CRPS"},
+        )
+    return xr.Dataset(
+        data_vars,
+        coords={
+            "calendar_month": np.arange(1, 13, dtype=np.int32),
+            "member": np.arange(ratios.shape[1], dtype=np.int32),
+            "edge": np.array([1, 2], dtype=np.int32),
+            "lead": np.arange(1, run.horizon + 1, dtype=np.int32),
+            "latitude": run.data.lat,
+            "longitude": run.data.lon,
+        },
+        attrs={
+            "title": "AMES predictive distribution (climatological ensemble x spread scale)",
+            "climatology_period": " to ".join(run.masks.split["train_months"]),
+        },
+    )
+
+
+def load_predictive(path: str | Path, name: str = "ames") -> Predictive:
+    """The ``Predictive`` of forecast ``name`` (``ames`` or ``damped_persistence``)."""
+    with xr.open_dataset(path) as ds:
+        if SCALE_VARS[name] not in ds:
+            raise ValueError(f"{path}: no spread scale for {name}; run `dvc repro calibrate`")
+        return Predictive(
+            ratios=ds["ratio"].values.astype(np.float64),
+            edges=ds["tercile_edge"].values.astype(np.float64),
+            scales=ds[SCALE_VARS[name]].values.astype(np.float64),
+            clim_mean=ds["ensemble_mean"].values.astype(np.float64),
+        )
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def _sums(
+    members_at: Any,
+    obs: np.ndarray,
+    month: np.ndarray,
+    predictive: Predictive,
+    valid: np.ndarray,
+    options: Mapping[str, Any],
+    products: dict[str, np.ndarray] | None = None,
+) -> DistributionSums:
+    return distribution_sums(
+        members_at,
+        obs,
+        month,
+        predictive,
+        valid,
+        options["quantiles"],
+        pit_bins=int(options["pit_bins"]),
+        reliability_bins=int(options["reliability_bins"]),
+        seed=int(options["pit_seed"]),
+        products=products,
+    )
+
+
+def score_probabilistic(
+    point: Mapping[str, np.ndarray],
+    obs: np.ndarray,
+    origins: np.ndarray,
+    run: RunInputs,
+    predictives: Mapping[str, Predictive],
+    options: Mapping[str, Any],
+    bootstrap: BootstrapConfig,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    """Score each dressed point forecast and the climatological ensemble on the same samples.
+
+    Returns (report for test.json, plot tables, products of the ``ames`` forecast on the
+    valid cells: ``quantile`` ``[S, H, Q, N]`` and ``tercile_probability`` ``[S, H, 3, N]``).
+    CRPSS and RPSS carry 90 % block-bootstrap intervals (the ``uncertainty`` resamples), and
+    ``ames`` the paired skill difference to each other dressed forecast.
+    """
+    valid = run.masks.valid
+    month = target_months(run.inputs.months[origins], run.horizon)
+    reference = next(iter(predictives.values()))
+    ref_sums = _sums(
+        lambda h: reference.reference_members(month[:, h], valid),
+        obs,
+        month,
+        reference,
+        valid,
+        options,
+    )
+    products: dict[str, np.ndarray] = {}
+    sums = {
+        name: _sums(
+            lambda h, f=point[name], p=predictive: p.lead_members(f[:, h], month[:, h], h, valid),
+            obs,
+            month,
+            predictive,
+            valid,
+            options,
+            products if name == "ames" else None,
+        )
+        for name, predictive in predictives.items()
+    }
+    k = n_blocks(len(origins), bootstrap.block_months)
+    indices = block_indices(len(origins), bootstrap.block_months, bootstrap.n_boot, bootstrap.seed)
+    counts = origin_counts(indices, len(origins))
+    report: dict[str, Any] = {
+        "quantiles": list(options["quantiles"]),
+        "interval_nominal": round(max(options["quantiles"]) - min(options["quantiles"]), 6),
+        "members": int(reference.ratios.shape[1]),
+        "climatology": probabilistic_scores(ref_sums, ref_sums, run.zones, valid)["overall"],
+    }
+    tables: dict[str, Any] = {"pit": {}, "reliability": {}, "by_lead": {}}
+    for name, predictive in predictives.items():
+        scores = probabilistic_scores(sums[name], ref_sums, run.zones, valid)
+        overall = scores["overall"]
+        overall.update(skill_intervals(sums[name], ref_sums, counts, bootstrap.level, k))
+        if name == "ames":
+            overall["vs"] = {
+                other: skill_intervals(
+                    sums[name], ref_sums, counts, bootstrap.level, k, other=sums[other]
+                )
+                for other in sums
+                if other != name
+            }
+        report[name] = scores if name == "ames" else overall
+        report[name + "_spread_scale"] = [round(float(s), 4) for s in predictive.scales]
+        tables["pit"][name] = pit_histogram(sums[name]).tolist()
+        tables["reliability"][name] = reliability_table(sums[name])
+        tables["by_lead"][name] = scores["by_lead"]
+    tables["pit"]["climatology"] = pit_histogram(ref_sums).tolist()
+    tables["reliability"]["climatology"] = reliability_table(ref_sums)
+    return report, tables, products
+
+
+# ----------------------------------------------------------------------------- products
+
+
+def _on_grid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``[..., N]`` values of the valid cells → ``[..., lat, lon]`` with NaN elsewhere."""
+    out = np.full((*values.shape[:-1], *valid.shape), np.nan, dtype=np.float32)
+    out[..., valid] = values
+    return out
+
+
+def product_variables(
+    products: Mapping[str, np.ndarray],
+    valid: np.ndarray,
+    leading_dims: Sequence[str],
+) -> dict[str, tuple]:
+    """CF-style ``precip_quantile`` and ``tercile_probability`` variables."""
+    grid = ("latitude", "longitude")
+    return {
+        "precip_quantile": (
+            (*leading_dims, "quantile", *grid),
+            _on_grid(products["quantile"], valid),
+            {
+                "units": "mm/month",
+                "long_name": "quantile of the AMES predictive distribution "
+                "of monthly precipitation",
+            },
+        ),
+        "tercile_probability": (
+            (*leading_dims, "category", *grid),
+            _on_grid(products["tercile_probability"], valid),
+            {
+                "units": "1",
+                "long_name": "probability of the training-period tercile category "
+                "(below / near / above normal) of that cell and calendar month",
+            },
+        ),
+    }
+
+
+def add_products(
+    ds: xr.Dataset,
+    products: Mapping[str, np.ndarray],
+    valid: np.ndarray,
+    levels: Sequence[float],
+    leading_dims: Sequence[str],
+) -> xr.Dataset:
+    """``ds`` with the quantiles and tercile probabilities and their coordinates."""
+    out = ds.assign(product_variables(products, valid, leading_dims))
+    out = out.assign_coords(
+        quantile=("quantile", np.asarray(levels, dtype=np.float64)),
+        category=("category", np.array(CATEGORIES, dtype=object)),
+    )
+    out["quantile"].attrs.update(long_name="probability level of the quantile", units="1")
+    out["category"].attrs.update(long_name="tercile category of the training climatology")
+    out.attrs["predictive_distribution"] = (
+        "training-period climatological ensemble of the cell and calendar month, rescaled to "
+        "the AMES forecast, spread scaled per lead (fitted on validation CRPS)"
+    )
+    return out
+
+
+def forecast_products(
+    point: np.ndarray,
+    target_month: np.ndarray,
+    predictive: Predictive,
+    valid: np.ndarray,
+    levels: Sequence[float],
+) -> dict[str, np.ndarray]:
+    """Quantiles ``[H, Q, N]`` and tercile probabilities ``[H, 3, N]`` for one origin's
+    forecast ``point`` ``[H, lat, lon]`` with target calendar months ``target_month`` ``[H]``."""
+    quantiles, probabilities = [], []
+    for h in range(point.shape[0]):
+        members = predictive.lead_members(point[[h]], target_month[[h]], h, valid)[0]
+        lower, upper = predictive.lead_edges(target_month[[h]], valid)
+        quantiles.append(ensemble_quantiles(members, levels).T)
+        probabilities.append(tercile_probabilities(members, lower[0], upper[0]).T)
+    return {"quantile": np.stack(quantiles), "tercile_probability": np.stack(probabilities)}

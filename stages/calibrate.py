@@ -1,0 +1,62 @@
+"""DVC stage `calibrate`: the predictive distribution's climatology and spread scales.
+
+Builds the climatological ensemble and tercile edges of every cell and calendar month from
+the training months, and fits one spread scale per lead on the validation origins of the
+seed-ensemble forecast (and of damped persistence, the probabilistic baseline) by minimising
+the CRPS. Writes ``models/predictive.nc`` (read by ``evaluate`` and ``inference``) and
+``metrics/calibration.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import numpy as np
+
+from ames.config import load_params
+from ames.data.netcdf import write_netcdf
+from ames.io import write_json
+from ames.run import load_run_inputs
+from ames.training import select_device
+from ames.workflows.common import load_graph
+from ames.workflows.evaluate import baseline_forecasts
+from ames.workflows.probabilistic import PREDICTIVE, calibrate, settings
+from ames.workflows.seeds import ensemble_test_forecasts, load_members
+
+log = logging.getLogger("ames.calibrate")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--out", default=str(PREDICTIVE))
+    parser.add_argument("--metrics", default="metrics/calibration.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    start = time.perf_counter()
+    params = load_params(args.params)
+    options = settings(params)
+    run = load_run_inputs(params)
+    members = load_members(params, run, load_graph(run), select_device(params["train"]["device"]))
+    forecasts, _ = ensemble_test_forecasts(members, run, params["train"]["batch_size"], "val")
+    origins = forecasts["origin"]
+    split = params["split"]
+    damped = baseline_forecasts(run, origins, split["test_months"], split["val_months"])
+    point = {"ames": forecasts["pred"], "damped_persistence": damped["damped_persistence"]}
+    predictive, report = calibrate(
+        point, forecasts["obs"], origins, run, options["spread_scale_bounds"]
+    )
+    write_netcdf(predictive, args.out)
+    report["time_s"] = round(time.perf_counter() - start, 1)
+    write_json(args.metrics, report)
+    log.info(
+        "spread scale by lead (ames): %s; validation CRPSS %s",
+        np.round(report["spread_scale"]["ames"], 2).tolist(),
+        [round(r["crpss"], 3) for r in report["val"]["ames"]["by_lead"]],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Predictive distribution and its scores (ames.evaluation.probabilistic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ames.evaluation.probabilistic import (
+    Predictive,
+    climatological_ensemble,
+    crps,
+    distribution_sums,
+    dressed_members,
+    ensemble_quantiles,
+    fit_spread_scales,
+    observed_category,
+    pit_histogram,
+    probabilistic_scores,
+    ratio_ensemble,
+    reliability_table,
+    rps,
+    tercile_edges,
+    tercile_probabilities,
+)
+
+
+def test_crps_matches_the_hand_computed_value_of_a_tiny_ensemble():
+    members = np.array([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
+    # CRPS = E|X - y| - E|X - X'| / 2 with E|X - X'| = 12 / 9 over ordered pairs
+    expected = [4 / 3 - 2 / 3, 7 / 3 - 2 / 3]
+    np.testing.assert_allclose(crps(np.array([3.0, 0.0]), members), expected, rtol=1e-12)
+
+
+def test_rps_of_terciles_by_hand():
+    probs = np.array([[0.2, 0.3, 0.5]])
+    # observed "above": cumulative forecast (0.2, 0.5, 1) vs (0, 0, 1)
+    np.testing.assert_allclose(rps(np.array([3]), probs), [0.2**2 + 0.5**2])
+
+
+def _monthly(n_years: int, shape=(3, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    precip = rng.gamma(2.0, 50.0, size=(12 * n_years, *shape))
+    months = np.arange(12 * n_years) % 12
+    return precip, months
+
+
+def test_tercile_edges_and_climatological_ensemble_use_training_months_only():
+    precip, months = _monthly(10)
+    train = np.arange(len(months)) < 12 * 7
+    edges = tercile_edges(precip, months, train)
+    ensemble = climatological_ensemble(precip, months, train)
+    changed = precip.copy()
+    changed[~train] *= 10.0
+    np.testing.assert_array_equal(tercile_edges(changed, months, train), edges)
+    np.testing.assert_array_equal(climatological_ensemble(changed, months, train), ensemble)
+    changed[0] *= 10.0  # a training month
+    assert not np.array_equal(tercile_edges(changed, months, train), edges)
+    assert ensemble.shape == (12, 7, 3, 4)
+    np.testing.assert_allclose(edges[0, 0], np.quantile(precip[train & (months == 0)], 1 / 3, 0))
+
+
+def test_dressed_members_are_non_negative_sorted_and_centred_on_the_forecast():
+    rng = np.random.default_rng(1)
+    ratios = np.sort(rng.gamma(1.5, 1 / 1.5, size=(5, 6, 40)), axis=-1)
+    ratios /= ratios.mean(axis=-1, keepdims=True)
+    point = rng.uniform(0, 300, size=(5, 6))
+    for scale in (0.5, 1.0, 2.0):
+        members = dressed_members(point, ratios, scale)
+        assert (members >= 0).all()
+        assert (np.diff(members, axis=-1) >= 0).all()
+        q = ensemble_quantiles(members, (0.1, 0.5, 0.9))
+        assert (np.diff(q, axis=-1) >= 0).all()
+    np.testing.assert_allclose(dressed_members(point, ratios, 0.8).mean(-1), point, rtol=1e-9)
+
+
+def test_tercile_probabilities_sum_to_one_and_categories_follow_edges():
+    rng = np.random.default_rng(2)
+    members = np.sort(rng.gamma(2.0, 1.0, size=(50, 30)), axis=-1)
+    lower, upper = np.full(50, 1.0), np.full(50, 2.5)
+    probs = tercile_probabilities(members, lower, upper)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(
+        observed_category(np.array([0.5, 1.0, 2.5, 3.0]), np.full(4, 1.0), np.full(4, 2.5)),
+        [1, 2, 2, 3],
+    )
+
+
+def _calibrated_case(n_origins=60, shape=(20, 20), k=39, spread=1.0, seed=3):
+    """Members and observations drawn from one gamma law per cell (truth = members' law
+    with its spread about the mean multiplied by ``spread``)."""
+    rng = np.random.default_rng(seed)
+    ratios = np.sort(rng.gamma(3.0, 1 / 3.0, size=(12, k, *shape)), axis=1)
+    clim_mean = np.ones((12, *shape))
+    draws = rng.gamma(3.0, 1 / 3.0, size=(n_origins, 12, *shape))
+    obs = np.maximum(1.0 + spread * (draws - 1.0), 0.0)
+    target_month = (np.arange(n_origins)[:, None] + np.arange(1, 13)[None]) % 12
+    edges = np.quantile(ratios, [1 / 3, 2 / 3], axis=1).transpose(1, 0, 2, 3)
+    predictive = Predictive(ratios, edges, np.ones(12), clim_mean)
+    point = np.ones((n_origins, 12, *shape))
+    valid = np.ones(shape, dtype=bool)
+    return predictive, point, obs, target_month, valid
+
+
+def test_a_calibrated_forecast_has_a_flat_pit_histogram_and_nominal_coverage():
+    predictive, point, obs, month, valid = _calibrated_case()
+
+    def members_at(h):
+        return predictive.lead_members(point[:, h], month[:, h], h, valid)
+
+    sums = distribution_sums(members_at, obs, month, predictive, valid, (0.1, 0.5, 0.9))
+    hist = pit_histogram(sums)
+    np.testing.assert_allclose(hist, 0.1, atol=0.01)
+    reference = distribution_sums(
+        lambda h: predictive.reference_members(month[:, h], valid),
+        obs,
+        month,
+        predictive,
+        valid,
+        (0.1, 0.5, 0.9),
+    )
+    scores = probabilistic_scores(sums, reference, {"all": valid}, valid)
+    assert scores["overall"]["coverage"] == pytest.approx(0.8, abs=0.03)
+    assert scores["overall"]["crpss"] == pytest.approx(0.0, abs=1e-12)  # it is the reference
+    rows = reliability_table(sums)
+    used = [r for r in rows if r["n"] > 1000]
+    for row in used:
+        assert row["observed_frequency"] == pytest.approx(row["forecast_probability"], abs=0.05)
+
+
+def test_an_overdispersed_ensemble_is_shrunk_by_the_fitted_spread_scale():
+    predictive, point, obs, month, valid = _calibrated_case(spread=0.5, n_origins=30)
+    scales, report = fit_spread_scales(
+        point, obs, month, predictive.ratios, valid, bounds=(0.1, 2.0)
+    )
+    np.testing.assert_allclose(scales, 0.5, atol=0.08)
+    assert all(row["crps"] < row["crps_scale_1"] for row in report)
+
+
+def test_ratio_ensemble_averages_to_one_and_is_one_where_it_never_rains():
+    ensemble = np.zeros((12, 3, 1, 2))
+    ensemble[..., 1] = np.array([1.0, 2.0, 6.0])[None, :, None]
+    ratios, mean = ratio_ensemble(ensemble)
+    np.testing.assert_array_equal(ratios[..., 0], 1.0)
+    np.testing.assert_allclose(ratios[..., 1].mean(axis=1), 1.0)
+    np.testing.assert_allclose(mean[..., 1], 3.0)
+    np.testing.assert_allclose(ratios * mean[:, None], ensemble)
+
+
+def test_skill_intervals_bracket_the_estimate_and_pair_the_difference():
+    from ames.evaluation.probabilistic import skill_intervals
+    from ames.evaluation.uncertainty import block_indices, origin_counts
+
+    predictive, point, obs, month, valid = _calibrated_case(n_origins=48, shape=(6, 6))
+    sharper = Predictive(
+        predictive.ratios, predictive.edges, np.full(12, 0.7), predictive.clim_mean
+    )
+
+    def sums_of(p):
+        return distribution_sums(
+            lambda h: p.lead_members(point[:, h], month[:, h], h, valid),
+            obs,
+            month,
+            p,
+            valid,
+            (0.1, 0.9),
+        )
+
+    ref, sharp = sums_of(predictive), sums_of(sharper)
+    counts = origin_counts(block_indices(48, 12, 300, 1), 48)
+    out = skill_intervals(sharp, ref, counts, 0.9, 4, other=ref)
+    assert out["crpss_lo"] <= out["crpss"] <= out["crpss_hi"]
+    assert out["delta_crpss"] == pytest.approx(out["crpss"])  # other = the reference itself
+    np.testing.assert_allclose(sharp.crps_by_origin.sum(), sharp.crps.sum())
