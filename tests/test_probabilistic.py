@@ -11,6 +11,7 @@ from ames.evaluation.probabilistic import (
     crps,
     distribution_sums,
     dressed_members,
+    ensemble_cdf,
     ensemble_quantiles,
     fit_spread_scales,
     observed_category,
@@ -171,3 +172,23 @@ def test_skill_intervals_bracket_the_estimate_and_pair_the_difference():
     assert out["crpss_lo"] <= out["crpss"] <= out["crpss_hi"]
     assert out["delta_crpss"] == pytest.approx(out["crpss"])  # other = the reference itself
     np.testing.assert_allclose(sharp.crps_by_origin.sum(), sharp.crps.sum())
+
+
+def test_tercile_probabilities_stay_in_the_unit_interval_when_near_normal_is_empty():
+    members = np.array([[0.0, 0.0, 5.0, 5.0, 5.0, 5.0]])  # two dry members, four wet ones
+    probs = tercile_probabilities(members, np.array([0.0]), np.array([0.0]))
+    assert (probs >= 0).all() and (probs <= 1).all()
+    assert probs[0, 1] == 0.0
+    np.testing.assert_allclose(probs.sum(-1), 1.0)
+    rps(np.array([3]), probs)  # scoringrules refuses probabilities outside [0, 1]
+
+
+def test_the_cdf_inverts_the_published_quantiles():
+    rng = np.random.default_rng(5)
+    members = np.sort(rng.gamma(2.0, 40.0, size=(200, 30)), axis=-1)
+    levels = (0.1, 0.25, 0.5, 0.9)
+    quantiles = ensemble_quantiles(members, levels)
+    for i, level in enumerate(levels):
+        np.testing.assert_allclose(ensemble_cdf(members, quantiles[:, i]), level, atol=1e-9)
+    assert (ensemble_cdf(members, members[:, 0] - 1) == 0).all()
+    assert (ensemble_cdf(members, members[:, -1] + 1) == 1).all()
