@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
-from matplotlib.figure import Figure
+
+from ames.plotting.evaluation import _new_figure, _save
 
 # Outlook colours as seasonal-outlook centres draw them: browns for a dry tilt, greens for a
 # wet one, nothing below the climatological 1/3 (+ a margin) so that only a tilt shows.
@@ -18,22 +18,9 @@ OUTLOOK_CMAPS = {"below_normal": "YlOrBr", "above_normal": "Greens"}
 OUTLOOK_TITLES = {"below_normal": "below normal", "above_normal": "above normal"}
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
-
-
 def plot_pit_histograms(pit: Mapping[str, Sequence[float]], path: str | Path) -> Path:
     """One PIT histogram (relative frequency per bin) per forecast; flat = calibrated."""
-    fig = _figure(3.2 * len(pit), 3.0)
+    fig = _new_figure(3.2 * len(pit), 3.0)
     axes = np.atleast_1d(fig.subplots(1, len(pit), sharey=True))
     for ax, (name, freq) in zip(axes, pit.items(), strict=True):
         freq = np.asarray(freq)
@@ -49,7 +36,7 @@ def plot_pit_histograms(pit: Mapping[str, Sequence[float]], path: str | Path) ->
 
 def plot_reliability(tables: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
     """Reliability diagram of the above-normal category, with forecast counts below."""
-    fig = _figure(5.0, 6.0)
+    fig = _new_figure(5.0, 6.0)
     top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
     top.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--", label="perfect reliability")
     top.axhline(1 / 3, color="0.6", lw=0.8, ls=":", label="climatological frequency")
@@ -88,7 +75,7 @@ def plot_tercile_outlook(
     """
     index = {"below_normal": 0, "near_normal": 1, "above_normal": 2}
     n_months = len(months)
-    fig = _figure(3.2 * n_months + 1.2, 3.0 * len(categories))
+    fig = _new_figure(3.2 * n_months + 1.2, 3.0 * len(categories))
     axes = fig.subplots(len(categories), n_months, squeeze=False, sharex=True, sharey=True)
     for row, category in enumerate(categories):
         n_bins = len(OUTLOOK_LEVELS) - 1
