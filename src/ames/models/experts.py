@@ -38,8 +38,6 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv
-
 from ames.config import ConfigError
 from ames.models.graph import SELF_LOOP_WEIGHT, GridGraph
 from ames.windows import N_CONTEXT
@@ -180,6 +178,8 @@ class PygGraphAttention(nn.Module):
         super().__init__()
         if out_features % heads:
             raise ValueError(f"out_features={out_features} must be divisible by heads={heads}")
+        from torch_geometric.nn import GATConv  # 2 s of import, only for gat_impl: pyg
+
         self.conv = GATConv(
             in_features,
             out_features // heads,
