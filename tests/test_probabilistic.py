@@ -14,12 +14,14 @@ from ames.evaluation.probabilistic import (
     ensemble_cdf,
     ensemble_quantiles,
     fit_spread_scales,
+    fit_tercile_weight,
     observed_category,
     pit_histogram,
     probabilistic_scores,
     ratio_ensemble,
     reliability_table,
     rps,
+    shrink_probabilities,
     tercile_edges,
     tercile_probabilities,
 )
@@ -192,3 +194,44 @@ def test_the_cdf_inverts_the_published_quantiles():
         np.testing.assert_allclose(ensemble_cdf(members, quantiles[:, i]), level, atol=1e-9)
     assert (ensemble_cdf(members, members[:, 0] - 1) == 0).all()
     assert (ensemble_cdf(members, members[:, -1] + 1) == 1).all()
+
+
+def _overconfident(n: int, weight: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True tercile probabilities, categories drawn from them, and a forecast that is the
+    truth stretched away from 1/3 so that shrinking it by ``weight`` gives the truth back."""
+    rng = np.random.default_rng(seed)
+    low = (1.0 - weight) / 3.0  # keeps the stretched forecast inside [0, 1]
+    raw = rng.dirichlet(np.ones(3), size=n)
+    truth = low + (1.0 - 3.0 * low) * raw
+    forecast = (truth - (1.0 - weight) / 3.0) / weight
+    category = 1 + (rng.uniform(size=n)[:, None] > np.cumsum(truth, axis=1)[:, :2]).sum(1)
+    return truth, forecast, category
+
+
+def test_tercile_weight_recovers_the_shrink_of_an_overconfident_forecast():
+    _, forecast, category = _overconfident(200_000, weight=0.6, seed=3)
+    climate = np.full_like(forecast, 1.0 / 3.0)
+    assert fit_tercile_weight(forecast, climate, category) == pytest.approx(0.6, abs=0.02)
+
+
+def test_tercile_weight_minimises_the_rps_and_keeps_probabilities_summing_to_one():
+    _, forecast, category = _overconfident(5_000, weight=0.5, seed=4)
+    climate = np.full_like(forecast, 1.0 / 3.0)
+    best = fit_tercile_weight(forecast, climate, category)
+    mean_rps = {
+        w: float(rps(category, shrink_probabilities(forecast, climate, w)).mean())
+        for w in np.linspace(0.0, 1.0, 41)
+    }
+    assert (
+        float(rps(category, shrink_probabilities(forecast, climate, best)).mean())
+        <= min(mean_rps.values()) + 1e-12
+    )
+    np.testing.assert_allclose(shrink_probabilities(forecast, climate, best).sum(-1), 1.0)
+
+
+def test_tercile_weight_is_clipped_for_a_forecast_that_is_worse_than_climatology():
+    truth, _, category = _overconfident(5_000, weight=0.5, seed=5)
+    backwards = truth[:, ::-1]  # above-normal probability where below-normal is likely
+    climate = np.full_like(truth, 1.0 / 3.0)
+    assert fit_tercile_weight(backwards, climate, category) == 0.0
+    assert fit_tercile_weight(truth, climate, category) == pytest.approx(1.0, abs=0.1)

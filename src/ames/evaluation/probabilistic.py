@@ -13,8 +13,12 @@ are the climatological ensemble itself, the reference of CRPSS and RPSS, so a sk
 above 0 is what the forecast's shift and the fitted spread add.
 
 Tercile categories (below / near / above normal) use the edges of the training months of that
-cell and calendar month. Arrays are ``[S, H, lat, lon]`` as in ``ames.evaluation.metrics``;
-scores are taken on the valid cells only. CRPS and RPS come from ``scoringrules``.
+cell and calendar month. The members' tercile probabilities are then shrunk toward the
+climatological ensemble's by one weight per lead, also fitted on validation origins (lowest
+RPS, ``fit_tercile_weight``): CRPS-fitted members are sharp enough for the middle of the
+distribution but too sure about the tails, and the weight corrects that for the terciles.
+Arrays are ``[S, H, lat, lon]`` as in ``ames.evaluation.metrics``; scores are taken on the
+valid cells only. CRPS and RPS come from ``scoringrules``.
 """
 
 from __future__ import annotations
@@ -174,6 +178,7 @@ class Predictive:
     edges: np.ndarray  # [12, 2, lat, lon] tercile edges, mm/month
     scales: np.ndarray  # [H] spread scale per lead
     clim_mean: np.ndarray  # [12, lat, lon] mean of the climatological ensemble
+    tercile_weights: np.ndarray | None = None  # [H]; None: probabilities as the members give
 
     def lead_members(
         self, point: np.ndarray, month: np.ndarray, lead: int | None, valid: np.ndarray
@@ -191,6 +196,43 @@ class Predictive:
     def lead_edges(self, month: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         edges = self.edges[month][..., valid]  # [S, 2, N]
         return edges[:, 0], edges[:, 1]
+
+    def lead_probabilities(
+        self, members: np.ndarray, month: np.ndarray, lead: int | None, valid: np.ndarray
+    ) -> np.ndarray:
+        """Tercile probabilities ``[S, N, 3]`` of ``members`` ``[S, N, K]``; at lead index
+        ``lead`` shrunk toward the climatological ensemble's by that lead's tercile weight
+        (None, or no weights: as the members give them)."""
+        lower, upper = self.lead_edges(month, valid)
+        probs = tercile_probabilities(members, lower, upper)
+        if lead is None or self.tercile_weights is None:
+            return probs
+        reference = tercile_probabilities(self.reference_members(month, valid), lower, upper)
+        return shrink_probabilities(probs, reference, float(self.tercile_weights[lead]))
+
+
+def shrink_probabilities(probs: np.ndarray, reference: np.ndarray, weight: float) -> np.ndarray:
+    """``weight · probs + (1 − weight) · reference``: 1 keeps the forecast's probabilities,
+    0 gives the reference's (a mixture of two distributions, so still summing to 1)."""
+    return weight * probs + (1.0 - weight) * reference
+
+
+def fit_tercile_weight(probs: np.ndarray, reference: np.ndarray, category: np.ndarray) -> float:
+    """The weight in [0, 1] of ``shrink_probabilities`` with the lowest mean RPS.
+
+    The RPS is a sum of squared differences of cumulative probabilities, and the shrunk
+    cumulative probabilities are linear in the weight, so the minimum has a closed form:
+    ``Σ (F − F_ref)(O − F_ref) / Σ (F − F_ref)²``, clipped to [0, 1]. ``probs`` and
+    ``reference`` ``[..., 3]``; ``category`` 1 … 3 as ``observed_category`` gives it.
+    """
+    cum = np.cumsum(probs, axis=-1)[..., :2]
+    cum_ref = np.cumsum(reference, axis=-1)[..., :2]
+    observed = np.stack([category <= 1, category <= 2], axis=-1).astype(np.float64)
+    gap = cum - cum_ref
+    denominator = float((gap**2).sum())
+    if denominator == 0.0:
+        return 1.0
+    return float(np.clip((gap * (observed - cum_ref)).sum() / denominator, 0.0, 1.0))
 
 
 # --------------------------------------------------------------------------------------
@@ -278,10 +320,12 @@ def distribution_sums(
     reliability_bins: int = 10,
     seed: int = 0,
     products: dict[str, np.ndarray] | None = None,
+    calibrated: bool = False,
 ) -> DistributionSums:
     """Score the members ``members_at(h) -> [S, N, K]`` (sorted) of every lead against ``obs``
     ``[S, H, lat, lon]``. With ``products`` (a dict), also fills ``quantile`` ``[S, H, Q, N]``
-    and ``tercile_probability`` ``[S, H, 3, N]``."""
+    and ``tercile_probability`` ``[S, H, 3, N]``. ``calibrated``: tercile probabilities with
+    ``predictive``'s tercile weights (for a forecast; the reference ensemble has none)."""
     n_origins, horizon = obs.shape[:2]
     n_cells = int(valid.sum())
     crps_sum, rps_sum, covered = (np.zeros((horizon, n_cells)) for _ in range(3))
@@ -297,7 +341,9 @@ def distribution_sums(
         members = members_at(h)
         o = obs[:, h][:, valid].astype(np.float64)
         lower, upper = predictive.lead_edges(target_month[:, h], valid)
-        probs = tercile_probabilities(members, lower, upper)
+        probs = predictive.lead_probabilities(
+            members, target_month[:, h], h if calibrated else None, valid
+        )
         interval = ensemble_quantiles(members, (lo, hi))
         crps_h = crps(o, members)
         rps_h = rps(observed_category(o, lower, upper), probs)

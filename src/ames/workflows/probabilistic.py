@@ -1,8 +1,9 @@
 """Probabilistic forecasts: calibrate on validation origins, dress, score and write products.
 
 ``calibrate`` builds the climatological ensemble and tercile edges from training months,
-fits the spread scale per lead on the validation origins of the seed-ensemble forecast (and,
-for comparison, of damped persistence) and saves them to ``models/predictive.nc``, which
+fits the spread scale per lead and then the tercile weight per lead on the validation origins
+of the seed-ensemble forecast (and, for comparison, of damped persistence) and saves them to
+``models/predictive.nc``, which
 ``evaluate`` and ``inference`` read. See ``ames.evaluation.probabilistic`` for the law.
 """
 
@@ -25,19 +26,22 @@ from ames.evaluation.probabilistic import (
     distribution_sums,
     ensemble_quantiles,
     fit_spread_scales,
+    fit_tercile_weight,
+    observed_category,
     pit_histogram,
     probabilistic_scores,
     ratio_ensemble,
     reliability_table,
+    rps,
     skill_intervals,
     tercile_edges,
-    tercile_probabilities,
 )
 from ames.evaluation.uncertainty import BootstrapConfig, block_indices, n_blocks, origin_counts
 from ames.run import RunInputs
 
 PREDICTIVE = Path("models/predictive.nc")
 SCALE_VARS = {"ames": "spread_scale", "damped_persistence": "spread_scale_damped_persistence"}
+WEIGHT_VARS = {"ames": "tercile_weight", "damped_persistence": "tercile_weight_damped_persistence"}
 
 
 def settings(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,7 +90,7 @@ def calibrate(
     ratios, mean, edges = climatological_parts(run)
     month = target_months(run.inputs.months[origins], run.horizon)
     valid = run.masks.valid
-    scales, report = {}, {}
+    scales, weights, report = {}, {}, {}
     for name, forecast in point.items():
         scales[name], rows = fit_spread_scales(forecast, obs, month, ratios, valid, bounds)
         report[name] = {"by_lead": rows}
@@ -98,13 +102,51 @@ def calibrate(
             row = rows["by_lead"][h]
             row["crps_climatology"] = ref
             row["crpss"] = 1.0 - row["crps"] / ref if ref > 0 else None
-    ds = predictive_dataset(ratios, mean, edges, scales, run)
+    for name, forecast in point.items():
+        dressed = Predictive(ratios, edges, scales[name], mean)
+        weights[name] = fit_tercile_weights(dressed, forecast, obs, month, valid, report[name])
+    ds = predictive_dataset(ratios, mean, edges, scales, weights, run)
     return ds, {
         "n_val_origins": int(len(origins)),
         "members": int(ratios.shape[1]),
         "spread_scale": {name: [round(float(s), 4) for s in v] for name, v in scales.items()},
+        "tercile_weight": {name: [round(float(w), 4) for w in v] for name, v in weights.items()},
         "val": report,
     }
+
+
+def fit_tercile_weights(
+    dressed: Predictive,
+    point: np.ndarray,
+    obs: np.ndarray,
+    month: np.ndarray,
+    valid: np.ndarray,
+    report: dict[str, Any],
+) -> np.ndarray:
+    """Tercile weight per lead of the dressed ``point`` forecast (validation origins); adds the
+    validation RPS before and after, and the overall RPSS both ways, to ``report``."""
+    weights = np.empty(point.shape[1])
+    totals = {"raw": 0.0, "calibrated": 0.0, "climatology": 0.0}
+    for h in range(point.shape[1]):
+        members = dressed.lead_members(point[:, h], month[:, h], h, valid)
+        raw = dressed.lead_probabilities(members, month[:, h], None, valid)
+        climate = dressed.lead_probabilities(
+            dressed.reference_members(month[:, h], valid), month[:, h], None, valid
+        )
+        lower, upper = dressed.lead_edges(month[:, h], valid)
+        category = observed_category(obs[:, h][:, valid].astype(np.float64), lower, upper)
+        weights[h] = fit_tercile_weight(raw, climate, category)
+        calibrated = weights[h] * raw + (1.0 - weights[h]) * climate
+        row = report["by_lead"][h]
+        row["tercile_weight"] = float(weights[h])
+        for key, probs in (("raw", raw), ("calibrated", calibrated), ("climatology", climate)):
+            score = float(rps(category, probs).mean())
+            row[f"rps_{key}"] = score
+            totals[key] += score
+    ref = totals["climatology"]
+    report["rpss_raw"] = 1.0 - totals["raw"] / ref if ref > 0 else None
+    report["rpss_calibrated"] = 1.0 - totals["calibrated"] / ref if ref > 0 else None
+    return weights
 
 
 def predictive_dataset(
@@ -112,6 +154,7 @@ def predictive_dataset(
     mean: np.ndarray,
     edges: np.ndarray,
     scales: Mapping[str, np.ndarray],
+    weights: Mapping[str, np.ndarray],
     run: RunInputs,
 ) -> xr.Dataset:
     grid = ("latitude", "longitude")
@@ -138,6 +181,16 @@ def predictive_dataset(
             np.asarray(values, dtype=np.float32),
             {"units": "1", "long_name": f"spread scale of {name}, fitted on validation CRPS"},
         )
+    for name, values in weights.items():
+        data_vars[WEIGHT_VARS[name]] = (
+            ("lead",),
+            np.asarray(values, dtype=np.float32),
+            {
+                "units": "1",
+                "long_name": f"weight of {name}'s own tercile probabilities against the "
+                "climatological ensemble's, fitted on validation RPS",
+            },
+        )
     return xr.Dataset(
         data_vars,
         coords={
@@ -158,13 +211,17 @@ def predictive_dataset(
 def load_predictive(path: str | Path, name: str = "ames") -> Predictive:
     """The ``Predictive`` of forecast ``name`` (``ames`` or ``damped_persistence``)."""
     with xr.open_dataset(path) as ds:
-        if SCALE_VARS[name] not in ds:
-            raise ValueError(f"{path}: no spread scale for {name}; run `dvc repro calibrate`")
+        for var in (SCALE_VARS[name], WEIGHT_VARS[name]):
+            if var not in ds:
+                raise ValueError(
+                    f"{path}: no {var} for {name}; re-create it with `dvc repro calibrate`"
+                )
         return Predictive(
             ratios=ds["ratio"].values.astype(np.float64),
             edges=ds["tercile_edge"].values.astype(np.float64),
             scales=ds[SCALE_VARS[name]].values.astype(np.float64),
             clim_mean=ds["ensemble_mean"].values.astype(np.float64),
+            tercile_weights=ds[WEIGHT_VARS[name]].values.astype(np.float64),
         )
 
 
@@ -179,6 +236,7 @@ def _sums(
     valid: np.ndarray,
     options: Mapping[str, Any],
     products: dict[str, np.ndarray] | None = None,
+    calibrated: bool = False,
 ) -> DistributionSums:
     return distribution_sums(
         members_at,
@@ -191,6 +249,7 @@ def _sums(
         reliability_bins=int(options["reliability_bins"]),
         seed=int(options["pit_seed"]),
         products=products,
+        calibrated=calibrated,
     )
 
 
@@ -231,6 +290,7 @@ def score_probabilistic(
             valid,
             options,
             products if name == "ames" else None,
+            calibrated=True,
         )
         for name, predictive in predictives.items()
     }
@@ -322,7 +382,8 @@ def add_products(
     out["category"].attrs.update(long_name="tercile category of the training climatology")
     out.attrs["predictive_distribution"] = (
         "training-period climatological ensemble of the cell and calendar month, rescaled to "
-        "the AMES forecast, spread scaled per lead (fitted on validation CRPS)"
+        "the AMES forecast, spread scaled per lead (fitted on validation CRPS); tercile "
+        "probabilities shrunk toward the ensemble's per lead (fitted on validation RPS)"
     )
     return out
 
@@ -338,8 +399,9 @@ def forecast_products(
     forecast ``point`` ``[H, lat, lon]`` with target calendar months ``target_month`` ``[H]``."""
     quantiles, probabilities = [], []
     for h in range(point.shape[0]):
-        members = predictive.lead_members(point[[h]], target_month[[h]], h, valid)[0]
-        lower, upper = predictive.lead_edges(target_month[[h]], valid)
-        quantiles.append(ensemble_quantiles(members, levels).T)
-        probabilities.append(tercile_probabilities(members, lower[0], upper[0]).T)
+        members = predictive.lead_members(point[[h]], target_month[[h]], h, valid)
+        quantiles.append(ensemble_quantiles(members[0], levels).T)
+        probabilities.append(
+            predictive.lead_probabilities(members, target_month[[h]], h, valid)[0].T
+        )
     return {"quantile": np.stack(quantiles), "tercile_probability": np.stack(probabilities)}
