@@ -283,7 +283,8 @@ def test_stage_cli_writes_forecast_metadata_and_maps(setup: Setup, tmp_path: Pat
     run = load_run_inputs(PARAMS, setup.dataset, setup.masks)
     ratios, mean, edges = climatological_parts(run)
     predictive = tmp_path / "predictive.nc"
-    write_netcdf(predictive_dataset(ratios, mean, edges, {"ames": np.ones(H)}, run), predictive)
+    scales, weights = {"ames": np.ones(H)}, {"ames": np.full(H, 0.5)}
+    write_netcdf(predictive_dataset(ratios, mean, edges, scales, weights, run), predictive)
     stage.main(
         [
             *("--params", str(params), "--dataset", str(setup.dataset)),

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from ames.config import ConfigError
 from ames.models.graph import SELF_LOOP_WEIGHT, GridGraph
 from ames.windows import N_CONTEXT

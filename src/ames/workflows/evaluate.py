@@ -15,6 +15,7 @@ import xarray as xr
 from ames.climatology import target_months, training_month_mask
 from ames.evaluation.baselines import all_baselines, fit_anomaly_rho
 from ames.evaluation.metrics import per_cell_maps, score_forecasts, skill_captured_scores
+from ames.evaluation.ridge import fit_ridge, ridge_forecast
 from ames.models.ames import AMESModel
 from ames.run import RunInputs, iterate_batches
 
@@ -50,13 +51,32 @@ def model_test_forecasts(
 
 
 def baseline_forecasts(
-    run: RunInputs, origins: np.ndarray, test_months: int, val_months: int
+    run: RunInputs, origins: np.ndarray, test_months: int, val_months: int, *, ridge: bool = True
 ) -> dict[str, np.ndarray]:
-    """The four baselines; ρ of damped persistence fitted on training months only."""
-    data, clim_mean = run.data, run.masks.stats["clim_mean"]
+    """The baselines: ρ of damped persistence fitted on training months only, ``ridge`` on
+    training origins with its penalties chosen on validation origins."""
+    data, stats = run.data, run.masks.stats
     train = training_month_mask(len(data.times), test_months, val_months)
-    rho = fit_anomaly_rho(data.precip, data.months, clim_mean, train)
-    return all_baselines(data.precip, data.months, clim_mean, rho, origins, run.horizon)
+    rho = fit_anomaly_rho(data.precip, data.months, stats["clim_mean"], train)
+    forecasts = all_baselines(
+        data.precip, data.months, stats["clim_mean"], rho, origins, run.horizon
+    )
+    if not ridge:
+        return forecasts
+    split, valid = run.masks.split, run.masks.valid
+    model = fit_ridge(
+        run.inputs,
+        valid,
+        np.asarray(split["train"]),
+        np.asarray(split["val"]),
+        run.window,
+        run.horizon,
+    )
+    log.info("ridge: penalty by lead %s", [f"{a:.0e}" for a in model.alpha])
+    forecasts["ridge"] = ridge_forecast(
+        model, run.inputs, valid, stats["clim_mean"], stats["clim_std"], origins
+    )
+    return forecasts
 
 
 def oracle_forecasts(path: Path, run: RunInputs, origins: np.ndarray) -> np.ndarray | None:

@@ -1,0 +1,193 @@
+"""Training speed of each expert and of fine-tuning, on the pipeline's own data.
+
+For every training stage of the default profile (experts 1–3 with their zone-masked loss,
+fine-tuning of the whole AMES model with its physics losses) and for two settings measured
+in the same run, ``current`` (params.yaml) and ``previous`` (params.yaml with ``--previous``
+overrides; default: the graph-attention layer of the previous commit, ``gat_impl: pyg``):
+
+* seconds per training step (forward + backward + AdamW, data loading included) and per
+  validation batch, the median of ``--steps`` after one warm-up step;
+* seconds per epoch (steps per epoch × step time + validation batches × batch time), which
+  matches the ``epoch …: … Ns`` lines ``dvc repro`` logs, and samples per second;
+* FLOPs per training sample (``torch.utils.flop_counter``: matrix products and convolutions,
+  forward and backward; elementwise work is not counted) and the fraction of this machine's
+  float32 matmul throughput (a 2048² product, measured in the same run) that the step
+  achieves.
+
+    dvc repro masks                 # the data and masks the stages read
+    python scripts/bench.py         # table on stdout
+    python scripts/bench.py --steps 10 --json bench.json
+    python scripts/bench.py --previous expert2.model.temporal_patch=2
+
+The machine should be otherwise idle: timings on a 2-core machine shared with another busy
+process mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+
+from ames.config import load_params
+from ames.models.experts import zone_masked_mse
+from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
+from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
+from ames.workflows.common import build_experts, load_graph
+
+Step = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+STAGES = ("expert1", "expert2", "expert3", "finetune")
+PREVIOUS = ("expert1.model.gat_impl=pyg", "expert3.model.gat_impl=pyg")
+
+
+def with_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``section.key=value`` (value parsed as YAML) applied to a copy of ``params``."""
+    out = copy.deepcopy(params)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *path, leaf = key.split(".")
+        target = out
+        for part in path:
+            target = target[part]
+        target[leaf] = yaml.safe_load(value)
+    return out
+
+
+def matmul_gflops(size: int = 2048, reps: int = 5) -> float:
+    """Best float32 matmul throughput of this process (GFLOP/s)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = math.inf
+    for _ in range(reps):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def training_model(
+    params: dict[str, Any], run: RunInputs, stage: str
+) -> tuple[torch.nn.Module, Callable[[torch.nn.Module, dict], torch.Tensor]]:
+    """The network a stage trains and its loss, freshly initialised as the stage does."""
+    experts = build_experts(params, run, load_graph(run, MASKS))
+    if stage == "finetune":
+        model = assemble_model(params, run, experts)
+        compute = loss_fn(params["finetune"]["loss"], physics_context(run))
+        return model, lambda net, batch: compute(net, batch)[0]
+    index = int(stage.removeprefix("expert"))
+    zone = torch.from_numpy(run.zones[params[stage]["zone"]])
+    return experts[index - 1], lambda net, batch: zone_masked_mse(net(batch["x"]), batch["y"], zone)
+
+
+def batches(run: RunInputs, split: str, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+    loader = DataLoader(
+        run.windows(split),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
+    while True:
+        yield from loader
+
+
+def median_seconds(fn: Callable[[], None], steps: int) -> float:
+    fn()  # warm-up: allocator, oneDNN primitives
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_stage(
+    params: dict[str, Any], run: RunInputs, stage: str, steps: int, peak_gflops: float
+) -> dict[str, Any]:
+    batch_size = int(params["train"]["batch_size"])
+    model, loss = training_model(params, run, stage)
+    params_trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params_trained, lr=1e-3, weight_decay=1e-4)
+    train, val = batches(run, "train", batch_size), batches(run, "val", batch_size)
+
+    def train_step() -> None:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss(model, next(train)).backward()
+        torch.nn.utils.clip_grad_norm_(params_trained, 1.0)
+        optimizer.step()
+
+    def val_step() -> None:
+        model.eval()
+        with torch.no_grad():
+            loss(model, next(val))
+
+    with FlopCounterMode(display=False) as counter:
+        model.train()
+        loss(model, next(train)).backward()
+    flops_per_sample = counter.get_total_flops() / batch_size
+    step_s = median_seconds(train_step, steps)
+    val_s = median_seconds(val_step, steps)
+    n_train = math.ceil(len(run.windows("train")) / batch_size)
+    n_val = math.ceil(len(run.windows("val")) / batch_size)
+    return {
+        "parameters": sum(p.numel() for p in params_trained),
+        "train_step_s": round(step_s, 4),
+        "val_batch_s": round(val_s, 4),
+        "epoch_s": round(n_train * step_s + n_val * val_s, 2),
+        "samples_per_s": round(batch_size / step_s, 2),
+        "gflop_per_sample": round(flops_per_sample / 1e9, 3),
+        "matmul_fraction": round(flops_per_sample * batch_size / step_s / 1e9 / peak_gflops, 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--previous", nargs="*", default=list(PREVIOUS), metavar="KEY=VALUE")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as is)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    current = load_params(args.params)
+    settings = {"previous": with_overrides(current, args.previous), "current": current}
+    run = load_run_inputs(current, DATASET, MASKS)
+    peak = matmul_gflops()
+    print(
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"threads, float32 matmul {peak:.1f} GFLOP/s; previous = {' '.join(args.previous)}"
+    )
+    header = f"{'stage':>9} {'setting':>9} {'params':>8} {'step s':>7} {'epoch s':>8}"
+    print(header + f" {'samples/s':>9} {'GFLOP/sample':>12} {'of matmul':>9} {'speed-up':>8}")
+    results: dict[str, Any] = {"matmul_gflops": round(peak, 1), "previous": args.previous}
+    for stage in args.stages:
+        rows = {name: bench_stage(p, run, stage, args.steps, peak) for name, p in settings.items()}
+        speedup = rows["previous"]["epoch_s"] / rows["current"]["epoch_s"]
+        results[stage] = {**rows, "epoch_speedup": round(speedup, 2)}
+        for name, row in rows.items():
+            print(
+                f"{stage:>9} {name:>9} {row['parameters']:>8,} {row['train_step_s']:>7.3f} "
+                f"{row['epoch_s']:>8.1f} {row['samples_per_s']:>9.1f} "
+                f"{row['gflop_per_sample']:>12.3f} {row['matmul_fraction']:>9.1%}"
+                + (f" {speedup:>7.2f}x" if name == "current" else "")
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
