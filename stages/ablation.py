@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.io import write_json
 from ames.workflows.ablation import run_ablation
@@ -30,4 +31,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("ablation", main)

@@ -11,6 +11,7 @@ import logging
 from functools import reduce
 from pathlib import Path
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.evaluation.error_sums import merge_error_sums, read_error_sums
 from ames.evaluation.uncertainty import BootstrapConfig
@@ -57,4 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("ablation_table", main)

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
@@ -61,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("calibrate", main)

@@ -14,6 +14,7 @@ import logging
 import time
 from pathlib import Path
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.evaluation.error_sums import write_error_sums
@@ -171,4 +172,4 @@ def probabilistic_lead_rows(by_lead: dict[str, dict]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("evaluate", main)

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.io import write_json
 from ames.workflows.ames_model import train_gating
@@ -34,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("gating", main)

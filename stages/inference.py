@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
@@ -129,4 +130,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("inference", main)

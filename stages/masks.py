@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 
+from ames.cli import run_stage
 from ames.climatology import training_month_mask
 from ames.config import load_params
 from ames.data.dataset import load_grid_data
-from ames.data.errors import DataError
 from ames.io import write_json
 from ames.masks import (
     ZONES,
@@ -55,10 +55,7 @@ def masks_metrics(bundle: MaskBundle, elapsed_s: float) -> dict:
 
 
 def main() -> None:
-    try:
-        run()
-    except DataError as err:  # one line naming the source, the problem and the fix
-        raise SystemExit(f"masks: {err}") from None
+    run_stage("masks", run)  # a bad file or setting: one line naming it, the problem, the fix
 
 
 def run() -> None:

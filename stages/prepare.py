@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.data.calibration import calibration_report
-from ames.data.errors import DataError
 from ames.data.files import load_user_data
 from ames.data.netcdf import write_netcdf
 from ames.data.schema import validate_dataset
@@ -69,10 +69,7 @@ def plot_zone_thresholds(ds: xr.Dataset, zones: dict) -> ZoneThresholds:
 
 
 def main() -> None:
-    try:
-        run()
-    except DataError as err:  # one line naming the file, the problem and the fix
-        raise SystemExit(f"prepare: {err}") from None
+    run_stage("prepare", run)  # a bad file or setting: one line naming it, the problem, the fix
 
 
 def run() -> None:

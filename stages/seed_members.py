@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.io import write_json
 from ames.workflows.seeds import train_members
@@ -31,4 +32,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("seed_members", main)

@@ -11,6 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.evaluation.error_sums import read_error_sums
 from ames.evaluation.uncertainty import BootstrapConfig
@@ -59,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("significance", main)

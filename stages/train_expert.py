@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ames.cli import run_stage
 from ames.config import load_params
 from ames.io import write_json
 from ames.workflows.expert import train_expert
@@ -31,4 +32,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("expert", main)

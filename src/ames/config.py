@@ -15,10 +15,12 @@ from typing import Any
 
 import yaml
 
+from ames.errors import UserError
+
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A parameter file that cannot be used as it is."""
 
 

@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ames.config import derive_seed
+from ames.errors import UserError
 from ames.io import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,11 @@ CHECKPOINT_FORMAT = 1
 _STATE_FORMAT = 1
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(UserError, RuntimeError):
     """An explicitly requested device that this machine or torch build lacks."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that exists but cannot be used."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ames.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """Input data that cannot be used as it is.
 
     ``path`` is the offending file (or another short source name such as

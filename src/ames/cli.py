@@ -1,0 +1,24 @@
+"""Stage entry points: a user error ends the stage with one line on stderr.
+
+``AMES_DEBUG=1`` in the environment shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from ames.errors import UserError
+
+DEBUG_ENV = "AMES_DEBUG"
+
+
+def run_stage(name: str, main: Callable[[], object]) -> None:
+    """Run ``main``; a ``UserError`` exits with status 1 and ``<name>: <message>`` on stderr."""
+    try:
+        main()
+    except UserError as err:
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        sys.exit(f"{name}: {' '.join(str(err).split())}")
