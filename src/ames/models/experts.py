@@ -35,6 +35,7 @@ import math
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -59,7 +60,7 @@ class GnnTatConfig:
     temporal_patch: int
     dropout: float
     gat_impl: str = "pyg"
-    linear_path: bool = False
+    linear_path: bool | str = False
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class ConvLstmConfig:
     recurrent_conv: str
     temporal_patch: int
     dropout: float
-    linear_path: bool = False
+    linear_path: bool | str = False
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class HybridConfig:
     gat_heads: int
     dropout: float
     gat_impl: str = "pyg"
-    linear_path: bool = False
+    linear_path: bool | str = False
 
 
 RECURRENT_CONVS = ("separable", "full")
@@ -129,6 +130,11 @@ def _check_sizes(
         values = values if isinstance(values, tuple) else (values,)
         _require(all(int(v) >= 1 for v in values), section, f"{name} must be ≥ 1")
     _require(0.0 <= cfg.dropout < 1.0, section, f"dropout must be in [0, 1), got {cfg.dropout}")
+    _require(
+        isinstance(cfg.linear_path, bool) or cfg.linear_path == "ridge",
+        section,
+        f"linear_path must be false, true or ridge, got {cfg.linear_path!r}",
+    )
 
 
 def _check_gat(cfg: GnnTatConfig | HybridConfig, section: str) -> None:
@@ -348,14 +354,24 @@ class LinearPath(nn.Module):
     Per cell, the same weights everywhere (a 1×1 convolution): the cell's standardised
     anomaly over the window, the domain-mean anomaly over the window and the sin/cos of the
     origin month (input channels 0, 1, 2–3; see ``ames.windows.window_inputs``) → H leads.
-    Starts at zero, so an expert with the path starts as the same function as without it.
+    ``linear_path: true`` starts it at zero and trains it with the rest of the expert;
+    ``linear_path: ridge`` fixes it to the ridge regression the expert stage fits on the
+    training origins of the expert's zone (``set_weights``), so the network learns the
+    residual of the validated linear forecast.
     """
 
-    def __init__(self, window: int, horizon: int) -> None:
+    def __init__(self, window: int, horizon: int, frozen: bool = False) -> None:
         super().__init__()
         self.proj = nn.Conv2d(2 * window + 2, horizon, 1)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
+        self.proj.requires_grad_(not frozen)
+
+    @torch.no_grad()
+    def set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> None:
+        """``coef`` ``[H, 2W + 2]`` and ``intercept`` ``[H]`` in ``ridge_features`` order."""
+        self.proj.weight.copy_(torch.as_tensor(coef, dtype=torch.float32)[..., None, None])
+        self.proj.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
 
     def forward(self, x: Tensor) -> Tensor:
         """``x [B, W, C, lat, lon]`` → ``[B, H, lat, lon]``."""
@@ -363,10 +379,12 @@ class LinearPath(nn.Module):
         return self.proj(regressors)
 
 
-def linear_path(enabled: bool, window: int, horizon: int) -> LinearPath | None:
-    if enabled and window < 1:
+def linear_path(mode: bool | str, window: int, horizon: int) -> LinearPath | None:
+    if not mode:
+        return None
+    if window < 1:
         raise ValueError(f"linear_path needs the input window, got window={window}")
-    return LinearPath(window, horizon) if enabled else None
+    return LinearPath(window, horizon, frozen=mode == "ridge")
 
 
 # ---------------------------------------------------------------------------------- experts
