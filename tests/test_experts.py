@@ -400,3 +400,30 @@ def test_zone_masked_mse_of_an_empty_zone_is_zero_with_zero_gradient() -> None:
     loss.backward()
     assert loss.item() == 0.0
     assert (pred.grad == 0).all()
+
+
+# ------------------------------------------------------------------------------ linear path
+
+
+@pytest.mark.parametrize("index", [1, 2, 3])
+def test_linear_path_adds_a_per_cell_linear_forecast_to_the_expert(
+    index: int, graph: GridGraph
+) -> None:
+    cfg = {**DEFAULT[index], "linear_path": True}
+    model = make_expert(index, graph, cfg).eval()
+    plain_params = count_parameters(make_expert(index, graph))
+    assert count_parameters(model) == plain_params + (2 * DEFAULT_WINDOW + 2) * HORIZON + HORIZON
+    x = inputs(2, DEFAULT_WINDOW, graph.grid_shape)
+    assert model.linear is not None
+    with torch.no_grad():
+        assert torch.count_nonzero(model.linear(x)) == 0  # starts as the expert alone
+        base = model(x)
+        weight = model.linear.proj.weight
+        weight[:, DEFAULT_WINDOW - 1] = 0.5  # 0.5 × the cell's anomaly at the origin, each lead
+        model.linear.proj.bias.fill_(0.1)
+        expected = base + 0.5 * x[:, -1, 0].unsqueeze(1) + 0.1
+        torch.testing.assert_close(model(x), expected.expand_as(base), rtol=1e-5, atol=1e-5)
+
+
+def test_linear_path_is_off_unless_asked(graph: GridGraph) -> None:
+    assert all(make_expert(i, graph).linear is None for i in (1, 2, 3))

@@ -76,3 +76,28 @@ def test_ridge_reads_no_month_after_its_training_targets():
     np.testing.assert_array_equal(a.coef, b.coef)
     targets = ridge_targets(inputs, valid, train, HORIZON)
     assert targets.shape == (len(train) * 20, HORIZON)
+
+
+def test_the_experts_linear_path_reads_the_same_regressors_as_ridge():
+    """``linear_path: ridge`` copies ridge coefficients into the expert: the expert's input
+    channels must give the very rows ``ridge_features`` builds, in the same order."""
+    import torch
+
+    from ames.models.experts import LinearPath
+    from ames.windows import window_inputs
+
+    inputs = ar1_inputs()
+    valid = np.ones((4, 5), dtype=bool)
+    valid[1, 2] = False
+    rng = np.random.default_rng(7)
+    coef, intercept = rng.normal(size=(HORIZON, 2 * WINDOW + 2)), rng.normal(size=HORIZON)
+    path = LinearPath(WINDOW, HORIZON, frozen=True)
+    path.set_weights(coef, intercept)
+    assert not any(p.requires_grad for p in path.parameters())
+    origins = np.array([20, 33, 100])
+    x = torch.from_numpy(np.stack([window_inputs(inputs, int(t), WINDOW) for t in origins]))
+    with torch.no_grad():
+        from_expert = path(x).numpy()[..., valid]  # [S, H, N]
+    rows = ridge_features(inputs, valid, origins, WINDOW) @ coef.T + intercept
+    expected = rows.reshape(len(origins), -1, HORIZON).transpose(0, 2, 1)
+    np.testing.assert_allclose(from_expert, expected, rtol=1e-4, atol=1e-4)

@@ -70,10 +70,27 @@ def fit_ridge(
     alphas: tuple[float, ...] = RIDGE_ALPHAS,
 ) -> RidgeBaseline:
     """Fit on ``train_origins``, pick each lead's penalty on ``val_origins``."""
-    x_train = ridge_features(inputs, valid, train_origins, window)
-    y_train = ridge_targets(inputs, valid, train_origins, horizon)
-    x_val = ridge_features(inputs, valid, val_origins, window)
-    y_val = ridge_targets(inputs, valid, val_origins, horizon)
+    return fit_ridge_arrays(
+        ridge_features(inputs, valid, train_origins, window),
+        ridge_targets(inputs, valid, train_origins, horizon),
+        ridge_features(inputs, valid, val_origins, window),
+        ridge_targets(inputs, valid, val_origins, horizon),
+        window,
+        alphas,
+    )
+
+
+def fit_ridge_arrays(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    window: int,
+    alphas: tuple[float, ...] = RIDGE_ALPHAS,
+) -> RidgeBaseline:
+    """Ridge of every target column of ``y_train`` on ``x_train``; each column's penalty the
+    one of ``alphas`` with the lowest MSE on (``x_val``, ``y_val``)."""
+    horizon = y_train.shape[1]
     best_mse = np.full(horizon, np.inf)
     coef = np.zeros((horizon, x_train.shape[1]))
     intercept, alpha = np.zeros(horizon), np.zeros(horizon)

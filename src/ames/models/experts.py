@@ -35,6 +35,7 @@ import math
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -59,6 +60,7 @@ class GnnTatConfig:
     temporal_patch: int
     dropout: float
     gat_impl: str = "pyg"
+    linear_path: bool | str = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class ConvLstmConfig:
     recurrent_conv: str
     temporal_patch: int
     dropout: float
+    linear_path: bool | str = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class HybridConfig:
     gat_heads: int
     dropout: float
     gat_impl: str = "pyg"
+    linear_path: bool | str = False
 
 
 RECURRENT_CONVS = ("separable", "full")
@@ -126,6 +130,11 @@ def _check_sizes(
         values = values if isinstance(values, tuple) else (values,)
         _require(all(int(v) >= 1 for v in values), section, f"{name} must be ≥ 1")
     _require(0.0 <= cfg.dropout < 1.0, section, f"dropout must be in [0, 1), got {cfg.dropout}")
+    _require(
+        isinstance(cfg.linear_path, bool) or cfg.linear_path == "ridge",
+        section,
+        f"linear_path must be false, true or ridge, got {cfg.linear_path!r}",
+    )
 
 
 def _check_gat(cfg: GnnTatConfig | HybridConfig, section: str) -> None:
@@ -338,6 +347,46 @@ class ConvLstmLayer(nn.Module):
         return torch.stack(states, dim=1)
 
 
+class LinearPath(nn.Module):
+    """``linear_path: true``: a linear forecast on the ridge baseline's regressors, added to
+    the expert's output so the network only has to learn what is not linear.
+
+    Per cell, the same weights everywhere (a 1×1 convolution): the cell's standardised
+    anomaly over the window, the domain-mean anomaly over the window and the sin/cos of the
+    origin month (input channels 0, 1, 2–3; see ``ames.windows.window_inputs``) → H leads.
+    ``linear_path: true`` starts it at zero and trains it with the rest of the expert;
+    ``linear_path: ridge`` fixes it to the ridge regression the expert stage fits on the
+    training origins of the expert's zone (``set_weights``), so the network learns the
+    residual of the validated linear forecast.
+    """
+
+    def __init__(self, window: int, horizon: int, frozen: bool = False) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(2 * window + 2, horizon, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+        self.proj.requires_grad_(not frozen)
+
+    @torch.no_grad()
+    def set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> None:
+        """``coef`` ``[H, 2W + 2]`` and ``intercept`` ``[H]`` in ``ridge_features`` order."""
+        self.proj.weight.copy_(torch.as_tensor(coef, dtype=torch.float32)[..., None, None])
+        self.proj.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x [B, W, C, lat, lon]`` → ``[B, H, lat, lon]``."""
+        regressors = torch.cat([x[:, :, 0], x[:, :, 1], x[:, -1, 2:4]], dim=1)
+        return self.proj(regressors)
+
+
+def linear_path(mode: bool | str, window: int, horizon: int) -> LinearPath | None:
+    if not mode:
+        return None
+    if window < 1:
+        raise ValueError(f"linear_path needs the input window, got window={window}")
+    return LinearPath(window, horizon, frozen=mode == "ridge")
+
+
 # ---------------------------------------------------------------------------------- experts
 
 
@@ -351,10 +400,17 @@ class GnnTatExpert(nn.Module):
     """
 
     def __init__(
-        self, cfg: GnnTatConfig, n_features: int, n_static: int, horizon: int, graph: GridGraph
+        self,
+        cfg: GnnTatConfig,
+        n_features: int,
+        n_static: int,
+        horizon: int,
+        graph: GridGraph,
+        window: int = 0,
     ) -> None:
         super().__init__()
         self.graph = graph
+        self.linear = linear_path(cfg.linear_path, window, horizon)
         self.patch = cfg.temporal_patch
         self.n_static = n_static
         self.lstm = nn.LSTM(
@@ -391,7 +447,8 @@ class GnnTatExpert(nn.Module):
         query = node.flatten(0, 1)
         context = self.attention(query, sequence)
         out = self.head(self.dropout(torch.cat([query, context], dim=-1)))  # [N·B, H]
-        return self.graph.scatter_nodes(out.unflatten(0, (-1, b)).transpose(0, 1))
+        out = self.graph.scatter_nodes(out.unflatten(0, (-1, b)).transpose(0, 1))
+        return out if self.linear is None else out + self.linear(x)
 
 
 class ConvLstmExpert(nn.Module):
@@ -406,8 +463,11 @@ class ConvLstmExpert(nn.Module):
     textbook alternative.
     """
 
-    def __init__(self, cfg: ConvLstmConfig, n_features: int, n_static: int, horizon: int) -> None:
+    def __init__(
+        self, cfg: ConvLstmConfig, n_features: int, n_static: int, horizon: int, window: int = 0
+    ) -> None:
         super().__init__()
+        self.linear = linear_path(cfg.linear_path, window, horizon)
         self.patch = cfg.temporal_patch
         self.n_static = n_static
         widths = [(n_features - n_static) * cfg.temporal_patch, *cfg.hidden]
@@ -425,7 +485,8 @@ class ConvLstmExpert(nn.Module):
         sequence = patch_months(dynamic, self.patch)
         for i, layer in enumerate(self.layers):
             sequence = layer(sequence, static if i == 0 else None)
-        return self.head(self.dropout(sequence[:, -1]))
+        out = self.head(self.dropout(sequence[:, -1]))
+        return out if self.linear is None else out + self.linear(x)
 
 
 class HybridExpert(nn.Module):
@@ -450,6 +511,7 @@ class HybridExpert(nn.Module):
     ) -> None:
         super().__init__()
         self.graph = graph
+        self.linear = linear_path(cfg.linear_path, window, horizon)
         self.n_static = n_static
         self.months = window if cfg.recent_months is None else cfg.recent_months
         encoder_in = self.months * (n_features - n_static) + n_static
@@ -472,7 +534,8 @@ class HybridExpert(nn.Module):
         nodes = self.graph.gather_nodes(encoded).transpose(0, 1)  # [N, B, enc]
         nodes = F.elu(self.gat(nodes, self.graph)).transpose(0, 1)
         graph_features = self.graph.scatter_nodes(nodes)  # [B, gat_hidden, lat, lon]
-        return self.fusion(self.dropout(torch.cat([spatial, graph_features], dim=1)))
+        out = self.fusion(self.dropout(torch.cat([spatial, graph_features], dim=1)))
+        return out if self.linear is None else out + self.linear(x)
 
 
 # ---------------------------------------------------------------------------------- factory
@@ -506,7 +569,7 @@ def build_expert(
             section,
             "lstm_hidden % attention_heads must be 0",
         )
-        return GnnTatExpert(c1, n_features, n_static, horizon, graph)
+        return GnnTatExpert(c1, n_features, n_static, horizon, graph, window)
     if index == 2:
         c2 = _read_config(ConvLstmConfig, cfg, section)
         _check_sizes(c2, section, ("hidden", "kernel_size"))
@@ -518,7 +581,7 @@ def build_expert(
             section,
             f"recurrent_conv must be one of {RECURRENT_CONVS}, got {c2.recurrent_conv!r}",
         )
-        return ConvLstmExpert(c2, n_features, n_static, horizon)
+        return ConvLstmExpert(c2, n_features, n_static, horizon, window)
     if index == 3:
         c3 = _read_config(HybridConfig, cfg, section)
         _check_sizes(c3, section, ("encoder_hidden", "conv_hidden", "gat_hidden", "gat_heads"))

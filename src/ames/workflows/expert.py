@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from ames.evaluation.ridge import RidgeBaseline, fit_ridge_arrays, ridge_features
 from ames.models.experts import zone_masked_mse
-from ames.run import DATASET, MASKS, load_run_inputs
+from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
 from ames.training import count_parameters, fit, select_device
 from ames.workflows.common import (
     MODELS,
@@ -24,6 +26,29 @@ from ames.workflows.common import (
 )
 
 log = logging.getLogger("ames.expert")
+
+
+def transformed_targets(run: RunInputs, cells: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """``[S·N, H]`` targets in the units the experts predict, rows as ``ridge_features``."""
+    steps = np.asarray(origins, dtype=np.int64)[:, None] + np.arange(1, run.horizon + 1)
+    month = run.inputs.months[steps]  # [S, H]
+    offset = run.transform.offset.numpy()[month][..., cells]
+    scale = run.transform.scale.numpy()[month][..., cells]
+    y = (run.inputs.precip_mm[steps][..., cells] - offset) / scale  # [S, H, N]
+    return y.transpose(0, 2, 1).reshape(-1, run.horizon).astype(np.float64)
+
+
+def fit_linear_path(run: RunInputs, cells: np.ndarray) -> RidgeBaseline:
+    """The ridge regression of ``linear_path: ridge`` on the expert's zone ``cells``:
+    training origins, penalty per lead by validation MSE (``ames.evaluation.ridge``)."""
+    train, val = (np.asarray(run.masks.split[k]) for k in ("train", "val"))
+    return fit_ridge_arrays(
+        ridge_features(run.inputs, cells, train, run.window),
+        transformed_targets(run, cells, train),
+        ridge_features(run.inputs, cells, val, run.window),
+        transformed_targets(run, cells, val),
+        run.window,
+    )
 
 
 def train_expert(
@@ -51,6 +76,12 @@ def train_expert(
     model = build_experts(params, run, graph)[index - 1]
     zone_mask = torch.from_numpy(run.zones[zone])
     cfg = train_config(params, section)
+    ridge_path = None
+    if params[section]["model"].get("linear_path") == "ridge":
+        ridge_path = fit_linear_path(run, run.zones[zone] & run.masks.valid)
+        model.linear.set_weights(ridge_path.coef, ridge_path.intercept)
+        penalties = [f"{a:.0e}" for a in ridge_path.alpha]
+        log.info("%s linear path: ridge penalty by lead %s", section, penalties)
 
     def compute_loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]):
         loss = zone_masked_mse(net(batch["x"]), batch["y"], zone_mask)
@@ -90,6 +121,7 @@ def train_expert(
         "stopped_early": result.stopped_early,
         "best_val_loss": result.best_val_loss,
         "train_time_s": round(result.time_s, 1),
+        "linear_path_ridge_alpha": None if ridge_path is None else ridge_path.alpha.tolist(),
         "time_s": round(time.perf_counter() - start, 1),
         "device": str(device),
         "val": {
