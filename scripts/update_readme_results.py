@@ -121,9 +121,11 @@ def probabilistic_lines(prob: dict) -> list[str]:
         f"| {nominal} % interval coverage | CRPSS lead 1 | lead 3 | lead 6 | lead 12 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    weights = _load("metrics/calibration.json")["tercile_weight"]["ames"]
     rows = {
         f"**AMES** (spread scale {min(prob['ames_spread_scale']):.2f}–"
-        f"{max(prob['ames_spread_scale']):.2f})": (prob["ames"]["overall"], prob["ames"]),
+        f"{max(prob['ames_spread_scale']):.2f}; tercile weight {weights[0]:.2f} at lead 1, "
+        f"{weights[-1]:.2f} at lead {len(weights)})": (prob["ames"]["overall"], prob["ames"]),
         "damped persistence, dressed the same way": (prob["damped_persistence"], None),
         "climatological distribution (reference)": (prob["climatology"], None),
     }
