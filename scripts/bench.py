@@ -65,6 +65,17 @@ def with_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, An
     return out
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def matmul_gflops(size: int = 2048, reps: int = 5) -> float:
     """Best float32 matmul throughput of this process (GFLOP/s)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
@@ -168,12 +179,17 @@ def main(argv: list[str] | None = None) -> None:
     run = load_run_inputs(current, DATASET, MASKS)
     peak = matmul_gflops()
     print(
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"{cpu_name()}, {torch.get_num_threads()} torch "
         f"threads, float32 matmul {peak:.1f} GFLOP/s; previous = {' '.join(args.previous)}"
     )
     header = f"{'stage':>9} {'setting':>9} {'params':>8} {'step s':>7} {'epoch s':>8}"
     print(header + f" {'samples/s':>9} {'GFLOP/sample':>12} {'of matmul':>9} {'speed-up':>8}")
-    results: dict[str, Any] = {"matmul_gflops": round(peak, 1), "previous": args.previous}
+    results: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": round(peak, 1),
+        "previous": args.previous,
+    }
     for stage in args.stages:
         rows = {name: bench_stage(p, run, stage, args.steps, peak) for name, p in settings.items()}
         speedup = rows["previous"]["epoch_s"] / rows["current"]["epoch_s"]
