@@ -82,6 +82,7 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
         "seasonal_naive",
         "persistence",
         "damped_persistence",
+        "ridge",
     }
     assert set(test["experts"]) == {"expert1", "expert2", "expert3"}
     assert len(test["model"]["by_lead"]) == 12
