@@ -47,7 +47,6 @@ from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
 from ames.workflows.common import build_experts, load_graph
 
-Step = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 STAGES = ("expert1", "expert2", "expert3", "finetune")
 PREVIOUS = ("expert1.model.gat_impl=pyg", "expert3.model.gat_impl=pyg")
 

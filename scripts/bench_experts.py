@@ -23,7 +23,6 @@ stops fresh 20–30 MB buffers being page-faulted in every step (expert 1: −15
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import statistics
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from bench import with_overrides  # scripts/ is on sys.path when run as a script
 
 from ames.config import resolve_profile
 from ames.models.experts import build_expert, count_parameters, zone_masked_mse
@@ -133,19 +133,6 @@ def _profile_from_params(path: str, profile: str) -> dict[str, Any]:
     return {"window": int(window), **models}
 
 
-def _apply_overrides(profile: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """``section.key=value`` (value parsed as YAML) or ``window=value``."""
-    profile = copy.deepcopy(profile)
-    for item in overrides:
-        key, _, value = item.partition("=")
-        *sections, leaf = key.split(".")
-        target = profile
-        for section in sections:
-            target = target[section]
-        target[leaf] = yaml.safe_load(value)
-    return profile
-
-
 def _time(fn: Callable[[], None], reps: int) -> tuple[float, float, float]:
     """Best and median wall seconds, and mean process CPU seconds, after one warm-up call."""
     fn()
@@ -234,7 +221,7 @@ def main() -> None:
     names = ["default", "paper"] if args.profile == "both" else [args.profile]
     for name in names:
         profile = _profile_from_params(args.params, name) if args.params else PROPOSED[name]
-        bench_profile(name, _apply_overrides(profile, args.set), args)
+        bench_profile(name, with_overrides(profile, args.set), args)
 
 
 if __name__ == "__main__":
