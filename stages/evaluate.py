@@ -26,6 +26,7 @@ from ames.plotting.evaluation import (
     plot_obs_vs_forecast_by_zone,
     plot_skill_by_lead,
     skill_by_lead_table,
+    skill_by_zone_table,
 )
 from ames.plotting.probabilistic import plot_pit_histograms, plot_reliability
 from ames.run import load_run_inputs
@@ -108,9 +109,10 @@ def main() -> None:
     )
     write_netcdf(hindcast, "predictions/hindcast_test.nc")
     plots = Path(args.plots)
-    by_lead = {"AMES": report["model"], **report["baselines"]}
+    by_lead = {"AMES": report["model"], **report["experts"], **report["baselines"]}
     if "oracle" in report:
         by_lead["oracle"] = report["oracle"]
+    write_json(plots / "skill_by_zone.json", {"rows": skill_by_zone_table(by_lead, "msess")})
     for metric in ("msess", "rmse"):
         plot_skill_by_lead(by_lead, metric, plots / f"skill_by_lead_{metric}.png")
         write_json(

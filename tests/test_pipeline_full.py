@@ -42,6 +42,28 @@ def _check_probability_products(ds):
     assert probs.attrs["units"] == "1" and ds["precip_quantile"].attrs["units"] == "mm/month"
 
 
+def _numbers(tree) -> int:
+    if isinstance(tree, dict):
+        return sum(_numbers(v) for v in tree.values())
+    return int(isinstance(tree, int | float) and not isinstance(tree, bool))
+
+
+def _check_review_output(repo, test, significance):
+    """`dvc metrics show` reads only the headline (<= 60 numbers); `dvc plots show` renders."""
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    assert set(files) == {"metrics/headline.json"}
+    assert _numbers(files) <= 60
+    headline = _json(repo, "metrics/headline.json")
+    assert headline["ames"]["msess"] == test["model"]["overall"]["msess"]
+    assert headline["ames"]["msess_lo"] == significance["ames"]["msess_lo"]
+    assert headline["ridge"]["msess"] == test["baselines"]["ridge"]["overall"]["msess"]
+    assert headline["time_s"]["total"] > 0
+    dvc(repo, "plots", "show", "--out", "rendered")
+    page = (repo / "rendered" / "index.html").read_text()
+    assert "skill_by_zone.json" in page and "skill_by_lead_msess.png" in page
+
+
 def test_whole_pipeline_on_a_tiny_config(tmp_path):
     repo = make_tiny_repo(tmp_path / "repo", FULL_RUN)
     dvc(repo, "repro", timeout=1500)
@@ -136,6 +158,8 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
     with xr.open_dataset(repo / "predictions/hindcast_test.nc") as hc:
         assert {"origin", "lead"} <= set(hc.dims)
         _check_probability_products(hc)
+    _check_review_output(repo, test, significance)
+
     meta = _json(repo, "predictions/metadata.json")
     assert {"origin_month", "checkpoint_sha256", "params_sha256", "data_sha256"} <= set(meta)
     assert len(meta["checkpoint"]) == 2  # the seed ensemble

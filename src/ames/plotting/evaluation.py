@@ -63,11 +63,22 @@ def skill_by_lead_table(results: dict[str, dict], metric: str) -> list[dict]:
     ]
 
 
+def skill_by_zone_table(results: dict[str, dict], metric: str) -> list[dict]:
+    """Rows ``{"forecast", "zone", "label", metric}`` per forecast and zone, for ``dvc plots``."""
+    return [
+        {"forecast": name, "zone": zone, "label": f"{name} / {zone}", metric: rec[metric]}
+        for name, res in results.items()
+        for zone, rec in sorted(res["by_zone"].items())
+    ]
+
+
 def _line_style(name: str) -> dict:
     if name == "oracle":
         return {"color": "black", "linestyle": ":", "linewidth": 1.5}
-    if name in BASELINE_NAMES:
+    if name in BASELINE_NAMES or name == "ridge":
         return {"linestyle": "--", "linewidth": 1.2}
+    if name.startswith("expert"):
+        return {"linestyle": "-", "linewidth": 1.0, "alpha": 0.7}
     return {"linestyle": "-", "linewidth": 2.5}
 
 
