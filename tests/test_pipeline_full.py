@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 from pipeline_repo import TINY_MODELS, dvc, make_tiny_repo
 
 from ames.config import deep_merge
@@ -62,6 +63,18 @@ def _check_review_output(repo, test, significance):
     dvc(repo, "plots", "show", "--out", "rendered")
     page = (repo / "rendered" / "index.html").read_text()
     assert "skill_by_zone.json" in page and "skill_by_lead_msess.png" in page
+
+
+def _check_paper_profile_edit_keeps_the_run(repo):
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["profiles"]["paper"]["seeds"] = 7
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert "up to date" in dvc(repo, "status").stdout
+    finally:
+        params_file.write_text(original)
 
 
 def test_whole_pipeline_on_a_tiny_config(tmp_path):
@@ -159,6 +172,7 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
         assert {"origin", "lead"} <= set(hc.dims)
         _check_probability_products(hc)
     _check_review_output(repo, test, significance)
+    _check_paper_profile_edit_keeps_the_run(repo)
 
     meta = _json(repo, "predictions/metadata.json")
     assert {"origin_month", "checkpoint_sha256", "params_sha256", "data_sha256"} <= set(meta)

@@ -30,6 +30,23 @@ def test_default_profile_is_params_yaml_as_written(raw_params):
     assert "profiles" not in params
 
 
+def test_stages_depend_on_the_selected_profile_only() -> None:
+    """Editing the paper profile must not invalidate a default run (and vice versa)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        params = stage.get("do", stage).get("params", [])
+        assert "profiles" not in params, name
+        assert ("profile" in params) == ("profiles.${profile}" in params), name
+
+
+def test_a_profile_overlay_applies_to_default_too(raw_params):
+    raw = {**raw_params, "profiles": {"default": {"seeds": 5}}}
+    assert resolve_profile(raw)["seeds"] == 5
+    assert resolve_profile({**raw_params, "profiles": {"default": {}}}) == load_params(
+        ROOT / "params.yaml"
+    )
+
+
 def test_paper_profile_sizes_match_the_spec(raw_params):
     paper = resolve_profile({**raw_params, "profile": "paper"})
     assert paper["features"]["input_window"] == 60

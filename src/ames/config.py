@@ -40,14 +40,14 @@ def resolve_profile(raw: Mapping[str, Any], source: str = "params.yaml") -> dict
     params = {k: v for k, v in raw.items() if k != "profiles"}
     profile = params.get("profile", "default")
     profiles = raw.get("profiles") or {}
-    if profile in (None, "default"):
+    if profile in (None, "default") and "default" not in profiles:
         return params
     if profile not in profiles:
         known = ", ".join(["default", *sorted(profiles)])
         raise ConfigError(
             f"{source}: profile '{profile}' is not defined under 'profiles'. Use one of: {known}."
         )
-    return deep_merge(params, profiles[profile])
+    return deep_merge(params, profiles[profile] or {})
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
