@@ -29,7 +29,6 @@ cannot use. Steps, in order:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -53,6 +52,7 @@ from ames.data.schema import (
     valid_cells,
     validate_dataset,
 )
+from ames.io import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -796,10 +796,10 @@ def _provenance(
         "source": "files",
         "history": f"created by ames {__version__} (ames.data.files.load_user_data)",
         "precip_file": str(files_cfg["precip_path"]),
-        "precip_sha256": _sha256(cfg.precip_path),
+        "precip_sha256": sha256_file(cfg.precip_path),
         "precip_var": cfg.precip_var,
         "dem_file": str(files_cfg["dem_path"]),
-        "dem_sha256": _sha256(cfg.dem_path),
+        "dem_sha256": sha256_file(cfg.dem_path),
         "dem_var": dem.var,
         "dem_regrid_method": dem.method,
         "dem_spacing_deg": f"{dem.spacing_deg[0]:.6g} {dem.spacing_deg[1]:.6g}",
@@ -1030,11 +1030,3 @@ def _days_in_month(months: np.ndarray) -> np.ndarray:
 
 def _precip_coords(precip: _Precip) -> dict[str, np.ndarray]:
     return {"time": _month_starts(precip.months), "latitude": precip.lat, "longitude": precip.lon}
-
-
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -9,7 +9,6 @@ latitudes and longitudes and the same valid (not always-NaN) cells.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from ames.config import params_hash
 from ames.data.dataset import GridData, load_grid_data
 from ames.data.errors import DataError
 from ames.data.schema import first_location, month_label, validate_dataset
+from ames.io import sha256_file
 from ames.masks_io import MaskBundle, load_masks
 from ames.models.ames import AMESModel
 from ames.plotting.forecast import plot_forecast_maps
@@ -291,15 +291,6 @@ def forecast_from_dataset(
 
 
 # ----------------------------------------------------------------------------- reports
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (what ``sha256sum`` prints)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def target_month_labels(ds: xr.Dataset) -> list[str]:
