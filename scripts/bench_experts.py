@@ -35,8 +35,9 @@ import yaml
 from bench import with_overrides  # scripts/ is on sys.path when run as a script
 
 from ames.config import resolve_profile
-from ames.models.experts import build_expert, count_parameters, zone_masked_mse
+from ames.models.experts import build_expert, zone_masked_mse
 from ames.models.graph import synthetic_grid_graph
+from ames.models.parameters import count_parameters
 from ames.windows import N_CHANNELS as N_FEATURES
 
 HORIZON = 12

@@ -14,10 +14,10 @@ from ames.models.experts import (
     GraphAttention,
     PygGraphAttention,
     build_expert,
-    count_parameters,
     zone_masked_mse,
 )
 from ames.models.graph import GridGraph, load_grid_graph, synthetic_grid_graph
+from ames.models.parameters import count_parameters
 from ames.windows import N_CHANNELS as N_FEATURES
 from ames.windows import N_CONTEXT
 

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from ames.config import ConfigError, load_params, resolve_profile
-from ames.models.experts import build_expert, count_parameters
+from ames.models.experts import build_expert
 from ames.models.graph import synthetic_grid_graph
+from ames.models.parameters import count_parameters
 from ames.windows import N_CHANNELS
 from ames.workflows.ablation import ablation_params, needs_own_stage2
 

@@ -14,13 +14,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ames.models.parameters import count_parameters
 from ames.training import (
     STATE_FILE,
     CheckpointError,
     DeviceUnavailableError,
     TrainConfig,
     TrainResult,
-    count_parameters,
     fit,
     load_state_dict_checked,
     save_checkpoint,

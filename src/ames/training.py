@@ -283,11 +283,6 @@ def load_state_dict_checked(
     return dict(payload.get("meta") or {})
 
 
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of (distinct) parameter elements, optionally only those with requires_grad."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
 # --------------------------------------------------------------------------- result
 
 

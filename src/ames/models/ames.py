@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ames.models.gating import N_EXPERTS, PhysicsGuidedGating, routing_diversity_penalty
 from ames.models.meta import PhysicsInformedMetaLearner
+from ames.models.parameters import count_elements
 from ames.physics import elevation_priors, mass_conservation_loss, orographic_loss
 from ames.windows import TargetTransform
 
@@ -188,12 +189,12 @@ class AMESModel(nn.Module):
     def count_parameters_by_component(self) -> dict[str, int]:
         """All parameters (trainable or not) per component, plus totals."""
         counts = {
-            f"expert{i + 1}": _n_params(expert.parameters())
+            f"expert{i + 1}": count_elements(expert.parameters())
             for i, expert in enumerate(self.experts)
         }
         counts["experts"] = sum(counts.values())
-        counts["gating"] = _n_params(self.gating_parameters())
-        counts["meta"] = _n_params(self.meta_parameters())
+        counts["gating"] = count_elements(self.gating_parameters())
+        counts["meta"] = count_elements(self.meta_parameters())
         counts["total"] = counts["experts"] + counts["gating"] + counts["meta"]
         return counts
 
@@ -242,10 +243,6 @@ def build_ames_model(
     gating = build_gating(statics, gating_cfg, high_min_m, low_max_m)
     meta = build_meta(statics, meta_cfg, horizon)
     return AMESModel(experts, transform, gating, meta)
-
-
-def _n_params(params: Iterator[nn.Parameter]) -> int:
-    return sum(p.numel() for p in params)
 
 
 def masked_mse(pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:

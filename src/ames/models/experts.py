@@ -596,11 +596,6 @@ def build_expert(
     raise ValueError(f"expert index must be 1, 2 or 3, got {index}")
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 # ------------------------------------------------------------------------------------- loss
 
 

@@ -21,11 +21,11 @@ from ames.models.ames import (
     routing_by_band,
 )
 from ames.models.graph import GridGraph
+from ames.models.parameters import count_parameters
 from ames.plotting.routing import plot_routing_vs_elevation
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
 from ames.training import (
     TrainResult,
-    count_parameters,
     fit,
     load_state_dict_checked,
     record_untrained,

@@ -12,8 +12,9 @@ import torch
 
 from ames.evaluation.ridge import RidgeBaseline, fit_ridge_arrays, ridge_features
 from ames.models.experts import zone_masked_mse
+from ames.models.parameters import count_parameters
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
-from ames.training import count_parameters, fit, select_device
+from ames.training import fit, select_device
 from ames.workflows.common import (
     MODELS,
     build_experts,
