@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from ames.config import load_params
-from ames.models.experts import zone_masked_mse
+from ames.models.losses import masked_mse
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
 from ames.workflows.common import build_experts, load_graph
@@ -98,7 +98,7 @@ def training_model(
         return model, lambda net, batch: compute(net, batch)[0]
     index = int(stage.removeprefix("expert"))
     zone = torch.from_numpy(run.zones[params[stage]["zone"]])
-    return experts[index - 1], lambda net, batch: zone_masked_mse(net(batch["x"]), batch["y"], zone)
+    return experts[index - 1], lambda net, batch: masked_mse(net(batch["x"]), batch["y"], zone)
 
 
 def batches(run: RunInputs, split: str, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:

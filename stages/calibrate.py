@@ -20,7 +20,7 @@ from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
 from ames.run import load_run_inputs
-from ames.training import select_device
+from ames.training.device import select_device
 from ames.workflows.common import load_graph
 from ames.workflows.evaluate import baseline_forecasts
 from ames.workflows.probabilistic import PREDICTIVE, calibrate, settings

@@ -30,7 +30,7 @@ from ames.plotting.evaluation import (
 )
 from ames.plotting.probabilistic import plot_pit_histograms, plot_reliability
 from ames.run import load_run_inputs
-from ames.training import select_device
+from ames.training.device import select_device
 from ames.workflows.common import load_graph
 from ames.workflows.evaluate import (
     baseline_forecasts,
@@ -42,11 +42,11 @@ from ames.workflows.evaluate import (
 from ames.workflows.probabilistic import (
     PREDICTIVE,
     SCALE_VARS,
-    add_products,
     load_predictive,
     score_probabilistic,
     settings,
 )
+from ames.workflows.probabilistic_products import add_products
 from ames.workflows.seeds import ensemble_test_forecasts, load_members, seed_summary
 from ames.workflows.significance import test_error_sums
 

@@ -30,13 +30,8 @@ from ames.workflows.inference import (
     forecast_metadata,
     plot_forecast,
 )
-from ames.workflows.probabilistic import (
-    PREDICTIVE,
-    add_products,
-    forecast_products,
-    load_predictive,
-    settings,
-)
+from ames.workflows.probabilistic import PREDICTIVE, load_predictive, settings
+from ames.workflows.probabilistic_products import add_products, forecast_products
 from ames.workflows.seeds import final_checkpoints
 
 log = logging.getLogger("ames.inference")

@@ -98,7 +98,9 @@ def run() -> None:
         split_cfg["test_months"],
         split_cfg["val_months"],
     )
-    bundle = MaskBundle(zones, data.valid, context, graph, split, stats, thresholds)
+    bundle = MaskBundle(
+        zones, data.valid, context, graph, split, stats, thresholds, lat=data.lat, lon=data.lon
+    )
     save_masks(args.out, bundle)
     plot_zone_map(
         zones,

@@ -1,4 +1,4 @@
-"""Experts, the grid graph and the zone-masked loss, on small grids (fast)."""
+"""Experts, the grid graph and the masked MSE, on small grids (fast)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import functools
 import numpy as np
 import pytest
 import torch
+from graph_fixtures import synthetic_grid_graph
 from torch_geometric.nn import GATConv
 
 from ames.config import ConfigError
-from ames.models.experts import (
-    GraphAttention,
-    PygGraphAttention,
-    build_expert,
-    zone_masked_mse,
-)
-from ames.models.graph import GridGraph, load_grid_graph, synthetic_grid_graph
+from ames.models.experts import build_expert
+from ames.models.graph import GridGraph, load_grid_graph
+from ames.models.layers import GraphAttention, PygGraphAttention
+from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.windows import N_CHANNELS as N_FEATURES
 from ames.windows import N_CONTEXT
@@ -252,10 +250,10 @@ def test_expert_overfits_a_tiny_batch(index: int, impl: str | None, graph: GridG
     y = torch.randn(2, HORIZON, 6, 7, generator=gen)
     zone = torch.from_numpy(small_valid())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = zone_masked_mse(model(x), y, zone).item()
+    first = masked_mse(model(x), y, zone).item()
     for _ in range(150):
         optimizer.zero_grad()
-        loss = zone_masked_mse(model(x), y, zone)
+        loss = masked_mse(model(x), y, zone)
         loss.backward()
         optimizer.step()
     assert loss.item() < first / 10, (first, loss.item())
@@ -299,7 +297,7 @@ def _autocast_step(model: torch.nn.Module, device: str, dtype: torch.dtype) -> N
     with torch.autocast(device, dtype=dtype):
         out = model(x)
     target = torch.zeros(2, HORIZON, 6, 7, device=device)
-    loss = zone_masked_mse(out, target, torch.ones(6, 7, dtype=bool, device=device))
+    loss = masked_mse(out, target, torch.ones(6, 7, dtype=bool, device=device))
     loss.backward()
     assert torch.isfinite(out.float()).all()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
@@ -376,14 +374,14 @@ def test_build_expert_picks_and_checks_gat_impl(index: int, graph: GridGraph) ->
 # ------------------------------------------------------------------------------------- loss
 
 
-def test_zone_masked_mse_ignores_out_of_zone_and_nan_targets() -> None:
+def test_masked_mse_ignores_out_of_zone_and_nan_targets() -> None:
     zone = torch.zeros(3, 4, dtype=torch.bool)
     zone[:2, :2] = True
     pred = torch.randn(2, 5, 3, 4, requires_grad=True)
     target = torch.randn(2, 5, 3, 4)
     target[0, 0, 0, 0] = float("nan")  # in zone, but no observation
     target[:, :, 2, 3] = float("nan")  # out of zone and invalid
-    loss = zone_masked_mse(pred, target, zone)
+    loss = masked_mse(pred, target, zone)
     loss.backward()
 
     use = zone.expand_as(target) & torch.isfinite(target)
@@ -394,12 +392,25 @@ def test_zone_masked_mse_ignores_out_of_zone_and_nan_targets() -> None:
     assert (pred.grad[use] != 0).all()
 
 
-def test_zone_masked_mse_of_an_empty_zone_is_zero_with_zero_gradient() -> None:
+def test_masked_mse_of_an_empty_zone_is_zero_with_zero_gradient() -> None:
     pred = torch.randn(1, 2, 3, 4, requires_grad=True)
-    loss = zone_masked_mse(pred, torch.randn(1, 2, 3, 4), torch.zeros(3, 4, dtype=torch.bool))
+    loss = masked_mse(pred, torch.randn(1, 2, 3, 4), torch.zeros(3, 4, dtype=torch.bool))
     loss.backward()
     assert loss.item() == 0.0
     assert (pred.grad == 0).all()
+
+
+def test_masked_mse_without_a_mask_uses_every_finite_target_in_float32() -> None:
+    pred = torch.randn(2, 3, 4, 5)
+    target = torch.randn(2, 3, 4, 5)
+    target[0, 1, 2, 3] = float("nan")
+    target[1, 0, 0, 0] = float("inf")
+    use = torch.isfinite(target)
+    expected = (pred[use] - target[use]).square().mean()
+    torch.testing.assert_close(masked_mse(pred, target), expected)
+    half = masked_mse(pred.half(), target)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, (pred.half().float()[use] - target[use]).square().mean())
 
 
 # ------------------------------------------------------------------------------ linear path

@@ -14,7 +14,8 @@ import pytest
 import xarray as xr
 
 from ames.data.errors import DataError
-from ames.data.files import load_user_data, parse_bbox
+from ames.data.files import load_user_data
+from ames.data.files_config import parse_bbox
 from ames.data.schema import valid_cells, validate_dataset
 
 # Regional source grid (0.25°) larger than the box; the box selects 5 × 5 cell centres.
@@ -274,7 +275,7 @@ def test_units_are_converted_to_mm_per_month(
 def test_missing_units_are_assumed_monthly_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="ames.data.files"):
+    with caplog.at_level(logging.WARNING, logger="ames.data.precip_file"):
         ds = load(tmp_path, precip=precip_ds(units=None))
     assert "no 'units' attribute" in caplog.text
     assert ds["precip"].attrs["units"] == "mm/month"

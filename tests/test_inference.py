@@ -30,7 +30,7 @@ from ames.masks import (
 )
 from ames.masks_io import MaskBundle, load_masks, save_masks
 from ames.run import load_run_inputs
-from ames.training import save_checkpoint
+from ames.training.checkpoints import save_checkpoint
 from ames.windows import N_CHANNELS, WindowDataset
 from ames.workflows.ames_model import assemble_model, load_ames_model
 from ames.workflows.common import build_experts, load_graph
@@ -108,7 +108,8 @@ def _save_masks(dataset: Path, out: Path) -> None:
     graph = build_graph(data.valid, data.elevation, data.lat, data.lon, anom, cfg)
     split = make_split(data.times, W, H, TEST, VAL)
     zones = zone_masks(data.elevation, data.valid, 3000, 2000)
-    save_masks(out, MaskBundle(zones, data.valid, context, graph, split, stats))
+    bundle = MaskBundle(zones, data.valid, context, graph, split, stats, lat=data.lat, lon=data.lon)
+    save_masks(out, bundle)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +162,22 @@ def test_forecast_file_schema(setup: Setup, forecast: xr.Dataset, tmp_path: Path
         assert ds.attrs["Conventions"].startswith("CF-")
         assert ds.attrs["origin_month"] == f"{last:%Y-%m}"
         assert ds.attrs["checkpoint"] == str(setup.checkpoint)
+
+
+def test_masks_static_fields_are_labelled(setup: Setup) -> None:
+    bundle = load_masks(setup.masks)
+    with xr.open_dataset(setup.masks / "static.nc") as static:
+        np.testing.assert_allclose(static["latitude"].values, setup.ds["latitude"].values)
+        np.testing.assert_allclose(static["longitude"].values, setup.ds["longitude"].values)
+        for name in ("elevation_m", "slope_deg", "aspect_deg"):
+            assert static[name].dims == ("latitude", "longitude")
+            np.testing.assert_array_equal(static[name].values, bundle.context_field(name))
+        assert static["elevation_m"].attrs["units"] == "m"
+        meanings = static["zone"].attrs["flag_meanings"].split()
+        for code, name in enumerate(meanings):
+            np.testing.assert_array_equal(static["zone"].values == code, bundle.zones[name])
+        np.testing.assert_array_equal(static["valid"].values == 1, bundle.valid)
+    np.testing.assert_array_equal(bundle.elevation, bundle.context[..., 0])
 
 
 def test_forecast_values_are_masked_and_physical(setup: Setup, forecast: xr.Dataset) -> None:

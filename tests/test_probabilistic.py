@@ -1,30 +1,31 @@
-"""Predictive distribution and its scores (ames.evaluation.probabilistic)."""
+"""Predictive distribution, its scores and its PIT and reliability (ames.evaluation)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ames.evaluation.probabilistic import (
+from ames.evaluation.predictive import (
     Predictive,
     climatological_ensemble,
-    crps,
-    distribution_sums,
     dressed_members,
     ensemble_cdf,
     ensemble_quantiles,
-    fit_spread_scales,
-    fit_tercile_weight,
     observed_category,
-    pit_histogram,
-    probabilistic_scores,
     ratio_ensemble,
-    reliability_table,
-    rps,
     shrink_probabilities,
     tercile_edges,
     tercile_probabilities,
 )
+from ames.evaluation.probabilistic import (
+    crps,
+    distribution_sums,
+    fit_spread_scales,
+    fit_tercile_weight,
+    probabilistic_scores,
+    rps,
+)
+from ames.evaluation.reliability import pit_histogram, reliability_table
 
 
 def test_crps_matches_the_hand_computed_value_of_a_tiny_ensemble():

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from graph_fixtures import synthetic_grid_graph
 
 from ames.config import ConfigError, load_params, resolve_profile
 from ames.models.experts import build_expert
-from ames.models.graph import synthetic_grid_graph
 from ames.models.parameters import count_parameters
 from ames.windows import N_CHANNELS
 from ames.workflows.ablation import ablation_params, needs_own_stage2

@@ -83,7 +83,7 @@ def test_the_experts_linear_path_reads_the_same_regressors_as_ridge():
     channels must give the very rows ``ridge_features`` builds, in the same order."""
     import torch
 
-    from ames.models.experts import LinearPath
+    from ames.models.layers import LinearPath
     from ames.windows import window_inputs
 
     inputs = ar1_inputs()

@@ -59,12 +59,15 @@ class ConstantModel(nn.Module):
 
 def _fake_run(n_origins: int = 5, horizon: int = 2) -> SimpleNamespace:
     windows = [
-        {"y_mm": torch.full((horizon, 2, 3), 10.0), "origin": torch.tensor(i)}
+        {
+            "y_mm": torch.full((horizon, 2, 3), 10.0),
+            "origin": torch.tensor(i),
+            "target_month": torch.arange(i + 1, i + 1 + horizon) % 12,
+        }
         for i in range(n_origins)
     ]
     return SimpleNamespace(
         windows=lambda split: windows,
-        inputs=SimpleNamespace(months=np.arange(n_origins) % 12),
         horizon=horizon,
         masks=SimpleNamespace(stats={"clim_mean": np.full((12, 2, 3), 9.0)}),
     )

@@ -13,13 +13,10 @@ import xarray as xr
 from ames.climatology import split_month_bounds
 from ames.data.calibration import calibration_report
 from ames.data.netcdf import write_netcdf
-from ames.data.synthetic import (
-    DEFAULT_SYNTHETIC_CONFIG,
-    SyntheticConfig,
-    climatological_mean,
-    correlated_fields,
-    generate_synthetic,
-)
+from ames.data.synthetic import generate_synthetic
+from ames.data.synthetic_config import DEFAULT_SYNTHETIC_CONFIG, SyntheticConfig
+from ames.data.synthetic_fields import climatological_mean
+from ames.data.synthetic_latent import correlated_fields
 
 DEM_FILE = Path(__file__).resolve().parents[1] / "data" / "raw" / "dem_boyaca.nc"
 BANDS = {

@@ -1,4 +1,4 @@
-"""Tests of the shared training engine (ames.training), on tiny models and datasets."""
+"""Tests of the shared training engine (the ames.training package), on tiny models and datasets."""
 
 from __future__ import annotations
 
@@ -15,17 +15,16 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ames.models.parameters import count_parameters
-from ames.training import (
+from ames.training.checkpoints import (
     STATE_FILE,
     CheckpointError,
-    DeviceUnavailableError,
-    TrainConfig,
-    TrainResult,
-    fit,
     load_state_dict_checked,
     save_checkpoint,
-    select_device,
 )
+from ames.training.config import TrainConfig
+from ames.training.device import DeviceUnavailableError, select_device
+from ames.training.engine import fit
+from ames.training.progress import TrainResult
 
 N_TRAIN, N_VAL, BATCH = 64, 32, 8
 TRAIN_BATCHES = N_TRAIN // BATCH

@@ -23,7 +23,6 @@ from ames.zones import ZONES, zone_masks
 __all__ = ["ZONES", "zone_masks"]  # re-exported: zones live in ames.zones
 
 EARTH_RADIUS_M = 6_371_000.0
-CONTEXT_NAMES = ("elevation_m", "slope_deg", "aspect_deg", "latitude", "longitude")
 
 
 def slope_aspect(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,20 +39,36 @@ class RunInputs:
         return self.masks.zones
 
 
-def load_run_inputs(
-    params: dict[str, Any], dataset: str | Path = DATASET, masks_dir: str | Path = MASKS
-) -> RunInputs:
-    data = load_grid_data(dataset)
-    masks = load_masks(masks_dir)
+def check_input_window(
+    params: Mapping[str, Any], masks: MaskBundle, masks_dir: str | Path, fix: str
+) -> int:
+    """The params' input window, which must be the one the masks' split was built for."""
     window = int(params["features"]["input_window"])
-    if masks.split["input_window"] != window:
+    if int(masks.split["input_window"]) != window:
         raise ValueError(
             f"{masks_dir}: split was built for input_window={masks.split['input_window']} but "
-            f"params say {window}; run `dvc repro masks`."
+            f"params say {window}; {fix}."
         )
+    return window
+
+
+def build_run_inputs(
+    params: Mapping[str, Any], data: GridData, masks: MaskBundle, window: int
+) -> RunInputs:
+    """Model inputs and target transform of ``data``, normalised with the training stats."""
     inputs = build_grid_inputs(data.precip, data.months, masks.context, masks.valid, masks.stats)
     transform = TargetTransform.from_stats(params["features"]["target_transform"], masks.stats)
     return RunInputs(data, masks, inputs, transform, window, int(masks.split["horizon"]))
+
+
+def load_run_inputs(
+    params: Mapping[str, Any], dataset: str | Path = DATASET, masks_dir: str | Path = MASKS
+) -> RunInputs:
+    """The one loader of a run's inputs: dataset + masks outputs (inference adds its checks)."""
+    data = load_grid_data(dataset)
+    masks = load_masks(masks_dir)
+    window = check_input_window(params, masks, masks_dir, "run `dvc repro masks`")
+    return build_run_inputs(params, data, masks, window)
 
 
 def iterate_batches(
@@ -65,25 +81,30 @@ def iterate_batches(
 
 @torch.no_grad()
 def collect_forecasts(
-    forecast_mm: Callable[[dict[str, Tensor]], Tensor],
+    forecast_mm: Callable[[dict[str, Tensor]], Tensor | Mapping[str, Tensor]],
     dataset: WindowDataset,
     clim_mean: np.ndarray,
     batch_size: int,
     device: torch.device,
 ) -> dict[str, np.ndarray]:
-    """Run ``forecast_mm(batch) -> [B, H, lat, lon]`` over a dataset, in order.
+    """Run ``forecast_mm(batch)`` over a dataset, in order: the one forecast batch loop.
 
-    Returns ``pred`` (mm/month), ``obs`` (mm/month, NaN outside the domain), ``clim`` (the
-    training climatology of each target month, ``clim_mean[target_month]``) and ``origin``.
+    ``forecast_mm`` returns ``[B, H, lat, lon]`` (mm/month), kept as ``pred``, or a dict of
+    such arrays (e.g. ``pred`` and ``experts``), each kept under its key. Also returns
+    ``obs`` (mm/month, NaN outside the domain), ``clim`` (the training climatology of each
+    target month, ``clim_mean[target_month]``) and ``origin``.
     """
-    preds, obs, clim, origins = [], [], [], []
+    outputs: dict[str, list[np.ndarray]] = {}
+    obs, clim, origins = [], [], []
     for batch in iterate_batches(dataset, batch_size, device):
-        preds.append(forecast_mm(batch).float().cpu().numpy())
+        out = forecast_mm(batch)
+        for key, value in ({"pred": out} if isinstance(out, Tensor) else out).items():
+            outputs.setdefault(key, []).append(value.float().cpu().numpy())
         obs.append(batch["y_mm"].cpu().numpy())
         clim.append(clim_mean[batch["target_month"].cpu().numpy()])
         origins.append(batch["origin"].cpu().numpy())
     return {
-        "pred": np.concatenate(preds),
+        **{key: np.concatenate(values) for key, values in outputs.items()},
         "obs": np.concatenate(obs),
         "clim": np.concatenate(clim),
         "origin": np.concatenate(origins),

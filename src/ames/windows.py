@@ -74,10 +74,6 @@ class TargetTransform(nn.Module):
             self.scale, target_month
         )
 
-    def climatology_mm(self, target_month: Tensor) -> Tensor:
-        """The zero-anomaly forecast in mm/month (only meaningful for anomaly kinds)."""
-        return self._per_target(self.offset, target_month)
-
     @classmethod
     def from_stats(cls, kind: str, stats: dict[str, np.ndarray]) -> TargetTransform:
         return cls(

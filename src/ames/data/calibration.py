@@ -9,13 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ames.climatology import calendar_climatology
-
-
-def pooled_r2(pred: np.ndarray, target: np.ndarray) -> float:
-    """``1 − SSE/SST`` over all elements, SST about the pooled mean of ``target``."""
-    sse = np.sum((target - pred) ** 2)
-    sst = np.sum((target - target.mean()) ** 2)
-    return float(1.0 - sse / sst)
+from ames.evaluation.metrics import pooled_r2
 
 
 def percell_mean_r2(pred: np.ndarray, target: np.ndarray) -> float:

@@ -202,7 +202,9 @@ def score_forecasts(
 
 
 def _finite_float64(name: str, values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64).ravel()
+    # Kept in its shape (no flattened copy): the sums then run in the array's memory order,
+    # the same bits as ``np.sum`` over the caller's array.
+    values = np.asarray(values, dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError(f"{name} has non-finite values; select the valid samples first")
     if values.size == 0:
@@ -215,7 +217,7 @@ def pooled_r2(pred: np.ndarray, obs: np.ndarray) -> float:
     p = _finite_float64("pred", pred)
     o = _finite_float64("obs", obs)
     if p.shape != o.shape:
-        raise ValueError(f"pred and obs differ in size: {p.size} vs {o.size}")
+        raise ValueError(f"pred and obs differ in shape: {p.shape} vs {o.shape}")
     value = _ratio_skill(float(((p - o) ** 2).sum()), float(((o - o.mean()) ** 2).sum()), o.size)
     return np.nan if value is None else value
 
@@ -226,7 +228,7 @@ def msess(pred: np.ndarray, obs: np.ndarray, clim: np.ndarray) -> float:
     o = _finite_float64("obs", obs)
     c = _finite_float64("clim", clim)
     if not p.shape == o.shape == c.shape:
-        raise ValueError(f"pred, obs and clim differ in size: {p.size}, {o.size}, {c.size}")
+        raise ValueError(f"pred, obs and clim differ in shape: {p.shape}, {o.shape}, {c.shape}")
     value = _ratio_skill(float(((p - o) ** 2).sum()), float(((c - o) ** 2).sum()), o.size)
     return np.nan if value is None else value
 

@@ -1,9 +1,10 @@
 """The composed AMES model (experts → gating → meta-learner), its loss and routing summaries.
 
 Losses (SPEC §4.5):
-- ``mse``: masked MSE in the transformed units the experts are trained in (for the default
-  ``anomaly`` transform: (mm/month error / anom_std)²), so stage 2/3 losses are on the same
-  scale as stage 1; NaN (invalid) target cells are excluded.
+- ``mse``: :func:`ames.models.losses.masked_mse` over the valid cells, in the transformed
+  units the experts are trained in (for the default ``anomaly`` transform: (mm/month error /
+  anom_std)²), so stage 2/3 losses are on the same scale as stage 1; NaN (invalid) target
+  cells are excluded.
 - ``diversity``: :func:`ames.models.gating.routing_diversity_penalty`.
 - ``l_mass`` / ``l_oro``: :mod:`ames.physics` losses on mm/month forecasts.
 ``loss = mse + lambda_div·diversity + lambda_mass·l_mass + lambda_oro·l_oro``; a weight
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ames.models.gating import N_EXPERTS, PhysicsGuidedGating, routing_diversity_penalty
+from ames.models.losses import masked_mse
 from ames.models.meta import PhysicsInformedMetaLearner
 from ames.models.parameters import count_elements
 from ames.physics import elevation_priors, mass_conservation_loss, orographic_loss
@@ -166,11 +168,6 @@ class AMESModel(nn.Module):
         self.experts.requires_grad_(False)
         self.experts.eval()
 
-    def unfreeze_experts(self) -> None:
-        self.experts_frozen = False
-        self.experts.requires_grad_(True)
-        self.experts.train(self.training)
-
     def train(self, mode: bool = True) -> AMESModel:
         super().train(mode)
         if self.experts_frozen:
@@ -243,15 +240,6 @@ def build_ames_model(
     gating = build_gating(statics, gating_cfg, high_min_m, low_max_m)
     meta = build_meta(statics, meta_cfg, horizon)
     return AMESModel(experts, transform, gating, meta)
-
-
-def masked_mse(pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
-    """MSE over finite target cells (and ``valid`` ``[lat, lon]``), NaN-gradient free."""
-    mask = torch.isfinite(target)
-    if valid is not None:
-        mask = mask & valid.to(device=target.device, dtype=torch.bool)
-    error = torch.where(mask, pred - target.nan_to_num(0.0), torch.zeros_like(pred))
-    return error.pow(2).sum() / mask.sum().clamp(min=1)
 
 
 def ames_loss(

@@ -24,14 +24,11 @@ from ames.models.graph import GridGraph
 from ames.models.parameters import count_parameters
 from ames.plotting.routing import plot_routing_vs_elevation
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
-from ames.training import (
-    TrainResult,
-    fit,
-    load_state_dict_checked,
-    record_untrained,
-    save_checkpoint,
-    select_device,
-)
+from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
+from ames.training.device import select_device
+from ames.training.engine import fit
+from ames.training.live import record_untrained
+from ames.training.progress import TrainResult
 from ames.workflows.common import (
     MODELS,
     WithExpertOutputs,
@@ -126,7 +123,7 @@ def model_summary(
     model.eval()
     scores, _ = score_split(lambda b: model(b)["pred_mm"], run, "val", batch_size, device)
     routing = mean_routing(model, run, "val")
-    elevation = run.masks.context[..., 0]
+    elevation = run.masks.elevation
     if routing_plot is not None:
         alpha = model.gating.alpha.item()
         title = f"Routing weights vs elevation (validation mean, alpha = {alpha:.2f})"

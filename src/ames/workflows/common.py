@@ -18,7 +18,8 @@ from ames.evaluation.metrics import score_forecasts
 from ames.models.experts import build_expert
 from ames.models.graph import GridGraph, load_grid_graph
 from ames.run import MASKS, RunInputs, collect_forecasts
-from ames.training import TrainConfig, load_state_dict_checked
+from ames.training.checkpoints import load_state_dict_checked
+from ames.training.config import TrainConfig
 from ames.windows import N_CHANNELS
 
 log = logging.getLogger("ames")

@@ -12,12 +12,12 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ames.climatology import target_months, training_month_mask
+from ames.climatology import training_month_mask
 from ames.evaluation.baselines import all_baselines, fit_anomaly_rho
 from ames.evaluation.metrics import per_cell_maps, score_forecasts, skill_captured_scores
 from ames.evaluation.ridge import fit_ridge, ridge_forecast
 from ames.models.ames import AMESModel
-from ames.run import RunInputs, iterate_batches
+from ames.run import RunInputs, collect_forecasts
 
 log = logging.getLogger("ames.evaluate")
 
@@ -30,24 +30,15 @@ def model_test_forecasts(
 ) -> dict[str, np.ndarray]:
     """Model and per-expert forecasts (mm/month) for every origin of ``split``, plus obs
     and clim."""
-    device = next(model.parameters()).device
     model.eval()
-    pred, experts, obs, origins = [], [], [], []
-    for batch in iterate_batches(run.windows(split), batch_size, device):
+
+    def forecast(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = model(batch)
-        pred.append(out["pred_mm"].float().cpu().numpy())
-        experts.append(out["experts_mm"].clamp_min(0.0).float().cpu().numpy())
-        obs.append(batch["y_mm"].cpu().numpy())
-        origins.append(batch["origin"].cpu().numpy())
-    origin = np.concatenate(origins)
-    target_month = target_months(run.inputs.months[origin], run.horizon)
-    return {
-        "pred": np.concatenate(pred),
-        "experts": np.concatenate(experts),
-        "obs": np.concatenate(obs),
-        "clim": run.masks.stats["clim_mean"][target_month],
-        "origin": origin,
-    }
+        return {"pred": out["pred_mm"], "experts": out["experts_mm"].clamp_min(0.0)}
+
+    device = next(model.parameters()).device
+    clim_mean = run.masks.stats["clim_mean"]
+    return collect_forecasts(forecast, run.windows(split), clim_mean, batch_size, device)
 
 
 def baseline_forecasts(

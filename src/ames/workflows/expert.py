@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from ames.evaluation.ridge import RidgeBaseline, fit_ridge_arrays, ridge_features
-from ames.models.experts import zone_masked_mse
+from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
-from ames.training import fit, select_device
+from ames.training.device import select_device
+from ames.training.engine import fit
 from ames.workflows.common import (
     MODELS,
     build_experts,
@@ -85,7 +86,7 @@ def train_expert(
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
 
     def compute_loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]):
-        loss = zone_masked_mse(net(batch["x"]), batch["y"], zone_mask)
+        loss = masked_mse(net(batch["x"]), batch["y"], zone_mask)
         return loss, {"mse": loss.item()}
 
     log.info(

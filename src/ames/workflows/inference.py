@@ -30,9 +30,9 @@ from ames.io import sha256_file
 from ames.masks_io import MaskBundle, load_masks
 from ames.models.ames import AMESModel
 from ames.plotting.forecast import plot_forecast_maps
-from ames.run import MASKS, RunInputs
-from ames.training import select_device
-from ames.windows import TargetTransform, build_grid_inputs, window_inputs
+from ames.run import MASKS, RunInputs, build_run_inputs, check_input_window
+from ames.training.device import select_device
+from ames.windows import window_inputs
 from ames.workflows.ames_model import FINAL_CHECKPOINT, load_ames_model
 from ames.workflows.common import MODELS, load_graph
 
@@ -77,8 +77,8 @@ def check_same_grid(data: GridData, masks: MaskBundle, source: str | Path) -> No
         )
     lat, lon = np.meshgrid(data.lat, data.lon, indexing="ij")
     for name, new, trained in (
-        ("latitude", lat, masks.context[..., 3]),
-        ("longitude", lon, masks.context[..., 4]),
+        ("latitude", lat, masks.context_field("latitude")),
+        ("longitude", lon, masks.context_field("longitude")),
     ):
         off = masks.valid & ~np.isclose(new, trained, rtol=0.0, atol=COORD_ATOL_DEG)
         if off.any():
@@ -117,7 +117,7 @@ def check_history(data: GridData, window: int, source: str | Path) -> None:
 
 
 def _warn_if_other_terrain(data: GridData, masks: MaskBundle, source: str | Path) -> None:
-    trained = masks.context[..., 0]
+    trained = masks.elevation
     gap = np.abs(data.elevation - trained)[masks.valid]
     if gap.size and np.nanmax(gap) > ELEVATION_TOL_M:
         log.warning(
@@ -134,18 +134,12 @@ def load_forecast_run(
     """Dataset + the training run's masks outputs, checked and normalised (training stats)."""
     data = load_checked_dataset(dataset_path)
     masks = load_masks(masks_dir)
-    window = int(params["features"]["input_window"])
-    if int(masks.split["input_window"]) != window:
-        raise ValueError(
-            f"{masks_dir}: split was built for input_window={masks.split['input_window']} but "
-            f"params say {window}; use the params the model was trained with."
-        )
+    fix = "use the params the model was trained with"
+    window = check_input_window(params, masks, masks_dir, fix)
     check_same_grid(data, masks, dataset_path)
     check_history(data, window, dataset_path)
     _warn_if_other_terrain(data, masks, dataset_path)
-    inputs = build_grid_inputs(data.precip, data.months, masks.context, masks.valid, masks.stats)
-    transform = TargetTransform.from_stats(params["features"]["target_transform"], masks.stats)
-    return RunInputs(data, masks, inputs, transform, window, int(masks.split["horizon"]))
+    return build_run_inputs(params, data, masks, window)
 
 
 def origin_batch(run: RunInputs, origin: int | None = None) -> dict[str, Tensor]:

@@ -1,0 +1,379 @@
+"""``fit``: the resumable epoch loop every stage reuses (experts, gating, finetune, ablations).
+
+``fit`` runs AdamW with gradient clipping, early stopping on the validation loss and a
+best checkpoint, and can be killed at any point: after every epoch it writes
+``state_dir/last.pt`` and a re-run with the same fingerprint resumes from the next epoch
+(files: ``ames.training.checkpoints``). On CPU a resumed run ends with bitwise the same
+weights, history and learning curves as an uninterrupted one, because every source of
+randomness is re-derived from ``cfg.seed`` and the epoch number instead of being carried
+along:
+
+* the shuffling generator is seeded with ``derive_seed(seed, "shuffle", epoch)``;
+* the global torch RNG (dropout, ...) with ``derive_seed(seed, "epoch", epoch)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ames.config import derive_seed
+from ames.training.checkpoints import (
+    STATE_FILE,
+    check_weights_only_safe,
+    read_state,
+    save_state,
+    state_fingerprint,
+    write_best,
+)
+from ames.training.config import TrainConfig
+from ames.training.device import amp_enabled, autocast, select_device
+from ames.training.live import log_live, open_live
+from ames.training.losses import Batch, LossFn, RunningMean, call_loss, count_samples, to_device
+from ames.training.progress import Progress, TrainResult
+
+logger = logging.getLogger(__name__)
+
+
+class _Engine:
+    """One ``fit`` call: model, optimizer, loaders and the resumable progress."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        compute_loss: LossFn,
+        train_data: Dataset,
+        val_data: Dataset,
+        cfg: TrainConfig,
+        trainable: Iterable[nn.Parameter] | None,
+        collate: Callable[[list[Any]], Any] | None,
+        desc: str,
+    ) -> None:
+        self.cfg, self.desc, self.compute_loss = cfg, desc or "train", compute_loss
+        self.device = select_device(cfg.device)
+        self.amp = amp_enabled(cfg.amp, self.device)
+        if cfg.amp and not self.amp:
+            logger.info("%s: amp requested but ignored on %s.", self.desc, self.device.type)
+        self.model = model.to(self.device)
+        self.named = _resolve_trainable(self.model, trainable)
+        self.trainable_ids = {id(p) for _, p in self.named}
+        self.frozen = _frozen_modules(self.model, self.trainable_ids)
+        self.params = [p for _, p in self.named]
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.shuffle_gen = torch.Generator()
+        self.train_loader = self._loader(train_data, collate, self.shuffle_gen, shuffle=True)
+        # Its own generator keeps validation from drawing on the global RNG.
+        self.val_loader = self._loader(val_data, collate, torch.Generator(), shuffle=False)
+        if len(self.train_loader) == 0 or len(self.val_loader) == 0:
+            raise ValueError(f"{self.desc}: the training and validation sets must not be empty.")
+        self.progress = Progress()
+
+    def _loader(
+        self, data: Dataset, collate: Callable | None, gen: torch.Generator, shuffle: bool
+    ) -> DataLoader:
+        return DataLoader(
+            data,
+            batch_size=self.cfg.batch_size,
+            shuffle=shuffle,
+            generator=gen,
+            num_workers=self.cfg.num_workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def autocast(self) -> AbstractContextManager:
+        return autocast(self.device, self.amp)
+
+    def fingerprint(self, user: str) -> str:
+        names = [n for n, _ in self.named]
+        return state_fingerprint(self.cfg, self.device, self.amp, self.model, names, user)
+
+    # ---- one epoch
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        torch.manual_seed(derive_seed(self.cfg.seed, "epoch", epoch))
+        self.shuffle_gen.manual_seed(derive_seed(self.cfg.seed, "shuffle", epoch))
+        self.model.train()
+        for module in self.frozen:
+            module.eval()  # frozen parts keep dropout off and batch-norm statistics fixed
+        mean = RunningMean()
+        bar = tqdm(self.train_loader, desc=self._bar(epoch, "train"), leave=False, unit="batch")
+        for batch_index, raw in enumerate(bar):
+            batch = to_device(raw, self.device)
+            loss, parts = self.train_step(batch)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"{self.desc}: non-finite training loss ({loss}) at epoch {epoch}, "
+                    f"batch {batch_index + 1}. Lower lr or check the inputs for NaN."
+                )
+            mean.add(loss, parts, count_samples(batch))
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        return mean.means("train")
+
+    def train_step(self, batch: Batch) -> tuple[float, dict]:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss, parts = call_loss(self.compute_loss, self.model, batch)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
+            nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item(), parts
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> dict[str, float]:
+        self.model.eval()
+        mean = RunningMean()
+        for raw in tqdm(self.val_loader, desc=self._bar(epoch, "val"), leave=False, unit="batch"):
+            batch = to_device(raw, self.device)
+            with self.autocast():
+                loss, parts = call_loss(self.compute_loss, self.model, batch)
+            mean.add(loss.item(), parts, count_samples(batch))
+        means = mean.means("val")
+        if not math.isfinite(means["val/loss"]):
+            raise FloatingPointError(f"{self.desc}: non-finite validation loss at epoch {epoch}.")
+        return means
+
+    def _bar(self, epoch: int, phase: str) -> str:
+        return f"{self.desc} {epoch}/{self.cfg.epochs} {phase}"
+
+    # ---- resumable state
+
+    def save_state(self, path: Path, fingerprint: str) -> None:
+        save_state(
+            path,
+            fingerprint,
+            model=self.model,
+            optimizer=self.optimizer,
+            scaler=self.scaler,
+            progress=self.progress.counters(),
+            best_model=self.progress.best_model,
+        )
+
+    def restore(self, path: Path, fingerprint: str) -> int:
+        """Load a matching state; return the epoch it resumes after (0: fresh start)."""
+        state = read_state(path, fingerprint, self.desc)
+        if state is None:
+            return 0
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress(**state["progress"], best_model=state["best_model"])
+        p = self.progress
+        logger.info(
+            "%s: resuming from %s after epoch %d/%d (best val %.6g at epoch %d).",
+            self.desc,
+            path,
+            p.epoch,
+            self.cfg.epochs,
+            p.best_val_loss,
+            p.best_epoch,
+        )
+        return p.epoch
+
+    def log_epoch(self, row: Mapping[str, float], improved: bool, seconds: float) -> None:
+        p = self.progress
+        if improved:
+            status = "best"
+        else:
+            status = f"best {p.best_val_loss:.6g} @ {p.best_epoch}, patience {p.bad_epochs}"
+            status += f"/{self.cfg.patience}" if self.cfg.patience else ""
+        logger.info(
+            "%s epoch %d/%d: train %.6g, val %.6g (%s) %.1fs",
+            self.desc,
+            row["epoch"],
+            self.cfg.epochs,
+            row["train/loss"],
+            row["val/loss"],
+            status,
+            seconds,
+        )
+
+
+# --------------------------------------------------------------------------- trainable
+
+
+def _resolve_trainable(
+    model: nn.Module, trainable: Iterable[nn.Parameter] | None
+) -> list[tuple[str, nn.Parameter]]:
+    named = list(model.named_parameters())
+    if trainable is None:
+        chosen = [(n, p) for n, p in named if p.requires_grad]
+    else:
+        wanted = {id(p) for p in trainable}
+        chosen = [(n, p) for n, p in named if id(p) in wanted]
+        if len(chosen) != len(wanted):
+            raise ValueError("fit: `trainable` holds tensors that are not parameters of the model.")
+    if not chosen:
+        raise ValueError("fit: nothing to train (no trainable parameters).")
+    return chosen
+
+
+def _frozen_modules(model: nn.Module, trainable_ids: set[int]) -> list[nn.Module]:
+    """Sub-modules that own parameters of which none is trained."""
+    return [
+        m
+        for m in model.modules()
+        if next(m.parameters(), None) is not None
+        and not any(id(p) in trainable_ids for p in m.parameters())
+    ]
+
+
+@contextmanager
+def _requires_grad_only(model: nn.Module, trainable_ids: set[int]) -> Iterator[None]:
+    """Switch autograd off for frozen parameters (no wasted backward), restore afterwards."""
+    saved = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in saved:
+        p.requires_grad_(id(p) in trainable_ids)
+    try:
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def _write_best(path: Path, progress: Progress, extra: Mapping[str, Any] | None) -> None:
+    write_best(
+        path,
+        progress.best_model,
+        epoch=progress.best_epoch,
+        val_loss=progress.best_val_loss,
+        components=progress.best_components,
+        extra=extra,
+    )
+
+
+def fit(
+    model: nn.Module,
+    compute_loss: LossFn,
+    train_data: Dataset,
+    val_data: Dataset,
+    cfg: TrainConfig,
+    *,
+    best_path: str | Path,
+    state_dir: str | Path,
+    live_dir: str | Path | None = None,
+    trainable: Iterable[nn.Parameter] | None = None,
+    desc: str = "",
+    extra_state: Mapping[str, Any] | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
+    fingerprint: str = "",
+    keep_state: bool = False,
+    loss_mask: Tensor | None = None,
+) -> TrainResult:
+    """Train ``model`` (moved to the selected device) and leave it holding the best weights.
+
+    ``compute_loss(model, batch)`` returns the scalar loss and named float components;
+    both are averaged over samples per epoch. Only ``trainable`` (default: the parameters
+    with requires_grad) are optimised; during the call the other parameters have
+    requires_grad off and sub-modules that own only such parameters stay in eval mode.
+    ``fingerprint`` (e.g. a params + data hash) joins the config in deciding whether
+    ``state_dir/last.pt`` may be resumed. ``extra_state`` (weights-only-safe values) is
+    stored in the best checkpoint's meta under "extra". Each epoch re-seeds the global torch
+    RNG from ``cfg.seed``, so the caller's RNG state after the call is seed-determined.
+    ``loss_mask`` (the cells the loss counts, e.g. an expert's zone) must hold at least one
+    cell: a loss over no cell is 0, and early stopping would keep the random initial weights.
+    """
+    if loss_mask is not None:
+        require_loss_cells(loss_mask, desc)
+    if extra_state is not None:
+        check_weights_only_safe(dict(extra_state), "extra_state")
+    engine = _Engine(model, compute_loss, train_data, val_data, cfg, trainable, collate, desc)
+    state_path = Path(state_dir) / STATE_FILE
+    key = engine.fingerprint(fingerprint)
+    resumed_from = engine.restore(state_path, key)
+    live = None
+    if live_dir is not None and cfg.live:
+        live = open_live(Path(live_dir))
+        for row in engine.progress.history:  # the curves always equal the full history
+            log_live(live, row)
+    with _requires_grad_only(engine.model, engine.trainable_ids):
+        _run_epochs(engine, Path(best_path), state_path, key, live, extra_state)
+    return _finish(engine, Path(best_path), state_path, live, extra_state, keep_state, resumed_from)
+
+
+def require_loss_cells(loss_mask: Tensor, desc: str = "") -> None:
+    """Raise ``ValueError`` if ``loss_mask`` selects no cell (nothing could be learnt)."""
+    n_cells = int(torch.as_tensor(loss_mask).bool().sum())
+    if n_cells == 0:
+        raise ValueError(
+            f"{desc or 'training'}: the loss mask has no cells "
+            f"(shape {tuple(loss_mask.shape)}), so the loss is 0 and nothing can be learnt; "
+            "give the zone cells (zones.mode: auto or quantile) and re-run `dvc repro masks`"
+        )
+
+
+def _run_epochs(
+    engine: _Engine,
+    best_path: Path,
+    state_path: Path,
+    key: str,
+    live: Any,
+    extra: Mapping[str, Any] | None,
+) -> None:
+    progress, cfg = engine.progress, engine.cfg
+    while not progress.finished(cfg):
+        epoch = progress.epoch + 1
+        start = time.perf_counter()
+        row = {"epoch": epoch, **engine.train_epoch(epoch), **engine.validate(epoch)}
+        improved = progress.record(row, engine.model, cfg)
+        seconds = time.perf_counter() - start
+        progress.time_s += seconds
+        if improved:
+            _write_best(best_path, progress, extra)
+        engine.save_state(state_path, key)
+        if live is not None:
+            log_live(live, row)
+        engine.log_epoch(row, improved, seconds)
+    if progress.stopped_early:
+        logger.info(
+            "%s: early stop after epoch %d (no improvement for %d epochs).",
+            engine.desc,
+            progress.epoch,
+            progress.bad_epochs,
+        )
+
+
+def _finish(
+    engine: _Engine,
+    best_path: Path,
+    state_path: Path,
+    live: Any,
+    extra: Mapping[str, Any] | None,
+    keep_state: bool,
+    resumed_from: int,
+) -> TrainResult:
+    progress = engine.progress
+    if progress.best_model is None:
+        raise RuntimeError(f"{engine.desc}: no best weights recorded in {state_path}.")
+    engine.model.load_state_dict(progress.best_model)
+    _write_best(best_path, progress, extra)  # again: DVC removes outputs before a re-run
+    if live is not None:
+        live.end()
+    if not keep_state:
+        state_path.unlink(missing_ok=True)
+    logger.info(
+        "%s: best val %.6g at epoch %d of %d; weights in %s.",
+        engine.desc,
+        progress.best_val_loss,
+        progress.best_epoch,
+        progress.epoch,
+        best_path,
+    )
+    return progress.result(resumed_from)

@@ -1,0 +1,81 @@
+"""Early stopping and the best epoch: the progress a resume restores, and ``TrainResult``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor, nn
+
+from ames.training.checkpoints import cpu_state_dict
+from ames.training.config import TrainConfig
+
+
+@dataclass
+class TrainResult:
+    """Outcome of ``fit``; the model already holds the best weights."""
+
+    best_epoch: int  # 1-based
+    best_val_loss: float
+    epochs_run: int  # epochs completed in total, including those before a resume
+    stopped_early: bool
+    time_s: float  # seconds spent in epochs, summed over resumed sessions
+    history: list[dict[str, float]]  # per epoch: epoch, train/loss, val/loss, train/<c>, val/<c>
+    resumed_from_epoch: int  # last epoch restored from state_dir (0: fresh start)
+    best_components: dict[str, float] = field(default_factory=dict)  # val components at best
+
+
+@dataclass
+class Progress:
+    """Everything besides model/optimizer/scaler that a resume must restore."""
+
+    epoch: int = 0  # epochs completed
+    best_epoch: int = 0
+    best_val_loss: float = math.inf
+    best_components: dict[str, float] = field(default_factory=dict)
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    time_s: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_model: dict[str, Tensor] | None = None
+
+    def counters(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "best_model"}
+
+    def record(self, row: dict[str, float], model: nn.Module, cfg: TrainConfig) -> bool:
+        """Add one finished epoch; return whether it is the new best."""
+        self.epoch = int(row["epoch"])
+        self.history.append(row)
+        improved = row["val/loss"] < self.best_val_loss - cfg.min_delta
+        if improved:
+            self.best_epoch, self.best_val_loss, self.bad_epochs = self.epoch, row["val/loss"], 0
+            self.best_components = _val_components(row)
+            self.best_model = cpu_state_dict(model)
+        else:
+            self.bad_epochs += 1
+        out_of_patience = cfg.patience is not None and self.bad_epochs >= cfg.patience
+        self.stopped_early = out_of_patience and self.epoch < cfg.epochs
+        return improved
+
+    def finished(self, cfg: TrainConfig) -> bool:
+        out_of_patience = cfg.patience is not None and self.bad_epochs >= cfg.patience
+        return self.epoch >= cfg.epochs or out_of_patience
+
+    def result(self, resumed_from: int) -> TrainResult:
+        return TrainResult(
+            best_epoch=self.best_epoch,
+            best_val_loss=self.best_val_loss,
+            epochs_run=self.epoch,
+            stopped_early=self.stopped_early,
+            time_s=self.time_s,
+            history=[dict(row) for row in self.history],
+            resumed_from_epoch=resumed_from,
+            best_components=dict(self.best_components),
+        )
+
+
+def _val_components(row: Mapping[str, float]) -> dict[str, float]:
+    return {k[4:]: v for k, v in row.items() if k.startswith("val/") and k != "val/loss"}
