@@ -8,17 +8,26 @@ import logging
 from ames.cli import run_stage
 from ames.config import load_params
 from ames.io import write_json
+from ames.paths import add_run_paths
 from ames.workflows.ablation import run_ablation
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True)
     parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    add_run_paths(parser)
+    parser.add_argument("--metrics", help="default: metrics/ablations/<name>.json")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    result = run_ablation(load_params(args.params), args.name)
-    write_json(f"metrics/ablations/{args.name}.json", result)
+    result = run_ablation(
+        load_params(args.params),
+        args.name,
+        models_dir=args.models,
+        dataset=args.dataset,
+        masks_dir=args.masks,
+    )
+    write_json(args.metrics or f"metrics/ablations/{args.name}.json", result)
     overall = result["test"]["overall"]
     logging.getLogger("ames.ablation").info(
         "%s: test pooled R2 %.3f, RMSE %.1f mm/month, MSESS %.3f (%.0f s)",

@@ -22,28 +22,34 @@ from ames.workflows.common import MODELS
 from ames.workflows.significance import ablation_significance, member_name
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    parser.add_argument("--models", type=Path, default=MODELS, help="holds ablations/<name>/")
+    parser.add_argument("--reports", type=Path, default=Path("metrics/ablations"))
+    parser.add_argument("--test", default="metrics/test.json", help="evaluate's report")
+    parser.add_argument("--errors", default="predictions/test_errors.nc")
+    parser.add_argument("--out", default="metrics/ablations.json")
+    parser.add_argument("--plot", type=Path, default=Path("plots/ablations/ablation_bars.png"))
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params(args.params)
     names = list(params["ablations"])
-    results = {name: read_json(Path("metrics/ablations") / f"{name}.json") for name in names}
+    results = {name: read_json(args.reports / f"{name}.json") for name in names}
     sums = reduce(
         merge_error_sums,
-        [read_error_sums(MODELS / "ablations" / name / ERRORS_FILE) for name in names],
-        read_error_sums("predictions/test_errors.nc"),
+        [read_error_sums(args.models / "ablations" / name / ERRORS_FILE) for name in names],
+        read_error_sums(args.errors),
     )
     seed = int(params["seed"])
     significance = ablation_significance(
         sums, member_name(seed), names, BootstrapConfig.from_params(params["uncertainty"])
     )
-    full = read_json("metrics/test.json")["seeds"]["by_seed"][str(seed)]
+    full = read_json(args.test)["seeds"]["by_seed"][str(seed)]
     table = ablation_table(full, results, significance)
-    write_json("metrics/ablations.json", table)
+    write_json(args.out, table)
     bars = {k: v for k, v in table.items() if k != "full_model"}
-    plot_ablation_bars(bars, Path("plots/ablations/ablation_bars.png"))
+    plot_ablation_bars(bars, args.plot)
     for name, row in bars.items():
         logging.getLogger("ames.ablations").info(
             "%-20s dMSESS %+.4f [%+.4f, %+.4f] significant %s (DM p %.3f, n_eff %.1f)",

@@ -19,6 +19,7 @@ from ames.cli import run_stage
 from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
+from ames.paths import add_run_paths
 from ames.run import load_run_inputs
 from ames.training.device import select_device
 from ames.workflows.common import load_graph
@@ -29,18 +30,20 @@ from ames.workflows.seeds import ensemble_test_forecasts, load_members
 log = logging.getLogger("ames.calibrate")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
+    add_run_paths(parser)
     parser.add_argument("--out", default=str(PREDICTIVE))
     parser.add_argument("--metrics", default="metrics/calibration.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     start = time.perf_counter()
     params = load_params(args.params)
     options = settings(params)
-    run = load_run_inputs(params)
-    members = load_members(params, run, load_graph(run), select_device(params["train"]["device"]))
+    run = load_run_inputs(params, args.dataset, args.masks)
+    device = select_device(params["train"]["device"])
+    members = load_members(params, run, load_graph(run, args.masks), device, args.models)
     forecasts, _ = ensemble_test_forecasts(members, run, params["train"]["batch_size"], "val")
     origins = forecasts["origin"]
     split = params["split"]

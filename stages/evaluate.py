@@ -21,6 +21,7 @@ from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.metrics import score_forecasts
 from ames.evaluation.uncertainty import BootstrapConfig
 from ames.io import write_json
+from ames.paths import ORACLE, add_run_paths
 from ames.plotting.evaluation import (
     plot_maps,
     plot_obs_vs_forecast_by_zone,
@@ -53,19 +54,23 @@ from ames.workflows.significance import test_error_sums
 log = logging.getLogger("ames.evaluate")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--oracle", default="data/processed/oracle.nc")
+    add_run_paths(parser)
+    parser.add_argument("--oracle", default=str(ORACLE))
+    parser.add_argument("--metrics", default="metrics/test.json")
+    parser.add_argument("--hindcast", default="predictions/hindcast_test.nc")
+    parser.add_argument("--errors", default="predictions/test_errors.nc")
     parser.add_argument("--predictive", default=str(PREDICTIVE))
     parser.add_argument("--plots", default="plots/evaluate")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     start = time.perf_counter()
     params = load_params(args.params)
-    run = load_run_inputs(params)
+    run = load_run_inputs(params, args.dataset, args.masks)
     device = select_device(params["train"]["device"])
-    members = load_members(params, run, load_graph(run), device)
+    members = load_members(params, run, load_graph(run, args.masks), device, args.models)
     forecasts, by_seed = ensemble_test_forecasts(members, run, params["train"]["batch_size"])
     split = params["split"]
     baselines = baseline_forecasts(
@@ -91,12 +96,12 @@ def main() -> None:
     )
     report["n_test_origins"] = int(len(forecasts["origin"]))
     report["time_s"] = round(time.perf_counter() - start, 1)
-    write_json("metrics/test.json", report)
+    write_json(args.metrics, report)
 
     origin_times = run.data.times[forecasts["origin"]]
     write_error_sums(
         test_error_sums(forecasts, by_seed, baselines, oracle, run.zones, origin_times),
-        "predictions/test_errors.nc",
+        args.errors,
     )
     seeds = ", ".join(map(str, by_seed))
     attrs = {"source": "AMES evaluate stage", "split": "test", "seed_ensemble": seeds}
@@ -107,7 +112,7 @@ def main() -> None:
         options["quantiles"],
         ("origin", "lead"),
     )
-    write_netcdf(hindcast, "predictions/hindcast_test.nc")
+    write_netcdf(hindcast, args.hindcast)
     plots = Path(args.plots)
     by_lead = {"AMES": report["model"], **report["experts"], **report["baselines"]}
     if "oracle" in report:

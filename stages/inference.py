@@ -21,6 +21,7 @@ from ames.cli import run_stage
 from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
+from ames.paths import MODELS
 from ames.plotting.probabilistic import plot_tercile_outlook
 from ames.run import DATASET, MASKS
 from ames.workflows.inference import (
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="one or more final checkpoints (several: their mean); default: the seed ensemble",
     )
     parser.add_argument("--masks", default=str(MASKS), help="masks outputs of the training run")
+    parser.add_argument(
+        "--models", type=Path, default=MODELS, help="the training run's checkpoints folder"
+    )
     parser.add_argument("--out", default=str(FORECAST))
     parser.add_argument(
         "--metadata",
@@ -94,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params(args.params)
-    checkpoints = args.checkpoint or [str(p) for p in final_checkpoints(params).values()]
+    checkpoints = args.checkpoint or [
+        str(p) for p in final_checkpoints(params, args.models).values()
+    ]
     checkpoint = checkpoints[0] if len(checkpoints) == 1 else checkpoints
     forecast = forecast_from_dataset(
         params, args.dataset, checkpoint=checkpoint, masks_dir=args.masks

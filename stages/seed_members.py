@@ -13,16 +13,24 @@ import logging
 from ames.cli import run_stage
 from ames.config import load_params
 from ames.io import write_json
+from ames.paths import add_run_paths
 from ames.workflows.seeds import train_members
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    add_run_paths(parser)
+    parser.add_argument("--metrics", default="metrics/seed_members.json")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    result = train_members(load_params(args.params))
-    write_json("metrics/seed_members.json", result)
+    result = train_members(
+        load_params(args.params),
+        models_dir=args.models,
+        dataset=args.dataset,
+        masks_dir=args.masks,
+    )
+    write_json(args.metrics, result)
     logging.getLogger("ames.seeds").info(
         "seeds %s: %d extra members trained (%.0f s)",
         result["seeds"],

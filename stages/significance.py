@@ -22,16 +22,17 @@ from ames.workflows.significance import BAND_FORECASTS, MODEL, significance_repo
 log = logging.getLogger("ames.significance")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--errors", default="predictions/test_errors.nc")
     parser.add_argument("--plots", default="plots/significance")
-    args = parser.parse_args()
+    parser.add_argument("--metrics", default="metrics/significance.json")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     cfg = BootstrapConfig.from_params(load_params(args.params)["uncertainty"])
     report = significance_report(read_error_sums(args.errors), cfg)
-    write_json("metrics/significance.json", report["headline"])
+    write_json(args.metrics, report["headline"])
     plots = Path(args.plots)
     write_json(plots / "comparisons.json", report["detail"])
     write_json(plots / "msess_by_lead_ci.json", {"rows": report["band"]})

@@ -9,18 +9,29 @@ from pathlib import Path
 from ames.cli import run_stage
 from ames.config import load_params
 from ames.io import write_json
+from ames.paths import add_run_paths
 from ames.workflows.expert import train_expert
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--expert", type=int, choices=(1, 2, 3), required=True)
     parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
+    add_run_paths(parser)
+    parser.add_argument("--metrics", type=Path, help="default: metrics/expert<N>.json")
+    parser.add_argument("--live", type=Path, help="default: metrics/live/expert<N>")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     params = load_params(args.params)
-    metrics = train_expert(params, args.expert, live_dir=Path(f"metrics/live/expert{args.expert}"))
-    write_json(f"metrics/expert{args.expert}.json", metrics)
+    metrics = train_expert(
+        params,
+        args.expert,
+        live_dir=args.live or Path(f"metrics/live/expert{args.expert}"),
+        models_dir=args.models,
+        dataset=args.dataset,
+        masks_dir=args.masks,
+    )
+    write_json(args.metrics or Path(f"metrics/expert{args.expert}.json"), metrics)
     in_zone = metrics["val"]["in_zone"]
     logging.getLogger("ames.expert").info(
         "expert%d: in-zone validation MSESS %.3f, RMSE %.1f mm/month (%s s)",

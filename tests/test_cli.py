@@ -46,7 +46,8 @@ def test_a_stage_with_a_missing_params_file_prints_exactly_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     env.pop("AMES_DEBUG", None)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "gating.py"), "--params", "missing.yaml"],
+        [sys.executable, str(ROOT / "stages" / "train_ames.py"), "--stage", "gating"]
+        + ["--params", "missing.yaml"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -52,3 +52,22 @@ def test_imports_inside_functions_and_parent_packages_count(tmp_path):
         for p in stage_deps.import_closure(script, tmp_path / "src")
     }
     assert closure == {"lazy.py", "unused_until_called.py", "sub/__init__.py", "sub/helper.py"}
+
+
+def test_every_stage_command_names_its_data_inputs_and_outputs():
+    """Paths are written once in dvc.yaml (``vars``) and passed to each stage on its cmd."""
+    from dvc.repo import Repo
+
+    # prepare reads its raw files from the params (data.dem_file, data.files.*)
+    from_params = {"data/raw"}
+    with Repo(str(ROOT)) as repo:
+        for stage in repo.index.stages:
+            tokens = stage.cmd.split()
+            paths = [str(d.def_path) for d in stage.deps] + [str(o.def_path) for o in stage.outs]
+            for path in paths:
+                if path.startswith(("src/", "stages/")) or path.endswith(".yaml"):
+                    continue
+                if path in from_params:
+                    continue
+                named = any(path == t or path.startswith(t.rstrip("/") + "/") for t in tokens)
+                assert named, f"{stage.addressing}: {path} is not on its cmd: {stage.cmd}"

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from ames.climatology import (
+    anomalies,
     calendar_climatology,
     split_month_bounds,
     training_month_mask,
@@ -186,7 +187,7 @@ def training_statistics(
     train = training_month_mask(precip.shape[0], test_months, val_months)
     clim_mean, clim_std = calendar_climatology(precip, months, train, min_std=min_std_mm)
     train_precip = precip[train][:, valid]
-    train_anom = (precip[train] - clim_mean[np.asarray(months)[train]])[:, valid]
+    train_anom = anomalies(precip[train], np.asarray(months)[train], clim_mean)[:, valid]
     ctx = context[valid]
     ctx_std = ctx.std(axis=0)
     return {

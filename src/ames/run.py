@@ -14,10 +14,8 @@ from torch.utils.data import DataLoader
 
 from ames.data.dataset import GridData, load_grid_data
 from ames.masks_io import MaskBundle, load_masks
+from ames.paths import DATASET, MASKS
 from ames.windows import GridInputs, TargetTransform, WindowDataset, build_grid_inputs
-
-DATASET = Path("data/processed/dataset.nc")
-MASKS = Path("data/processed/masks")
 
 
 @dataclass

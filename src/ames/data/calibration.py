@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ames.climatology import calendar_climatology
+from ames.data.schema import valid_cells
 from ames.evaluation.metrics import pooled_r2
 
 
@@ -34,7 +35,7 @@ def calibration_report(precip: np.ndarray, months: np.ndarray, test_months: int)
         raise ValueError(
             f"{n_time} months leave less than one year before the {test_months} test months"
         )
-    valid = ~np.all(np.isnan(precip), axis=0)
+    valid = valid_cells(precip)
     series = precip[:, valid]  # [T, N]
     before = np.arange(n_time) < test_start
     clim, _ = calendar_climatology(series[:, :, None], months, before)

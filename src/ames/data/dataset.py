@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ames.data.schema import valid_cells
+
 
 @dataclass(frozen=True)
 class GridData:
@@ -41,5 +43,5 @@ def load_grid_data(path: str | Path) -> GridData:
         lat = ds["latitude"].values.astype(np.float64)
         lon = ds["longitude"].values.astype(np.float64)
         times = pd.DatetimeIndex(ds["time"].values)
-    valid = ~np.all(np.isnan(precip), axis=0)
+    valid = valid_cells(precip)
     return GridData(precip, elevation, lat, lon, times, valid)

@@ -141,7 +141,7 @@ def damped_persistence_forecast(
     clim_mean = np.asarray(clim_mean)
     origins = _origins(origins, precip.shape[0])
     clim = clim_mean.astype(np.float64)
-    last_anomaly = precip[origins].astype(np.float64) - clim[months[origins]]  # [S, lat, lon]
+    last_anomaly = anomalies(precip[origins].astype(np.float64), months[origins], clim)
     damping = np.asarray(rho, dtype=np.float64)[None] ** np.arange(1, horizon + 1)[:, None, None]
     forecast = clim[target_months(months[origins], horizon)] + damping[None] * last_anomaly[:, None]
     return np.maximum(forecast, 0.0).astype(_out_dtype(precip, clim_mean))

@@ -17,6 +17,7 @@ from ames.config import derive_seed, params_hash
 from ames.evaluation.metrics import score_forecasts
 from ames.models.experts import build_expert
 from ames.models.graph import GridGraph, load_grid_graph
+from ames.paths import MODELS
 from ames.run import MASKS, RunInputs, collect_forecasts
 from ames.training.checkpoints import load_state_dict_checked
 from ames.training.config import TrainConfig
@@ -24,7 +25,6 @@ from ames.windows import N_CHANNELS
 
 log = logging.getLogger("ames")
 
-MODELS = Path("models")
 EXPERT_IDS = (1, 2, 3)
 
 
