@@ -85,8 +85,24 @@ def run_queue(repo, timeout_s: float = 3600) -> str:
         timeout=300,
     )
     deadline = time.monotonic() + timeout_s
+    status, misreads = "", 0
     while time.monotonic() < deadline:
-        status = dvc(repo, "queue", "status").stdout
+        result = subprocess.run(
+            [sys.executable, "-m", "dvc", "queue", "status"],
+            cwd=repo,
+            env=pipeline_env(repo),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            # `queue status` can read a running task's info file while the worker rewrites it
+            # ("unexpected error - Expecting value", treeverse/dvc#8014): poll again, a few times
+            misreads += 1
+            assert misreads <= 5, f"dvc queue status failed:\n{result.stdout}\n{result.stderr}"
+            time.sleep(5)
+            continue
+        status, misreads = result.stdout, 0
         if not re.search(r"\b(Queued|Running)\b", status):
             return status
         time.sleep(5)
