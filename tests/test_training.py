@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ames.errors import UserError
 from ames.models.parameters import count_parameters
 from ames.training.checkpoints import (
     STATE_FILE,
@@ -24,6 +25,7 @@ from ames.training.checkpoints import (
 from ames.training.config import TrainConfig
 from ames.training.device import DeviceUnavailableError, select_device
 from ames.training.engine import fit
+from ames.training.live import LearningCurveError
 from ames.training.progress import TrainResult
 
 N_TRAIN, N_VAL, BATCH = 64, 32, 8
@@ -440,14 +442,13 @@ def test_dvclive_in_a_committed_repo_writes_curves_but_no_dvc_yaml_or_experiment
 
 
 @needs_git
-def test_dvclive_in_a_repo_without_commits_falls_back(tmp_path, monkeypatch, caplog, no_dvc_env):
+def test_dvclive_in_a_repo_without_commits_is_one_clear_error(tmp_path, monkeypatch, no_dvc_env):
     repo = _make_repo(tmp_path / "repo", commit=False)
     monkeypatch.chdir(repo)
-    with caplog.at_level(logging.WARNING, logger="ames.training"):
+    with pytest.raises(LearningCurveError, match="no commit yet.*git commit") as err:
         train(repo, make_model(0), cfg=config(epochs=2), live_dir=repo / "live")
-
-    assert "no commits yet" in caplog.text
-    _assert_curves_only(repo, repo / "live", epochs=2)
+    assert isinstance(err.value, UserError)  # printed as one line by ames.cli.run_stage
+    assert not (repo / "live" / "metrics.json").exists()
 
 
 def test_live_flag_disables_learning_curves(tmp_path, monkeypatch):

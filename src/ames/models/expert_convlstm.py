@@ -43,7 +43,7 @@ class ConvLstmExpert(nn.Module):
     """
 
     def __init__(
-        self, cfg: ConvLstmConfig, n_features: int, n_static: int, horizon: int, window: int = 0
+        self, cfg: ConvLstmConfig, n_features: int, n_static: int, horizon: int, window: int
     ) -> None:
         super().__init__()
         self.linear = linear_path(cfg.linear_path, window, horizon)

@@ -54,7 +54,7 @@ class GnnTatExpert(nn.Module):
         n_static: int,
         horizon: int,
         graph: GridGraph,
-        window: int = 0,
+        window: int,
     ) -> None:
         super().__init__()
         self.graph = graph

@@ -6,7 +6,6 @@ model (``record_untrained``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,51 +14,32 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ames.errors import UserError
 from ames.training.config import TrainConfig
 from ames.training.losses import LossFn, mean_losses
 
-logger = logging.getLogger(__name__)
+
+class LearningCurveError(UserError, RuntimeError):
+    """DVCLive cannot write learning curves here (a git repository without a commit)."""
 
 
 def open_live(live_dir: Path) -> Any:
-    """A DVCLive logger that writes no dvc.yaml and saves no experiment.
+    """A DVCLive logger (public API) that writes no dvc.yaml and saves no experiment.
 
-    dvclive 3.49 raises ``SCMError: Empty git repo`` in a git repository without
-    commits (it asks for HEAD before checking ``no_commits``). Only that case falls back
-    to a logger without the DVC/Git integration, which these options do not use anyway.
+    dvclive asks git for HEAD when it starts, so inside a git repository that has no commit
+    yet it cannot start: that case is a one-line error saying how to fix it.
     """
     from dvclive import Live
     from scmrepo.exceptions import SCMError
 
-    kwargs = {"dir": str(live_dir), "dvcyaml": False, "save_dvc_exp": False, "resume": False}
     try:
-        return Live(**kwargs)
-    except SCMError:
-        if not _git_without_commits():
-            raise
-    logger.warning(
-        "DVCLive cannot read the git HEAD (the repository has no commits yet); "
-        "writing learning curves to %s without DVC/Git integration.",
-        live_dir,
-    )
-
-    class _RepoFreeLive(Live):
-        # No public option skips the repository lookup that fails here; this override
-        # takes the path dvclive itself takes outside any repository.
-        def _init_dvc(self) -> None:
-            self._dvc_file = self._init_dvc_file()
-
-    return _RepoFreeLive(**kwargs)
-
-
-def _git_without_commits() -> bool:
-    from scmrepo.exceptions import SCMError
-    from scmrepo.git import Git
-
-    try:
-        return bool(Git().no_commits)
-    except SCMError:
-        return False
+        return Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=False)
+    except SCMError as err:
+        raise LearningCurveError(
+            f"{live_dir}: DVCLive cannot write learning curves because this git repository "
+            f"has no commit yet ({err}). Commit once (git add -A && git commit -m start) "
+            "and run the stage again, or set train.live: false."
+        ) from err
 
 
 def log_live(live: Any, row: Mapping[str, float]) -> None:

@@ -33,10 +33,9 @@ log = logging.getLogger("ames.expert")
 def transformed_targets(run: RunInputs, cells: np.ndarray, origins: np.ndarray) -> np.ndarray:
     """``[S·N, H]`` targets in the units the experts predict, rows as ``ridge_features``."""
     steps = np.asarray(origins, dtype=np.int64)[:, None] + np.arange(1, run.horizon + 1)
-    month = run.inputs.months[steps]  # [S, H]
-    offset = run.transform.offset.numpy()[month][..., cells]
-    scale = run.transform.scale.numpy()[month][..., cells]
-    y = (run.inputs.precip_mm[steps][..., cells] - offset) / scale  # [S, H, N]
+    month = torch.from_numpy(run.inputs.months[steps])  # [S, H]
+    y_mm = torch.from_numpy(run.inputs.precip_mm[steps])  # [S, H, lat, lon]
+    y = run.transform.from_mm(y_mm, month).numpy()[..., cells]  # [S, H, N]
     return y.transpose(0, 2, 1).reshape(-1, run.horizon).astype(np.float64)
 
 
