@@ -86,8 +86,9 @@ def pipeline_env(repo: Path) -> dict[str, str]:
     return env
 
 
-def dvc(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
+def run_dvc(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """``dvc *args`` in ``repo``, whatever its exit status."""
+    return subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=repo,
         env=pipeline_env(repo),
@@ -95,6 +96,11 @@ def dvc(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProce
         text=True,
         timeout=timeout,
     )
+
+
+def dvc(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """``dvc *args`` in ``repo``; a non-zero exit fails the test with DVC's output."""
+    result = run_dvc(repo, *args, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result

@@ -15,7 +15,7 @@ import time
 
 import pytest
 import yaml
-from pipeline_repo import ROOT, TINY_MODELS, dvc, make_tiny_repo, pipeline_env
+from pipeline_repo import ROOT, TINY_MODELS, dvc, make_tiny_repo, pipeline_env, run_dvc
 
 pytestmark = pytest.mark.slow
 
@@ -87,14 +87,7 @@ def run_queue(repo, timeout_s: float = 3600) -> str:
     deadline = time.monotonic() + timeout_s
     status, misreads = "", 0
     while time.monotonic() < deadline:
-        result = subprocess.run(
-            [sys.executable, "-m", "dvc", "queue", "status"],
-            cwd=repo,
-            env=pipeline_env(repo),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = run_dvc(repo, "queue", "status", timeout=300)
         if result.returncode != 0:
             # `queue status` can read a running task's info file while the worker rewrites it
             # ("unexpected error - Expecting value", treeverse/dvc#8014): poll again, a few times

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-from pipeline_repo import TINY_MODELS, dvc, make_tiny_repo, pipeline_env
+from pipeline_repo import TINY_MODELS, dvc, make_tiny_repo, pipeline_env, run_dvc
 from region_fixtures import write_region
 
 from ames.config import deep_merge
@@ -113,12 +113,5 @@ def test_flat_region_stops_at_masks_with_one_line(tmp_path: Path) -> None:
     line = lines[0]
     assert "high 0, medium 168, low 0 of 168 valid" in line
     assert "Fix: the region is too flat" in line
-    failed = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "masks"],
-        cwd=repo,
-        env=pipeline_env(repo),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    failed = run_dvc(repo, "repro", "masks", timeout=300)
     assert failed.returncode != 0 and line in failed.stdout + failed.stderr
