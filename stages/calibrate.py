@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     forecasts, _ = ensemble_test_forecasts(members, run, params["train"]["batch_size"], "val")
     origins = forecasts["origin"]
     split = params["split"]
-    damped = baseline_forecasts(
-        run, origins, split["test_months"], split["val_months"], ridge=False
-    )
+    damped = baseline_forecasts(run, origins, split["test_months"], split["val_months"])
     point = {"ames": forecasts["pred"], "damped_persistence": damped["damped_persistence"]}
     predictive, report = calibrate(
         point, forecasts["obs"], origins, run, options["spread_scale_bounds"]

@@ -38,6 +38,7 @@ from ames.workflows.evaluate import (
     hindcast_dataset,
     maps_for,
     oracle_forecasts,
+    ridge_baseline,
     score_all,
 )
 from ames.workflows.probabilistic import (
@@ -76,9 +77,13 @@ def main(argv: list[str] | None = None) -> None:
     baselines = baseline_forecasts(
         run, forecasts["origin"], split["test_months"], split["val_months"]
     )
+    baselines["ridge"], ridge_selection = ridge_baseline(
+        run, forecasts["origin"], int(params["selection"]["folds"])
+    )
     oracle = oracle_forecasts(Path(args.oracle), run, forecasts["origin"])
     report = score_all(forecasts, baselines, oracle, run.zones)
     obs, clim = forecasts["obs"], forecasts["clim"]
+    report["ridge_selection"] = ridge_selection
     report["seeds"] = seed_summary(
         {seed: score_forecasts(pred, obs, clim, run.zones) for seed, pred in by_seed.items()}
     )

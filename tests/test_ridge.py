@@ -5,10 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ames.evaluation.ridge import fit_ridge, ridge_features, ridge_forecast, ridge_targets
+from ames.evaluation.ridge import (
+    fit_ridge,
+    fit_ridge_selected,
+    ridge_features,
+    ridge_forecast,
+    ridge_targets,
+)
+from ames.selection import Fold, blocked_year_folds
 from ames.windows import GridInputs
 
 WINDOW, HORIZON = 3, 2
+
+
+def folds_over(origins: np.ndarray, n_folds: int = 4) -> list[Fold]:
+    return blocked_year_folds(origins, origins // 12, n_folds, WINDOW, HORIZON)
 
 
 def ar1_inputs(n_time: int = 400, rho: float = 0.6, seed: int = 0) -> GridInputs:
@@ -30,7 +41,9 @@ def ar1_inputs(n_time: int = 400, rho: float = 0.6, seed: int = 0) -> GridInputs
 def test_ridge_recovers_the_ar1_forecast_at_every_lead():
     inputs = ar1_inputs()
     valid = np.ones((4, 5), dtype=bool)
-    model = fit_ridge(inputs, valid, np.arange(WINDOW, 300), np.arange(300, 390), WINDOW, HORIZON)
+    model = fit_ridge(
+        inputs, valid, np.arange(WINDOW, 300), folds_over(np.arange(WINDOW, 390)), WINDOW, HORIZON
+    )
     last_month = WINDOW - 1  # the cell's own anomaly at the origin
     assert model.coef[0, last_month] == pytest.approx(0.6, abs=0.05)
     assert model.coef[1, last_month] == pytest.approx(0.36, abs=0.05)
@@ -42,7 +55,9 @@ def test_ridge_forecast_is_climatology_plus_the_predicted_anomaly_in_mm():
     inputs = ar1_inputs()
     valid = np.ones((4, 5), dtype=bool)
     valid[0, 0] = False
-    model = fit_ridge(inputs, valid, np.arange(WINDOW, 300), np.arange(300, 390), WINDOW, HORIZON)
+    model = fit_ridge(
+        inputs, valid, np.arange(WINDOW, 300), folds_over(np.arange(WINDOW, 390)), WINDOW, HORIZON
+    )
     clim_mean = np.full((12, 4, 5), 100.0)
     clim_std = np.full((12, 4, 5), 10.0)
     origins = np.array([390, 395])
@@ -57,7 +72,7 @@ def test_ridge_forecast_is_climatology_plus_the_predicted_anomaly_in_mm():
 def test_ridge_reads_no_month_after_its_training_targets():
     inputs = ar1_inputs()
     valid = np.ones((4, 5), dtype=bool)
-    train, val = np.arange(WINDOW, 200), np.arange(300, 390)
+    train = np.arange(WINDOW, 200)
     changed = ar1_inputs(seed=1)
     last_target = train.max() + HORIZON
     mixed = GridInputs(
@@ -71,8 +86,9 @@ def test_ridge_reads_no_month_after_its_training_targets():
         months=inputs.months,
         context=inputs.context,
     )
-    a = fit_ridge(inputs, valid, train, val, WINDOW, HORIZON, alphas=(10.0,))
-    b = fit_ridge(mixed, valid, train, val, WINDOW, HORIZON, alphas=(10.0,))
+    folds = [Fold(train=train[:100], val=train[120:])]
+    a = fit_ridge(inputs, valid, train, folds, WINDOW, HORIZON, alphas=(10.0, 1e3))
+    b = fit_ridge(mixed, valid, train, folds, WINDOW, HORIZON, alphas=(10.0, 1e3))
     np.testing.assert_array_equal(a.coef, b.coef)
     targets = ridge_targets(inputs, valid, train, HORIZON)
     assert targets.shape == (len(train) * 20, HORIZON)
@@ -101,3 +117,72 @@ def test_the_experts_linear_path_reads_the_same_regressors_as_ridge():
     rows = ridge_features(inputs, valid, origins, WINDOW) @ coef.T + intercept
     expected = rows.reshape(len(origins), -1, HORIZON).transpose(0, 2, 1)
     np.testing.assert_allclose(from_expert, expected, rtol=1e-4, atol=1e-4)
+
+
+def random_regression(n_origins: int = 30, cells: int = 7, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_origins * cells, 5))
+    y = x @ rng.normal(size=(5, HORIZON)) + 0.5 + rng.normal(size=(n_origins * cells, HORIZON))
+    return x, y
+
+
+@pytest.mark.parametrize("alpha", [0.0, 3.0, 1e4])
+def test_moment_solution_equals_scikit_learn_ridge(alpha):
+    """The moment-matrix solver is scikit-learn's ``Ridge`` (unpenalised intercept)."""
+    from sklearn.linear_model import Ridge
+
+    from ames.evaluation.ridge import mean_squared_error, origin_moments, solve_ridge
+
+    x, y = random_regression()
+    moments = origin_moments(x, y, 30).sum(axis=0)
+    coef, intercept = solve_ridge(moments, alpha, 5)
+    reference = Ridge(alpha=alpha).fit(x, y)
+    np.testing.assert_allclose(coef, reference.coef_, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(intercept, reference.intercept_, rtol=1e-9, atol=1e-10)
+    mse = ((reference.predict(x) - y) ** 2).mean(axis=0)
+    np.testing.assert_allclose(mean_squared_error(moments, coef, intercept), mse, rtol=1e-9)
+
+
+def test_cross_validated_mse_pools_every_folds_held_out_rows():
+    from sklearn.linear_model import Ridge
+
+    from ames.evaluation.ridge import cross_validated_mse, origin_moments
+
+    x, y = random_regression()
+    origins = np.arange(100, 130)
+    folds = [
+        Fold(train=origins[10:], val=origins[:8]),
+        Fold(train=np.r_[origins[:5], origins[20:]], val=origins[8:16]),
+    ]
+    alphas = (1.0, 100.0)
+    got = cross_validated_mse(origin_moments(x, y, 30), origins, folds, 5, alphas)
+    rows = {int(o): slice(i * 7, (i + 1) * 7) for i, o in enumerate(origins)}
+
+    def stack(a, which):
+        return np.concatenate([a[rows[int(o)]] for o in which])
+
+    for a, alpha in enumerate(alphas):
+        sse = sum(
+            (
+                (
+                    Ridge(alpha=alpha)
+                    .fit(stack(x, f.train), stack(y, f.train))
+                    .predict(stack(x, f.val))
+                    - stack(y, f.val)
+                )
+                ** 2
+            ).sum(axis=0)
+            for f in folds
+        )
+        np.testing.assert_allclose(got[a], sse / (16 * 7), rtol=1e-9)
+
+
+def test_selected_penalty_is_the_one_with_the_lowest_cv_error_per_lead():
+    x, y = random_regression(n_origins=60)
+    y[:, 1] = np.random.default_rng(0).normal(size=len(y))  # lead 2: nothing to predict
+    origins = np.arange(60)
+    folds = [Fold(train=origins[20:], val=origins[:20]), Fold(train=origins[:40], val=origins[40:])]
+    model = fit_ridge_selected(x, y, origins, origins, folds, WINDOW, alphas=(1.0, 1e8))
+    assert model.alpha.tolist() == [1.0, 1e8]
+    np.testing.assert_array_equal(model.alpha, np.asarray((1.0, 1e8))[model.cv_mse.argmin(0)])
+    assert np.abs(model.coef[1]).max() < 1e-3  # shrunk to the intercept

@@ -6,10 +6,16 @@ One ridge regression per lead ``h``, pooled over the valid cells:
 
 ``z`` is the standardised anomaly the experts read (``GridInputs.anomaly``: training-month
 climatology and spread of that cell and calendar month), ``z̄`` its domain mean
-(``GridInputs.domain_anomaly``), ``W`` the input window. The regressions are fitted on the
-training origins only (scikit-learn ``Ridge``, all leads at once); each lead's penalty is the
-one of ``RIDGE_ALPHAS`` with the lowest MSE on the validation origins. The forecast in
-mm/month is ``max(0, clim_mean + ẑ · clim_std)`` of the target's calendar month.
+(``GridInputs.domain_anomaly``), ``W`` the input window. Each lead's penalty is the one of
+``RIDGE_ALPHAS`` with the lowest blocked cross-validated MSE over the pre-test origins
+(``ames.selection``); the regression is then fitted on the training origins only. The
+forecast in mm/month is ``max(0, clim_mean + ẑ · clim_std)`` of the target's calendar month.
+
+Cross-validating 19 penalties × 5 folds × 12 leads over a million rows would take minutes
+with one solver call each, so the fits are solved from per-origin moment matrices
+``[1, x, y]ᵀ[1, x, y]``: a fold's training and validation sums are sums of those, and the
+solution (unpenalised intercept, as scikit-learn's ``Ridge``) and its squared error follow
+from them exactly.
 """
 
 from __future__ import annotations
@@ -17,23 +23,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.linear_model import Ridge
 
 from ames.climatology import target_months
+from ames.selection import Fold
 from ames.windows import GridInputs
 
 # A few hundred origins × thousands of strongly correlated cells: the useful penalties are
 # large; 1e0 … 1e9 spans "no shrinkage" to "predict the intercept".
-RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(0, 9, 10))
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(0, 9, 19))
 
 
 @dataclass(frozen=True)
 class RidgeBaseline:
     coef: np.ndarray  # [H, F]
     intercept: np.ndarray  # [H]
-    alpha: np.ndarray  # [H] penalty chosen on validation
-    val_mse: np.ndarray  # [H] validation MSE (standardised anomaly units) at that penalty
+    alpha: np.ndarray  # [H] penalty chosen by cross-validation
+    cv_mse: np.ndarray  # [A, H] cross-validated MSE of every penalty (target units)
+    alphas: tuple[float, ...]
     window: int
+
+    @property
+    def best_cv_mse(self) -> np.ndarray:
+        """``[H]`` cross-validated MSE at the chosen penalty."""
+        return self.cv_mse.min(axis=0)
 
 
 def ridge_features(inputs: GridInputs, valid: np.ndarray, origins: np.ndarray, window: int):
@@ -60,47 +72,103 @@ def ridge_targets(inputs: GridInputs, valid: np.ndarray, origins: np.ndarray, ho
     return targets.transpose(0, 2, 1).reshape(-1, horizon).astype(np.float64)
 
 
+def origin_moments(features: np.ndarray, targets: np.ndarray, n_origins: int) -> np.ndarray:
+    """``[S, D, D]`` with ``D = 1 + F + H``: ``[1, x, y]ᵀ[1, x, y]`` over each origin's rows
+    (rows origin-major, as ``ridge_features`` and ``ridge_targets`` give them)."""
+    rows = np.concatenate([np.ones((len(features), 1)), features, targets], axis=1)
+    rows = rows.reshape(n_origins, -1, rows.shape[1])
+    return np.matmul(rows.transpose(0, 2, 1), rows)
+
+
+def solve_ridge(
+    moments: np.ndarray, alpha: float, n_features: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(coef [H, F], intercept [H])`` of the ridge regression summed in ``moments``."""
+    f = n_features
+    n, sx, sy = moments[0, 0], moments[0, 1 : 1 + f], moments[0, 1 + f :]
+    xx = moments[1 : 1 + f, 1 : 1 + f] - np.outer(sx, sx) / n
+    xy = moments[1 : 1 + f, 1 + f :] - np.outer(sx, sy) / n
+    coef = np.linalg.solve(xx + alpha * np.eye(f), xy)  # [F, H]
+    return coef.T, (sy - sx @ coef) / n
+
+
+def mean_squared_error(moments: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """``[H]`` MSE of ``y ≈ intercept + x · coefᵀ`` over the rows summed in ``moments``."""
+    horizon, f = coef.shape
+    residual = np.zeros((1 + f + horizon, horizon))  # y − b − x·w = [1, x, y] · residual
+    residual[0], residual[1 : 1 + f] = -intercept, -coef.T
+    residual[1 + f + np.arange(horizon), np.arange(horizon)] = 1.0
+    return np.einsum("dh,de,eh->h", residual, moments, residual) / moments[0, 0]
+
+
+def cross_validated_mse(
+    moments: np.ndarray,
+    origins: np.ndarray,
+    folds: list[Fold],
+    n_features: int,
+    alphas: tuple[float, ...] = RIDGE_ALPHAS,
+) -> np.ndarray:
+    """``[A, H]`` MSE over every fold's validation rows, pooled, for each penalty;
+    ``moments[i]`` belongs to ``origins[i]``."""
+    position = {int(o): i for i, o in enumerate(origins)}
+    sse, rows = 0.0, 0.0
+    for fold in folds:
+        train = moments[[position[int(o)] for o in fold.train]].sum(axis=0)
+        val = moments[[position[int(o)] for o in fold.val]].sum(axis=0)
+        fits = [solve_ridge(train, alpha, n_features) for alpha in alphas]
+        sse = sse + np.stack([mean_squared_error(val, *fit) for fit in fits]) * val[0, 0]
+        rows += val[0, 0]
+    return sse / rows
+
+
+def fit_ridge_selected(
+    features: np.ndarray,
+    targets: np.ndarray,
+    origins: np.ndarray,
+    fit_origins: np.ndarray,
+    folds: list[Fold],
+    window: int,
+    alphas: tuple[float, ...] = RIDGE_ALPHAS,
+) -> RidgeBaseline:
+    """Ridge of every target column on ``features`` (rows of ``origins``, origin-major):
+    each column's penalty chosen by ``folds``, then fitted on ``fit_origins``."""
+    origins = np.asarray(origins, dtype=np.int64)
+    moments = origin_moments(features, targets, len(origins))
+    n_features = features.shape[1]
+    cv_mse = cross_validated_mse(moments, origins, folds, n_features, alphas)
+    alpha = np.asarray(alphas)[cv_mse.argmin(axis=0)]
+    fit = moments[np.isin(origins, fit_origins)].sum(axis=0)
+    coef = np.zeros((targets.shape[1], n_features))
+    intercept = np.zeros(targets.shape[1])
+    for a in np.unique(alpha):
+        leads = alpha == a
+        c, b = solve_ridge(fit, float(a), n_features)
+        coef[leads], intercept[leads] = c[leads], b[leads]
+    return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window)
+
+
 def fit_ridge(
     inputs: GridInputs,
     valid: np.ndarray,
-    train_origins: np.ndarray,
-    val_origins: np.ndarray,
+    fit_origins: np.ndarray,
+    folds: list[Fold],
     window: int,
     horizon: int,
     alphas: tuple[float, ...] = RIDGE_ALPHAS,
 ) -> RidgeBaseline:
-    """Fit on ``train_origins``, pick each lead's penalty on ``val_origins``."""
-    return fit_ridge_arrays(
-        ridge_features(inputs, valid, train_origins, window),
-        ridge_targets(inputs, valid, train_origins, horizon),
-        ridge_features(inputs, valid, val_origins, window),
-        ridge_targets(inputs, valid, val_origins, horizon),
+    """The ``ridge`` baseline: penalties by ``folds``, fitted on ``fit_origins``."""
+    origins = np.unique(
+        np.concatenate([fit_origins, *(o for f in folds for o in (f.train, f.val))])
+    )
+    return fit_ridge_selected(
+        ridge_features(inputs, valid, origins, window),
+        ridge_targets(inputs, valid, origins, horizon),
+        origins,
+        fit_origins,
+        folds,
         window,
         alphas,
     )
-
-
-def fit_ridge_arrays(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    window: int,
-    alphas: tuple[float, ...] = RIDGE_ALPHAS,
-) -> RidgeBaseline:
-    """Ridge of every target column of ``y_train`` on ``x_train``; each column's penalty the
-    one of ``alphas`` with the lowest MSE on (``x_val``, ``y_val``)."""
-    horizon = y_train.shape[1]
-    best_mse = np.full(horizon, np.inf)
-    coef = np.zeros((horizon, x_train.shape[1]))
-    intercept, alpha = np.zeros(horizon), np.zeros(horizon)
-    for a in alphas:
-        model = Ridge(alpha=a, solver="cholesky").fit(x_train, y_train)
-        mse = ((model.predict(x_val) - y_val) ** 2).mean(axis=0)
-        better = mse < best_mse
-        best_mse[better], alpha[better] = mse[better], a
-        coef[better], intercept[better] = model.coef_[better], model.intercept_[better]
-    return RidgeBaseline(coef, intercept, alpha, best_mse, window)
 
 
 def ridge_forecast(

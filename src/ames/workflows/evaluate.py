@@ -18,6 +18,7 @@ from ames.evaluation.metrics import per_cell_maps, score_forecasts, skill_captur
 from ames.evaluation.ridge import fit_ridge, ridge_forecast
 from ames.models.ames import AMESModel
 from ames.run import RunInputs, collect_forecasts
+from ames.selection import describe_folds, pretest_folds
 
 log = logging.getLogger("ames.evaluate")
 
@@ -42,32 +43,38 @@ def model_test_forecasts(
 
 
 def baseline_forecasts(
-    run: RunInputs, origins: np.ndarray, test_months: int, val_months: int, *, ridge: bool = True
+    run: RunInputs, origins: np.ndarray, test_months: int, val_months: int
 ) -> dict[str, np.ndarray]:
-    """The baselines: ρ of damped persistence fitted on training months only, ``ridge`` on
-    training origins with its penalties chosen on validation origins."""
+    """The reference forecasts: climatology, persistence and damped persistence (its ρ
+    fitted on training months only)."""
     data, stats = run.data, run.masks.stats
     train = training_month_mask(len(data.times), test_months, val_months)
     rho = fit_anomaly_rho(data.precip, data.months, stats["clim_mean"], train)
-    forecasts = all_baselines(
-        data.precip, data.months, stats["clim_mean"], rho, origins, run.horizon
-    )
-    if not ridge:
-        return forecasts
-    split, valid = run.masks.split, run.masks.valid
+    return all_baselines(data.precip, data.months, stats["clim_mean"], rho, origins, run.horizon)
+
+
+def ridge_baseline(
+    run: RunInputs, origins: np.ndarray, n_folds: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The ``ridge`` forecast for ``origins`` and how it was selected: fitted on training
+    origins, each lead's penalty by blocked cross-validation over the pre-test origins."""
+    split = run.masks.split
+    folds = pretest_folds(split, run.data.times, n_folds, run.window, run.horizon)
     model = fit_ridge(
-        run.inputs,
-        valid,
-        np.asarray(split["train"]),
-        np.asarray(split["val"]),
-        run.window,
-        run.horizon,
+        run.inputs, run.masks.valid, np.asarray(split["train"]), folds, run.window, run.horizon
     )
     log.info("ridge: penalty by lead %s", [f"{a:.0e}" for a in model.alpha])
-    forecasts["ridge"] = ridge_forecast(
-        model, run.inputs, valid, stats["clim_mean"], stats["clim_std"], origins
+    stats = run.masks.stats
+    forecast = ridge_forecast(
+        model, run.inputs, run.masks.valid, stats["clim_mean"], stats["clim_std"], origins
     )
-    return forecasts
+    selection = {
+        "penalty_by_lead": model.alpha.tolist(),
+        "cv_mse_by_lead": model.best_cv_mse.tolist(),
+        "cv_mse_unit": "standardised anomaly squared",
+        "folds": describe_folds(folds, run.data.times),
+    }
+    return forecast, selection
 
 
 def oracle_forecasts(path: Path, run: RunInputs, origins: np.ndarray) -> np.ndarray | None:

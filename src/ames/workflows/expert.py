@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ames.evaluation.ridge import RidgeBaseline, fit_ridge_arrays, ridge_features
+from ames.evaluation.ridge import RidgeBaseline, fit_ridge_selected, ridge_features
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
+from ames.selection import pretest_folds, pretest_origins
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.workflows.common import (
@@ -39,15 +40,19 @@ def transformed_targets(run: RunInputs, cells: np.ndarray, origins: np.ndarray) 
     return y.transpose(0, 2, 1).reshape(-1, run.horizon).astype(np.float64)
 
 
-def fit_linear_path(run: RunInputs, cells: np.ndarray) -> RidgeBaseline:
-    """The ridge regression of ``linear_path: ridge`` on the expert's zone ``cells``:
-    training origins, penalty per lead by validation MSE (``ames.evaluation.ridge``)."""
-    train, val = (np.asarray(run.masks.split[k]) for k in ("train", "val"))
-    return fit_ridge_arrays(
-        ridge_features(run.inputs, cells, train, run.window),
-        transformed_targets(run, cells, train),
-        ridge_features(run.inputs, cells, val, run.window),
-        transformed_targets(run, cells, val),
+def fit_linear_path(run: RunInputs, cells: np.ndarray, n_folds: int) -> RidgeBaseline:
+    """The ridge regression of ``linear_path: ridge`` on the expert's zone ``cells``, in the
+    expert's target units: training origins, penalty per lead by the blocked
+    cross-validation of ``ames.selection`` (as the ``ridge`` baseline)."""
+    split = run.masks.split
+    folds = pretest_folds(split, run.data.times, n_folds, run.window, run.horizon)
+    origins = pretest_origins(split)
+    return fit_ridge_selected(
+        ridge_features(run.inputs, cells, origins, run.window),
+        transformed_targets(run, cells, origins),
+        origins,
+        np.asarray(split["train"]),
+        folds,
         run.window,
     )
 
@@ -79,7 +84,9 @@ def train_expert(
     cfg = train_config(params, section)
     ridge_path = None
     if params[section]["model"].get("linear_path") == "ridge":
-        ridge_path = fit_linear_path(run, run.zones[zone] & run.masks.valid)
+        ridge_path = fit_linear_path(
+            run, run.zones[zone] & run.masks.valid, int(params["selection"]["folds"])
+        )
         model.linear.set_weights(ridge_path.coef, ridge_path.intercept)
         penalties = [f"{a:.0e}" for a in ridge_path.alpha]
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
