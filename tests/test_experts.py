@@ -416,6 +416,11 @@ def test_masked_mse_without_a_mask_uses_every_finite_target_in_float32() -> None
 # ------------------------------------------------------------------------------ linear path
 
 
+def output_layer(model: torch.nn.Module, index: int) -> torch.nn.Module:
+    """The expert's last layer, the one that maps to the H leads."""
+    return model.fusion if index == 3 else model.head
+
+
 @pytest.mark.parametrize("index", [1, 2, 3])
 def test_linear_path_adds_a_per_cell_linear_forecast_to_the_expert(
     index: int, graph: GridGraph
@@ -427,8 +432,12 @@ def test_linear_path_adds_a_per_cell_linear_forecast_to_the_expert(
     x = inputs(2, DEFAULT_WINDOW, graph.grid_shape)
     assert model.linear is not None
     with torch.no_grad():
-        assert torch.count_nonzero(model.linear(x)) == 0  # starts as the expert alone
+        assert torch.count_nonzero(model.linear(x)) == 0  # the path starts at zero,
+        assert torch.count_nonzero(model(x)) == 0  # and so does the expert's output layer
+        for param in output_layer(model, index).parameters():  # a nonlinear part to add to
+            param.normal_(std=0.1, generator=torch.Generator().manual_seed(index))
         base = model(x)
+        assert torch.count_nonzero(base) > 0
         weight = model.linear.proj.weight
         weight[:, DEFAULT_WINDOW - 1] = 0.5  # 0.5 × the cell's anomaly at the origin, each lead
         model.linear.proj.bias.fill_(0.1)
@@ -437,4 +446,34 @@ def test_linear_path_adds_a_per_cell_linear_forecast_to_the_expert(
 
 
 def test_linear_path_is_off_unless_asked(graph: GridGraph) -> None:
-    assert all(make_expert(i, graph).linear is None for i in (1, 2, 3))
+    for index in (1, 2, 3):
+        model = make_expert(index, graph)
+        assert model.linear is None
+        assert torch.count_nonzero(output_layer(model, index).weight) > 0  # random init
+
+
+@pytest.mark.parametrize(("index", "impl"), CASES)
+def test_an_expert_starts_as_its_ridge_path_and_learns_the_residual(
+    index: int, impl: str | None, graph: GridGraph
+) -> None:
+    cfg = {**with_impl(DEFAULT[index], impl), "linear_path": "ridge"}
+    model = make_expert(index, graph, cfg).eval()
+    rng = np.random.default_rng(index)
+    coef = rng.normal(scale=0.1, size=(HORIZON, 2 * DEFAULT_WINDOW + 2))
+    model.linear.set_weights(coef, rng.normal(size=HORIZON))
+    x = inputs(2, DEFAULT_WINDOW, graph.grid_shape)
+    with torch.no_grad():
+        ridge = model.linear(x)
+        assert torch.count_nonzero(ridge) > 0
+        assert torch.equal(model(x), ridge)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2)
+    target = torch.randn(ridge.shape, generator=torch.Generator().manual_seed(5))
+    (model.train()(x) - target).square().mean().backward()
+    head = output_layer(model, index)
+    assert head.weight.grad is not None and torch.count_nonzero(head.weight.grad) > 0
+    optimizer.step()
+    with torch.no_grad():
+        assert torch.equal(model.linear(x), ridge)  # the ridge path stays fixed
+        assert torch.count_nonzero(model.eval()(x) - ridge) > 0  # a nonlinear part now

@@ -107,9 +107,11 @@ class CrashAfter:
 
 
 class ScriptedVal:
-    """Trains on MSE but reports a fixed validation loss per epoch; snapshots weights."""
+    """Trains on MSE but reports a fixed validation loss per epoch; snapshots weights.
 
-    def __init__(self, val_losses: list[float], first_epoch: int = 1) -> None:
+    ``val_losses[e]`` is epoch e's, from epoch 0 (the starting weights) on."""
+
+    def __init__(self, val_losses: list[float], first_epoch: int = 0) -> None:
         self.val_losses, self.first_epoch, self.val_calls = val_losses, first_epoch, 0
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -119,7 +121,7 @@ class ScriptedVal:
         epoch = self.first_epoch + self.val_calls // VAL_BATCHES
         self.val_calls += 1
         self.snapshots.setdefault(epoch, weights(model))
-        value = torch.tensor(self.val_losses[epoch - 1])
+        value = torch.tensor(self.val_losses[epoch])
         return value, {"scripted": float(value)}
 
 
@@ -161,13 +163,13 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path, monkeypatch, no_
     for curve in ("train/loss.tsv", "val/loss.tsv", "val/mae.tsv"):
         cut = (tmp_path / "cut/live/plots/metrics" / curve).read_text()
         assert cut == (tmp_path / "full/live/plots/metrics" / curve).read_text()
-        assert len(cut.splitlines()) == 1 + 6
+        assert len(cut.splitlines()) == 1 + 6 + curve.startswith("val/")  # val: epoch 0 too
     assert not (tmp_path / "cut/state" / STATE_FILE).exists()
 
 
 def test_resume_keeps_early_stopping_state(tmp_path):
     # best at epoch 2, then 3 bad epochs: patience 3 stops after epoch 5, before the 2.0
-    script = [4.0, 3.0, 3.5, 3.25, 3.75, 2.0, 1.0, 1.0]
+    script = [9.0, 4.0, 3.0, 3.5, 3.25, 3.75, 2.0, 1.0, 1.0]
     cfg = config(epochs=8, patience=3)
     full = train(tmp_path / "full", make_model(0), ScriptedVal(script), cfg)
 
@@ -198,6 +200,29 @@ def test_foreign_state_starts_fresh(tmp_path, caplog, change):
     assert again.resumed_from_epoch == 0
     assert again.history == fresh.history
     assert "starting fresh" in caplog.text
+
+
+def test_resume_right_after_epoch_0_matches_uninterrupted_run(tmp_path, monkeypatch, no_dvc_env):
+    monkeypatch.chdir(tmp_path)  # outside any git repository
+    full_model = make_model(0)
+    full = train(tmp_path / "full", full_model, live_dir=tmp_path / "full" / "live")
+
+    with pytest.raises(RuntimeError, match="simulated kill"):  # dies in epoch 1's first step
+        train(tmp_path / "cut", make_model(0), CrashAfter(0), live_dir=tmp_path / "cut" / "live")
+    progress = read_state(tmp_path / "cut")["progress"]
+    assert progress["epoch"] == 0 and [row["epoch"] for row in progress["history"]] == [0]
+
+    resumed_model = make_model(99)  # different init: the starting weights come from the state
+    resumed = train(tmp_path / "cut", resumed_model, live_dir=tmp_path / "cut" / "live")
+
+    assert resumed.history == full.history  # epoch 0 is not validated a second time
+    assert [row["epoch"] for row in full.history] == list(range(7))
+    assert (resumed.best_epoch, resumed.best_val_loss) == (full.best_epoch, full.best_val_loss)
+    assert_bitwise_equal(weights(resumed_model), weights(full_model))
+    assert (tmp_path / "cut/best.pt").read_bytes() == (tmp_path / "full/best.pt").read_bytes()
+    for curve in ("train/loss.tsv", "val/loss.tsv"):
+        cut = (tmp_path / "cut/live/plots/metrics" / curve).read_text()
+        assert cut == (tmp_path / "full/live/plots/metrics" / curve).read_text()
 
 
 def test_state_is_removed_after_success_unless_kept(tmp_path):
@@ -238,33 +263,33 @@ def test_amp_is_ignored_on_cpu(tmp_path):
 @pytest.mark.parametrize(
     ("script", "patience", "min_delta", "stop_epoch", "best_epoch"),
     [
-        ([5.0, 4.0, 3.0, 3.5, 3.25, 3.75, 1.0, 1.0], 3, 0.0, 6, 3),
-        ([5.0, 4.75, 4.5, 4.25, 1.0, 1.0, 1.0, 1.0], 2, 0.5, 3, 1),
+        ([9.0, 5.0, 4.0, 3.0, 3.5, 3.25, 3.75, 1.0, 1.0], 3, 0.0, 6, 3),
+        ([9.0, 5.0, 4.75, 4.5, 4.25, 1.0, 1.0, 1.0, 1.0], 2, 0.5, 3, 1),
     ],
 )
 def test_early_stopping(tmp_path, script, patience, min_delta, stop_epoch, best_epoch):
     cfg = config(epochs=8, patience=patience, min_delta=min_delta)
     result = train(tmp_path, make_model(0), ScriptedVal(script), cfg)
     assert result.stopped_early
-    assert result.epochs_run == len(result.history) == stop_epoch
+    assert result.epochs_run == len(result.history) - 1 == stop_epoch  # + epoch 0
     assert result.best_epoch == best_epoch
-    assert result.best_val_loss == script[best_epoch - 1]
+    assert result.best_val_loss == script[best_epoch]
 
 
 def test_no_early_stop_when_patience_runs_out_on_the_last_epoch(tmp_path):
-    script = [1.0, 2.0, 3.0]
+    script = [9.0, 1.0, 2.0, 3.0]
     result = train(tmp_path, make_model(0), ScriptedVal(script), config(epochs=3, patience=2))
     assert result.epochs_run == 3 and not result.stopped_early
 
 
 def test_best_checkpoint_is_the_argmin_and_is_reloaded(tmp_path, caplog):
-    scripted = ScriptedVal([3.0, 2.0, 2.5, 2.75])
+    scripted = ScriptedVal([9.0, 3.0, 2.0, 2.5, 2.75])
     model = make_model(0)
     with caplog.at_level(logging.INFO, logger="ames.training"):
         result = train(tmp_path, model, scripted, config(epochs=4), desc="expert1")
 
     val = [row["val/loss"] for row in result.history]
-    assert result.best_epoch == 1 + val.index(min(val)) == 2
+    assert result.best_epoch == val.index(min(val)) == 2
     assert result.best_components == {"scripted": 2.0}
     assert_bitwise_equal(weights(model), scripted.snapshots[2])
     assert not torch.equal(weights(model)["3.weight"], scripted.snapshots[4]["3.weight"])
@@ -276,13 +301,59 @@ def test_best_checkpoint_is_the_argmin_and_is_reloaded(tmp_path, caplog):
     assert "expert1 epoch 4/4: train" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("script", "min_delta"),
+    [([1.0, 2.0, 1.5, 3.0], 0.0), ([1.0, 0.9, 0.8, 0.95], 0.25)],
+    ids=["worse", "within-min-delta"],
+)
+def test_starting_weights_are_kept_when_no_epoch_beats_them(tmp_path, caplog, script, min_delta):
+    model = make_model(0)
+    start = weights(model)
+    scripted = ScriptedVal(script)
+    with caplog.at_level(logging.INFO, logger="ames.training"):
+        result = train(tmp_path, model, scripted, config(epochs=3, min_delta=min_delta))
+
+    assert (result.best_epoch, result.best_val_loss, result.epochs_run) == (0, 1.0, 3)
+    assert result.best_components == {"scripted": 1.0}
+    assert result.history[0] == {"epoch": 0, "val/loss": 1.0, "val/scripted": 1.0}
+    assert all("train/loss" in row for row in result.history[1:])
+    assert_bitwise_equal(scripted.snapshots[0], start)
+    assert_bitwise_equal(weights(model), start)
+    assert not torch.equal(scripted.snapshots[3]["3.weight"], start["3.weight"])  # it trained
+    meta = load_state_dict_checked(make_model(7), tmp_path / "best.pt")
+    assert meta == {"epoch": 0, "val_loss": 1.0, "components": {"scripted": 1.0}}
+    assert "epoch 0/3: starting weights, val 1 (best)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("script", "patience", "stop_epoch", "best_epoch"),
+    [
+        ([1.0, 2.0, 0.5, 0.5], 1, 1, 0),  # one bad training epoch, not epoch 0, spends it
+        ([1.0, 2.0, 0.5, 3.0, 4.0, 0.1, 0.1], 2, 4, 2),
+    ],
+)
+def test_epoch_0_spends_no_patience_and_no_epoch(
+    tmp_path, script, patience, stop_epoch, best_epoch
+):
+    epochs = len(script) - 1
+    cfg = config(epochs=epochs, patience=patience)
+    result = train(tmp_path, make_model(0), ScriptedVal(script), cfg)
+    assert result.stopped_early and result.epochs_run == stop_epoch
+    assert [row["epoch"] for row in result.history] == list(range(stop_epoch + 1))
+    assert (result.best_epoch, result.best_val_loss) == (best_epoch, script[best_epoch])
+
+    full = train(tmp_path / "all", make_model(0), ScriptedVal(script), config(epochs=epochs))
+    assert full.epochs_run == epochs and len(full.history) == epochs + 1
+
+
 def test_validation_loss_is_weighted_by_batch_size(tmp_path):
     cfg = config(epochs=1, batch_size=24)  # val batches of 24 and 8 samples
     model = make_model(0, dropout=0.0)
     result = train(tmp_path, model, cfg=cfg)
     with torch.no_grad():
         expected = (model(VAL.x) - VAL.y).pow(2).mean().item()
-    assert math.isclose(result.history[0]["val/loss"], expected, rel_tol=1e-6)
+    best = result.history[result.best_epoch]  # the model holds the best epoch's weights
+    assert math.isclose(best["val/loss"], expected, rel_tol=1e-6)
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -337,12 +408,19 @@ def test_trainable_must_belong_to_the_model(tmp_path):
         train(tmp_path, make_model(0), trainable=[nn.Parameter(torch.zeros(1))])
 
 
-def test_non_finite_training_loss_fails_clearly(tmp_path):
+def test_non_finite_losses_fail_clearly(tmp_path):
     def nan_loss(model, batch):
         return mse_loss(model, batch)[0] * float("nan"), {}
 
+    def nan_training_loss(model, batch):
+        return nan_loss(model, batch) if torch.is_grad_enabled() else mse_loss(model, batch)
+
     with pytest.raises(FloatingPointError, match="epoch 1, batch 1"):
-        train(tmp_path, make_model(0), nan_loss)
+        train(tmp_path / "train", make_model(0), nan_training_loss)
+    with pytest.raises(
+        FloatingPointError, match=r"validation loss at epoch 0 \(the starting weights\)"
+    ):
+        train(tmp_path / "val", make_model(0), nan_loss)
 
 
 def test_a_loss_mask_without_cells_is_refused_before_training(tmp_path):
@@ -423,7 +501,8 @@ needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git not inst
 def _assert_curves_only(repo: Path, live: Path, epochs: int) -> None:
     for name in ("train/loss", "val/loss", "train/mae", "val/mae"):
         rows = (live / "plots/metrics" / f"{name}.tsv").read_text().splitlines()
-        assert [row.split("\t")[0] for row in rows] == ["step", *map(str, range(1, epochs + 1))]
+        first = 0 if name.startswith("val/") else 1  # epoch 0 (starting weights): val only
+        assert [row.split("\t")[0] for row in rows] == ["step", *map(str, range(first, epochs + 1))]
     assert (live / "metrics.json").exists()
     assert not list(repo.rglob("dvc.yaml"))
 

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ames.models.layers import ConvLstmLayer, linear_path, patch_months, split_static
+from ames.models.layers import (
+    ConvLstmLayer,
+    linear_path,
+    patch_months,
+    split_static,
+    start_as_linear_path,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class ConvLstmExpert(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Conv2d(widths[-1], horizon, 1)
+        start_as_linear_path(self.head, self.linear)
 
     def forward(self, x: Tensor) -> Tensor:
         dynamic, static = split_static(x, self.n_static)

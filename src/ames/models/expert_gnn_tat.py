@@ -19,6 +19,7 @@ from ames.models.layers import (
     linear_path,
     patch_months,
     split_static,
+    start_as_linear_path,
 )
 
 
@@ -76,6 +77,7 @@ class GnnTatExpert(nn.Module):
         self.attention = TemporalAttention(widths[-1], cfg.lstm_hidden, cfg.attention_heads)
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(widths[-1] + cfg.lstm_hidden, horizon)
+        start_as_linear_path(self.head, self.linear)
 
     def _lstm_inputs(self, x: Tensor) -> Tensor:
         """``[B, W, C, lat, lon]`` → node-major ``[N·B, S, features]``."""

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ames.models.graph import GridGraph
-from ames.models.layers import graph_attention, linear_path, split_static
+from ames.models.layers import graph_attention, linear_path, split_static, start_as_linear_path
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class HybridExpert(nn.Module):
         self.gat = graph_attention(cfg.gat_impl, cfg.encoder_hidden, cfg.gat_hidden, cfg.gat_heads)
         self.dropout = nn.Dropout(cfg.dropout)
         self.fusion = nn.Conv2d(width + cfg.gat_hidden, horizon, 1)
+        start_as_linear_path(self.fusion, self.linear)
 
     def forward(self, x: Tensor) -> Tensor:
         dynamic, static = split_static(x[:, -self.months :], self.n_static)

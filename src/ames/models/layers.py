@@ -12,7 +12,7 @@
   scalar edge weight to ``heads × head_dim`` features and dots them with ``att_edge``; the
   dense layer holds the product, one coefficient per head.
 - :class:`TemporalAttention` (expert 1), :class:`ConvLstmLayer` (expert 2) and
-  :class:`LinearPath` (``linear_path``, all experts).
+  :class:`LinearPath` (``linear_path``, all experts; :func:`start_as_linear_path`).
 """
 
 from __future__ import annotations
@@ -230,7 +230,8 @@ class LinearPath(nn.Module):
     ``linear_path: true`` starts it at zero and trains it with the rest of the expert;
     ``linear_path: ridge`` fixes it to the ridge regression the expert stage fits on the
     training origins of the expert's zone (``set_weights``), so the network learns the
-    residual of the validated linear forecast.
+    residual of the validated linear forecast. Either way the expert's output layer starts
+    at zero (:func:`start_as_linear_path`): an untrained expert forecasts its linear path.
     """
 
     def __init__(self, window: int, horizon: int, frozen: bool = False) -> None:
@@ -259,3 +260,14 @@ def linear_path(mode: bool | str, window: int, horizon: int) -> LinearPath | Non
     if window < 1:
         raise ValueError(f"linear_path needs the input window, got window={window}")
     return LinearPath(window, horizon, frozen=mode == "ridge")
+
+
+def start_as_linear_path(head: nn.Module, path: LinearPath | None) -> None:
+    """Zero the weight and bias of ``head``, the layer that maps to the H leads, when the
+    expert has a linear ``path``: the expert then starts as exactly its linear forecast and
+    training learns the nonlinear residual. Zeroing draws no random numbers, so an expert
+    without a path, or any module built after the head, initialises as before."""
+    if path is None:
+        return
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "last.pt"
 CHECKPOINT_FORMAT = 1
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: the history starts with epoch 0 (the starting weights)
 
 
 class CheckpointError(UserError, RuntimeError):

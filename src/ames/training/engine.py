@@ -3,10 +3,12 @@
 ``fit`` runs AdamW with gradient clipping, early stopping on the validation loss and a
 best checkpoint, and can be killed at any point: after every epoch it writes
 ``state_dir/last.pt`` and a re-run with the same fingerprint resumes from the next epoch
-(files: ``ames.training.checkpoints``). On CPU a resumed run ends with bitwise the same
-weights, history and learning curves as an uninterrupted one, because every source of
-randomness is re-derived from ``cfg.seed`` and the epoch number instead of being carried
-along:
+(files: ``ames.training.checkpoints``). A fresh start first validates the starting
+weights as epoch 0 (no training pass, no ``train/*`` keys), so they are the first
+candidate for the best epoch: a run whose training never beats them keeps them. On CPU a
+resumed run ends with bitwise the same weights, history and learning curves as an
+uninterrupted one, because every source of randomness is re-derived from ``cfg.seed`` and
+the epoch number instead of being carried along:
 
 * the shuffling generator is seeded with ``derive_seed(seed, "shuffle", epoch)``;
 * the global torch RNG (dropout, ...) with ``derive_seed(seed, "epoch", epoch)``.
@@ -144,7 +146,8 @@ class _Engine:
             mean.add(loss.item(), parts, count_samples(batch))
         means = mean.means("val")
         if not math.isfinite(means["val/loss"]):
-            raise FloatingPointError(f"{self.desc}: non-finite validation loss at epoch {epoch}.")
+            which = f"epoch {epoch}" + (" (the starting weights)" if epoch == 0 else "")
+            raise FloatingPointError(f"{self.desc}: non-finite validation loss at {which}.")
         return means
 
     def _bar(self, epoch: int, phase: str) -> str:
@@ -191,12 +194,13 @@ class _Engine:
         else:
             status = f"best {p.best_val_loss:.6g} @ {p.best_epoch}, patience {p.bad_epochs}"
             status += f"/{self.cfg.patience}" if self.cfg.patience else ""
+        train = f"train {row['train/loss']:.6g}" if "train/loss" in row else "starting weights"
         logger.info(
-            "%s epoch %d/%d: train %.6g, val %.6g (%s) %.1fs",
+            "%s epoch %d/%d: %s, val %.6g (%s) %.1fs",
             self.desc,
             row["epoch"],
             self.cfg.epochs,
-            row["train/loss"],
+            train,
             row["val/loss"],
             status,
             seconds,
@@ -279,6 +283,10 @@ def fit(
 ) -> TrainResult:
     """Train ``model`` (moved to the selected device) and leave it holding the best weights.
 
+    The best weights are those of the epoch with the lowest validation loss, the starting
+    weights included: a fresh start validates them as epoch 0, before the ``cfg.epochs``
+    training epochs; epoch 0 counts neither toward ``cfg.epochs`` nor toward patience.
+
     ``compute_loss(model, batch)`` returns the scalar loss and named float components;
     both are averaged over samples per epoch. Only ``trainable`` (default: the parameters
     with requires_grad) are optimised; during the call the other parameters have
@@ -288,7 +296,7 @@ def fit(
     stored in the best checkpoint's meta under "extra". Each epoch re-seeds the global torch
     RNG from ``cfg.seed``, so the caller's RNG state after the call is seed-determined.
     ``loss_mask`` (the cells the loss counts, e.g. an expert's zone) must hold at least one
-    cell: a loss over no cell is 0, and early stopping would keep the random initial weights.
+    cell: a loss over no cell is 0, and early stopping would keep the initial weights.
     """
     if loss_mask is not None:
         require_loss_cells(loss_mask, desc)
@@ -328,19 +336,10 @@ def _run_epochs(
     extra: Mapping[str, Any] | None,
 ) -> None:
     progress, cfg = engine.progress, engine.cfg
+    if not progress.started:
+        _run_epoch(engine, 0, best_path, state_path, key, live, extra)
     while not progress.finished(cfg):
-        epoch = progress.epoch + 1
-        start = time.perf_counter()
-        row = {"epoch": epoch, **engine.train_epoch(epoch), **engine.validate(epoch)}
-        improved = progress.record(row, engine.model, cfg)
-        seconds = time.perf_counter() - start
-        progress.time_s += seconds
-        if improved:
-            _write_best(best_path, progress, extra)
-        engine.save_state(state_path, key)
-        if live is not None:
-            log_live(live, row)
-        engine.log_epoch(row, improved, seconds)
+        _run_epoch(engine, progress.epoch + 1, best_path, state_path, key, live, extra)
     if progress.stopped_early:
         logger.info(
             "%s: early stop after epoch %d (no improvement for %d epochs).",
@@ -348,6 +347,33 @@ def _run_epochs(
             progress.epoch,
             progress.bad_epochs,
         )
+
+
+def _run_epoch(
+    engine: _Engine,
+    epoch: int,
+    best_path: Path,
+    state_path: Path,
+    key: str,
+    live: Any,
+    extra: Mapping[str, Any] | None,
+) -> None:
+    """Train (except epoch 0: the starting weights), validate, record and save one epoch."""
+    progress = engine.progress
+    start = time.perf_counter()
+    row: dict[str, float] = {"epoch": epoch}
+    if epoch > 0:
+        row.update(engine.train_epoch(epoch))
+    row.update(engine.validate(epoch))
+    improved = progress.record(row, engine.model, engine.cfg)
+    seconds = time.perf_counter() - start
+    progress.time_s += seconds
+    if improved:
+        _write_best(best_path, progress, extra)
+    engine.save_state(state_path, key)
+    if live is not None:
+        log_live(live, row)
+    engine.log_epoch(row, improved, seconds)
 
 
 def _finish(

@@ -1,7 +1,8 @@
 """DVCLive learning curves: one row per epoch under ``live_dir`` (metrics.json, plots/).
 
-The x axis is the 1-based epoch, as in ``TrainResult.history``; epoch 0 is the untrained
-model (``record_untrained``).
+The x axis is the epoch, as in ``TrainResult.history``. Epoch 0 is the starting weights:
+validation curves only in ``fit`` (no training pass), every split for a model with nothing
+to train (``record_untrained``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def open_live(live_dir: Path) -> Any:
 
 def log_live(live: Any, row: Mapping[str, float]) -> None:
     """Log one history row (``epoch`` plus metrics) as one DVCLive step."""
-    live.step = int(row["epoch"])  # x axis = 1-based epoch, as in the history
+    live.step = int(row["epoch"])  # x axis = epoch, as in the history (0: starting weights)
     for key, value in row.items():
         if key != "epoch":
             live.log_metric(key, value)

@@ -16,15 +16,21 @@ from ames.training.config import TrainConfig
 
 @dataclass
 class TrainResult:
-    """Outcome of ``fit``; the model already holds the best weights."""
+    """Outcome of ``fit``; the model already holds the best weights.
 
-    best_epoch: int  # 1-based
+    ``history`` has one row per epoch: ``epoch``, ``train/loss``, ``val/loss``,
+    ``train/<c>``, ``val/<c>``; its first row is epoch 0, the starting weights, which has
+    only the ``val/*`` keys (no training pass).
+    """
+
+    best_epoch: int  # 1..epochs_run; 0: no training epoch beat the starting weights, kept
     best_val_loss: float
-    epochs_run: int  # epochs completed in total, including those before a resume
+    epochs_run: int  # training epochs completed in total (epoch 0 not counted), with resumes
     stopped_early: bool
-    time_s: float  # seconds spent in epochs, summed over resumed sessions
-    history: list[dict[str, float]]  # per epoch: epoch, train/loss, val/loss, train/<c>, val/<c>
-    resumed_from_epoch: int  # last epoch restored from state_dir (0: fresh start)
+    time_s: float  # seconds spent in epochs (epoch 0 included), summed over resumed sessions
+    history: list[dict[str, float]]
+    # last epoch restored from state_dir; 0: a fresh start, or a resume right after epoch 0
+    resumed_from_epoch: int
     best_components: dict[str, float] = field(default_factory=dict)  # val components at best
 
 
@@ -32,7 +38,7 @@ class TrainResult:
 class Progress:
     """Everything besides model/optimizer/scaler that a resume must restore."""
 
-    epoch: int = 0  # epochs completed
+    epoch: int = 0  # training epochs completed (the last recorded epoch)
     best_epoch: int = 0
     best_val_loss: float = math.inf
     best_components: dict[str, float] = field(default_factory=dict)
@@ -42,11 +48,19 @@ class Progress:
     history: list[dict[str, float]] = field(default_factory=list)
     best_model: dict[str, Tensor] | None = None
 
+    @property
+    def started(self) -> bool:
+        """Whether epoch 0 (the starting weights) is recorded: false only on a fresh start."""
+        return bool(self.history)
+
     def counters(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "best_model"}
 
     def record(self, row: dict[str, float], model: nn.Module, cfg: TrainConfig) -> bool:
-        """Add one finished epoch; return whether it is the new best."""
+        """Add one finished epoch; return whether it is the new best.
+
+        Epoch 0 always is (nothing to beat yet), so it leaves ``bad_epochs`` at 0.
+        """
         self.epoch = int(row["epoch"])
         self.history.append(row)
         improved = row["val/loss"] < self.best_val_loss - cfg.min_delta

@@ -111,6 +111,12 @@ def mean_routing(model: AMESModel, run: RunInputs, split: str) -> np.ndarray:
     return model.gating(months.to(device)).mean(dim=0).cpu().numpy()
 
 
+def epoch_alpha(row: Mapping[str, float]) -> float:
+    """α of one history row: the mean over its training batches; epoch 0 (the starting
+    weights) has no training pass, so its α is the one validated."""
+    return row["train/alpha"] if "train/alpha" in row else row["val/alpha"]
+
+
 def model_summary(
     model: AMESModel,
     run: RunInputs,
@@ -141,7 +147,7 @@ def model_summary(
             epochs_run=result.epochs_run,
             best_val_loss=result.best_val_loss,
             train_time_s=round(result.time_s, 1),
-            alpha_by_epoch=[round(row["train/alpha"], 5) for row in result.history],
+            alpha_by_epoch=[round(epoch_alpha(row), 5) for row in result.history],
         )
     return summary
 
