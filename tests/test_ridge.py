@@ -119,6 +119,38 @@ def test_the_experts_linear_path_reads_the_same_regressors_as_ridge():
     np.testing.assert_allclose(from_expert, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", ["anomaly", "standardized_anomaly", "normalized"])
+def test_the_experts_linear_path_forecasts_the_ridge_baseline_in_its_target_units(kind):
+    """With ``set_units`` from the run's transform, the path is the ``ridge`` baseline: back
+    in mm/month it equals ``ridge_forecast`` for origins in every calendar month."""
+    import torch
+
+    from ames.climatology import target_months
+    from ames.models.layers import LinearPath
+    from ames.windows import TargetTransform, window_inputs
+
+    inputs = ar1_inputs()
+    valid = np.ones((4, 5), dtype=bool)
+    rng = np.random.default_rng(11)
+    clim_mean = rng.uniform(150.0, 250.0, size=(12, 4, 5)).astype(np.float32)
+    clim_std = rng.uniform(20.0, 60.0, size=(12, 4, 5)).astype(np.float32)
+    transform = TargetTransform(kind, clim_mean, clim_std, 40.0, 190.0, 70.0)
+    model = fit_ridge(
+        inputs, valid, np.arange(WINDOW, 300), folds_over(np.arange(WINDOW, 390)), WINDOW, HORIZON
+    )
+    path = LinearPath(WINDOW, HORIZON, frozen=True)
+    path.set_weights(model.coef, model.intercept)
+    path.set_units(*transform.standardized_anomaly_units(clim_mean, clim_std))
+    origins = np.arange(300, 312)  # one origin in each calendar month
+    x = torch.from_numpy(np.stack([window_inputs(inputs, int(t), WINDOW) for t in origins]))
+    month = torch.from_numpy(target_months(inputs.months[origins], HORIZON))
+    with torch.no_grad():
+        np.testing.assert_array_equal(path.origin_month(x).numpy(), inputs.months[origins])
+        mm = transform.to_mm(path(x), month).numpy()
+    expected = ridge_forecast(model, inputs, valid, clim_mean, clim_std, origins)
+    np.testing.assert_allclose(mm, expected, rtol=1e-4)
+
+
 def random_regression(n_origins: int = 30, cells: int = 7, seed: int = 3):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n_origins * cells, 5))

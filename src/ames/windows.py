@@ -74,6 +74,16 @@ class TargetTransform(nn.Module):
             self.scale, target_month
         )
 
+    def standardized_anomaly_units(
+        self, clim_mean: np.ndarray, clim_std: np.ndarray
+    ) -> tuple[Tensor, Tensor]:
+        """``(shift, gain)`` ``[12, lat, lon]``: a standardised anomaly ``z`` of target month
+        ``m`` is ``shift[m] + gain[m] · z`` in these units (the value of
+        ``clim_mean + z · clim_std`` mm/month)."""
+        mean = torch.from_numpy(np.nan_to_num(np.asarray(clim_mean, dtype=np.float32)))
+        std = torch.from_numpy(np.nan_to_num(np.asarray(clim_std, dtype=np.float32), nan=1.0))
+        return (mean - self.offset) / self.scale, std / self.scale
+
     @classmethod
     def from_stats(cls, kind: str, stats: dict[str, np.ndarray]) -> TargetTransform:
         return cls(

@@ -60,7 +60,10 @@ def load_graph(run: RunInputs, masks_dir: Path = MASKS) -> GridGraph:
 
 
 def build_experts(params: Mapping[str, Any], run: RunInputs, graph: GridGraph) -> list[nn.Module]:
-    """The three experts with their params-defined architecture (untrained)."""
+    """The three experts with their params-defined architecture (untrained); a linear path
+    reads the run's standardised anomalies and forecasts in the run's target units."""
+    stats = run.masks.stats
+    units = run.transform.standardized_anomaly_units(stats["clim_mean"], stats["clim_std"])
     experts = []
     for index in EXPERT_IDS:
         torch.manual_seed(derive_seed(params["seed"], f"expert{index}", "init"))
@@ -74,6 +77,8 @@ def build_experts(params: Mapping[str, Any], run: RunInputs, graph: GridGraph) -
                 graph=graph,
             )
         )
+        if experts[-1].linear is not None:
+            experts[-1].linear.set_units(*units)
     return experts
 
 

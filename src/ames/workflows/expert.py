@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ames.evaluation.ridge import RidgeBaseline, fit_ridge_selected, ridge_features
+from ames.evaluation.ridge import RidgeBaseline, fit_ridge
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
-from ames.selection import pretest_folds, pretest_origins
+from ames.selection import pretest_folds
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.workflows.common import (
@@ -31,29 +31,14 @@ from ames.workflows.common import (
 log = logging.getLogger("ames.expert")
 
 
-def transformed_targets(run: RunInputs, cells: np.ndarray, origins: np.ndarray) -> np.ndarray:
-    """``[S·N, H]`` targets in the units the experts predict, rows as ``ridge_features``."""
-    steps = np.asarray(origins, dtype=np.int64)[:, None] + np.arange(1, run.horizon + 1)
-    month = torch.from_numpy(run.inputs.months[steps])  # [S, H]
-    y_mm = torch.from_numpy(run.inputs.precip_mm[steps])  # [S, H, lat, lon]
-    y = run.transform.from_mm(y_mm, month).numpy()[..., cells]  # [S, H, N]
-    return y.transpose(0, 2, 1).reshape(-1, run.horizon).astype(np.float64)
-
-
-def fit_linear_path(run: RunInputs, cells: np.ndarray, n_folds: int) -> RidgeBaseline:
-    """The ridge regression of ``linear_path: ridge`` on the expert's zone ``cells``, in the
-    expert's target units: training origins, penalty per lead by the blocked
-    cross-validation of ``ames.selection`` (as the ``ridge`` baseline)."""
+def fit_linear_path(run: RunInputs, n_folds: int) -> RidgeBaseline:
+    """The regression of ``linear_path: ridge``: the ``ridge`` baseline itself (every valid
+    cell, standardised anomalies, training origins, each lead's penalty by the blocked
+    cross-validation of ``ames.selection``); the expert maps it to its target units."""
     split = run.masks.split
     folds = pretest_folds(split, run.data.times, n_folds, run.window, run.horizon)
-    origins = pretest_origins(split)
-    return fit_ridge_selected(
-        ridge_features(run.inputs, cells, origins, run.window),
-        transformed_targets(run, cells, origins),
-        origins,
-        np.asarray(split["train"]),
-        folds,
-        run.window,
+    return fit_ridge(
+        run.inputs, run.masks.valid, np.asarray(split["train"]), folds, run.window, run.horizon
     )
 
 
@@ -84,9 +69,7 @@ def train_expert(
     cfg = train_config(params, section)
     ridge_path = None
     if params[section]["model"].get("linear_path") == "ridge":
-        ridge_path = fit_linear_path(
-            run, run.zones[zone] & run.masks.valid, int(params["selection"]["folds"])
-        )
+        ridge_path = fit_linear_path(run, int(params["selection"]["folds"]))
         model.linear.set_weights(ridge_path.coef, ridge_path.intercept)
         penalties = [f"{a:.0e}" for a in ridge_path.alpha]
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
