@@ -41,9 +41,9 @@ import yaml
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from ames.config import load_params
 from ames.models.losses import masked_mse
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
+from ames.settings import AmesConfig, load_config, parse_config
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
 from ames.workflows.common import build_experts, load_graph
 
@@ -51,9 +51,9 @@ STAGES = ("expert1", "expert2", "expert3", "finetune")
 PREVIOUS = ("expert1.model.gat_impl=pyg", "expert3.model.gat_impl=pyg")
 
 
-def with_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """``section.key=value`` (value parsed as YAML) applied to a copy of ``params``."""
-    out = copy.deepcopy(params)
+def with_overrides(cfg: AmesConfig, overrides: list[str]) -> AmesConfig:
+    """``section.key=value`` (value parsed as YAML) applied to a copy of ``cfg``, parsed again."""
+    out = copy.deepcopy(dict(cfg.raw))
     for item in overrides:
         key, _, value = item.partition("=")
         *path, leaf = key.split(".")
@@ -61,7 +61,7 @@ def with_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, An
         for part in path:
             target = target[part]
         target[leaf] = yaml.safe_load(value)
-    return out
+    return parse_config(out, cfg.source)
 
 
 def cpu_name() -> str:
@@ -88,16 +88,16 @@ def matmul_gflops(size: int = 2048, reps: int = 5) -> float:
 
 
 def training_model(
-    params: dict[str, Any], run: RunInputs, stage: str
+    cfg: AmesConfig, run: RunInputs, stage: str
 ) -> tuple[torch.nn.Module, Callable[[torch.nn.Module, dict], torch.Tensor]]:
     """The network a stage trains and its loss, freshly initialised as the stage does."""
-    experts = build_experts(params, run, load_graph(run, MASKS))
+    experts = build_experts(cfg, run, load_graph(run, MASKS))
     if stage == "finetune":
-        model = assemble_model(params, run, experts)
-        compute = loss_fn(params["finetune"]["loss"], physics_context(run))
+        model = assemble_model(cfg, run, experts)
+        compute = loss_fn(cfg.finetune.loss, physics_context(run))
         return model, lambda net, batch: compute(net, batch)[0]
     index = int(stage.removeprefix("expert"))
-    zone = torch.from_numpy(run.zones[params[stage]["zone"]])
+    zone = torch.from_numpy(run.zones[cfg.expert(index).zone])
     return experts[index - 1], lambda net, batch: masked_mse(net(batch["x"]), batch["y"], zone)
 
 
@@ -123,10 +123,10 @@ def median_seconds(fn: Callable[[], None], steps: int) -> float:
 
 
 def bench_stage(
-    params: dict[str, Any], run: RunInputs, stage: str, steps: int, peak_gflops: float
+    cfg: AmesConfig, run: RunInputs, stage: str, steps: int, peak_gflops: float
 ) -> dict[str, Any]:
-    batch_size = int(params["train"]["batch_size"])
-    model, loss = training_model(params, run, stage)
+    batch_size = cfg.train.batch_size
+    model, loss = training_model(cfg, run, stage)
     params_trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params_trained, lr=1e-3, weight_decay=1e-4)
     train, val = batches(run, "train", batch_size), batches(run, "val", batch_size)
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    current = load_params(args.params)
+    current = load_config(args.params)
     settings = {"previous": with_overrides(current, args.previous), "current": current}
     run = load_run_inputs(current, DATASET, MASKS)
     peak = matmul_gflops()

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from ames.climatology import target_months
-from ames.config import load_params
 from ames.evaluation.ridge import (
     RIDGE_ALPHAS,
     cross_validated_mse,
@@ -31,6 +30,7 @@ from ames.evaluation.ridge import (
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
 from ames.selection import Fold, pretest_folds, pretest_origins
+from ames.settings import load_config
 
 
 def target_unit_rows(run: RunInputs, cells: np.ndarray, origins: np.ndarray) -> np.ndarray:
@@ -77,12 +77,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    params = load_params(args.params)
-    run = load_run_inputs(params, DATASET, MASKS)
+    cfg = load_config(args.params)
+    run = load_run_inputs(cfg, DATASET, MASKS)
     split = run.masks.split
-    folds = pretest_folds(
-        split, run.data.times, int(params["selection"]["folds"]), run.window, run.horizon
-    )
+    folds = pretest_folds(split, run.data.times, cfg.selection_folds, run.window, run.horizon)
     origins = pretest_origins(split)
     np.set_printoptions(precision=3, linewidth=120)
     for name, zone in run.zones.items():

@@ -6,9 +6,9 @@ import argparse
 import logging
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.io import write_json
 from ames.paths import add_run_paths
+from ames.settings import load_config
 from ames.workflows.ablation import run_ablation
 
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     result = run_ablation(
-        load_params(args.params),
+        load_config(args.params),
         args.name,
         models_dir=args.models,
         dataset=args.dataset,

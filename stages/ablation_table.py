@@ -12,11 +12,10 @@ from functools import reduce
 from pathlib import Path
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.evaluation.error_sums import merge_error_sums, read_error_sums
-from ames.evaluation.uncertainty import BootstrapConfig
 from ames.io import read_json, write_json
 from ames.plotting.evaluation import plot_ablation_bars
+from ames.settings import load_config
 from ames.workflows.ablation import ERRORS_FILE, ablation_table
 from ames.workflows.common import MODELS
 from ames.workflows.significance import ablation_significance, member_name
@@ -33,18 +32,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", type=Path, default=Path("plots/ablations/ablation_bars.png"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    params = load_params(args.params)
-    names = list(params["ablations"])
+    cfg = load_config(args.params)
+    names = list(cfg.ablations)
     results = {name: read_json(args.reports / f"{name}.json") for name in names}
     sums = reduce(
         merge_error_sums,
         [read_error_sums(args.models / "ablations" / name / ERRORS_FILE) for name in names],
         read_error_sums(args.errors),
     )
-    seed = int(params["seed"])
-    significance = ablation_significance(
-        sums, member_name(seed), names, BootstrapConfig.from_params(params["uncertainty"])
-    )
+    seed = cfg.seed
+    significance = ablation_significance(sums, member_name(seed), names, cfg.uncertainty)
     full = read_json(args.test)["seeds"]["by_seed"][str(seed)]
     table = ablation_table(full, results, significance)
     write_json(args.out, table)

@@ -16,15 +16,15 @@ import time
 import numpy as np
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
 from ames.paths import add_run_paths
 from ames.run import load_run_inputs
+from ames.settings import load_config
 from ames.training.device import select_device
 from ames.workflows.common import load_graph
 from ames.workflows.evaluate import baseline_forecasts
-from ames.workflows.probabilistic import PREDICTIVE, calibrate, settings
+from ames.workflows.probabilistic import PREDICTIVE, calibrate
 from ames.workflows.seeds import ensemble_test_forecasts, load_members
 
 log = logging.getLogger("ames.calibrate")
@@ -39,18 +39,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     start = time.perf_counter()
-    params = load_params(args.params)
-    options = settings(params)
-    run = load_run_inputs(params, args.dataset, args.masks)
-    device = select_device(params["train"]["device"])
-    members = load_members(params, run, load_graph(run, args.masks), device, args.models)
-    forecasts, _ = ensemble_test_forecasts(members, run, params["train"]["batch_size"], "val")
+    cfg = load_config(args.params)
+    run = load_run_inputs(cfg, args.dataset, args.masks)
+    device = select_device(cfg.train.device)
+    members = load_members(cfg, run, load_graph(run, args.masks), device, args.models)
+    forecasts, _ = ensemble_test_forecasts(members, run, cfg.train.batch_size, "val")
     origins = forecasts["origin"]
-    split = params["split"]
-    damped = baseline_forecasts(run, origins, split["test_months"], split["val_months"])
+    split = cfg.split
+    damped = baseline_forecasts(run, origins, split.test_months, split.val_months)
     point = {"ames": forecasts["pred"], "damped_persistence": damped["damped_persistence"]}
     predictive, report = calibrate(
-        point, forecasts["obs"], origins, run, options["spread_scale_bounds"]
+        point, forecasts["obs"], origins, run, cfg.probabilistic.spread_scale_bounds
     )
     write_netcdf(predictive, args.out)
     report["time_s"] = round(time.perf_counter() - start, 1)

@@ -15,11 +15,9 @@ import time
 from pathlib import Path
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.metrics import score_forecasts
-from ames.evaluation.uncertainty import BootstrapConfig
 from ames.io import write_json
 from ames.paths import ORACLE, add_run_paths
 from ames.plotting.evaluation import (
@@ -31,6 +29,7 @@ from ames.plotting.evaluation import (
 )
 from ames.plotting.probabilistic import plot_pit_histograms, plot_reliability
 from ames.run import load_run_inputs
+from ames.settings import load_config
 from ames.training.device import select_device
 from ames.workflows.common import load_graph
 from ames.workflows.evaluate import (
@@ -46,7 +45,6 @@ from ames.workflows.probabilistic import (
     SCALE_VARS,
     load_predictive,
     score_probabilistic,
-    settings,
 )
 from ames.workflows.probabilistic_products import add_products
 from ames.workflows.seeds import ensemble_test_forecasts, load_members, seed_summary
@@ -68,17 +66,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     start = time.perf_counter()
-    params = load_params(args.params)
-    run = load_run_inputs(params, args.dataset, args.masks)
-    device = select_device(params["train"]["device"])
-    members = load_members(params, run, load_graph(run, args.masks), device, args.models)
-    forecasts, by_seed = ensemble_test_forecasts(members, run, params["train"]["batch_size"])
-    split = params["split"]
-    baselines = baseline_forecasts(
-        run, forecasts["origin"], split["test_months"], split["val_months"]
-    )
+    cfg = load_config(args.params)
+    run = load_run_inputs(cfg, args.dataset, args.masks)
+    device = select_device(cfg.train.device)
+    members = load_members(cfg, run, load_graph(run, args.masks), device, args.models)
+    forecasts, by_seed = ensemble_test_forecasts(members, run, cfg.train.batch_size)
+    split = cfg.split
+    baselines = baseline_forecasts(run, forecasts["origin"], split.test_months, split.val_months)
     baselines["ridge"], ridge_selection = ridge_baseline(
-        run, forecasts["origin"], int(params["selection"]["folds"])
+        run, forecasts["origin"], cfg.selection_folds
     )
     oracle = oracle_forecasts(Path(args.oracle), run, forecasts["origin"])
     report = score_all(forecasts, baselines, oracle, run.zones)
@@ -87,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     report["seeds"] = seed_summary(
         {seed: score_forecasts(pred, obs, clim, run.zones) for seed, pred in by_seed.items()}
     )
-    options = settings(params)
+    options = cfg.probabilistic
     predictives = {name: load_predictive(args.predictive, name) for name in SCALE_VARS}
     point = {"ames": forecasts["pred"], "damped_persistence": baselines["damped_persistence"]}
     report["probabilistic"], prob_tables, products = score_probabilistic(
@@ -97,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         run,
         predictives,
         options,
-        BootstrapConfig.from_params(params["uncertainty"]),
+        cfg.uncertainty,
     )
     report["n_test_origins"] = int(len(forecasts["origin"]))
     report["time_s"] = round(time.perf_counter() - start, 1)
@@ -114,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         hindcast_dataset(forecasts, run, attrs),
         products,
         run.masks.valid,
-        options["quantiles"],
+        options.quantiles,
         ("origin", "lead"),
     )
     write_netcdf(hindcast, args.hindcast)

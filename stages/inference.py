@@ -18,12 +18,12 @@ import numpy as np
 import xarray as xr
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
 from ames.paths import MODELS
 from ames.plotting.probabilistic import plot_tercile_outlook
 from ames.run import DATASET, MASKS
+from ames.settings import AmesConfig, load_config
 from ames.workflows.inference import (
     FORECAST,
     companion_paths,
@@ -31,7 +31,7 @@ from ames.workflows.inference import (
     forecast_metadata,
     plot_forecast,
 )
-from ames.workflows.probabilistic import PREDICTIVE, load_predictive, settings
+from ames.workflows.probabilistic import PREDICTIVE, load_predictive
 from ames.workflows.probabilistic_products import add_products, forecast_products
 from ames.workflows.seeds import final_checkpoints
 
@@ -83,9 +83,9 @@ def outlook_path_for(plot_path: Path) -> Path:
     return plot_path.with_name(f"{stem}_outlook.png")
 
 
-def with_probabilities(forecast: xr.Dataset, params: dict, predictive_path: str) -> xr.Dataset:
+def with_probabilities(forecast: xr.Dataset, cfg: AmesConfig, predictive_path: str) -> xr.Dataset:
     """The forecast with quantiles and tercile probabilities of the calibrated distribution."""
-    levels = settings(params)["quantiles"]
+    levels = cfg.probabilistic.quantiles
     valid = np.isfinite(forecast["climatology"].values[0])
     target_month = forecast["time"].dt.month.values - 1
     products = forecast_products(
@@ -97,18 +97,14 @@ def with_probabilities(forecast: xr.Dataset, params: dict, predictive_path: str)
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    params = load_params(args.params)
-    checkpoints = args.checkpoint or [
-        str(p) for p in final_checkpoints(params, args.models).values()
-    ]
+    cfg = load_config(args.params)
+    checkpoints = args.checkpoint or [str(p) for p in final_checkpoints(cfg, args.models).values()]
     checkpoint = checkpoints[0] if len(checkpoints) == 1 else checkpoints
-    forecast = forecast_from_dataset(
-        params, args.dataset, checkpoint=checkpoint, masks_dir=args.masks
-    )
-    forecast = with_probabilities(forecast, params, args.predictive)
+    forecast = forecast_from_dataset(cfg, args.dataset, checkpoint=checkpoint, masks_dir=args.masks)
+    forecast = with_probabilities(forecast, cfg, args.predictive)
     metadata_path, plot_path = companion_paths(args.out, args.metadata, args.plot)
     write_netcdf(forecast, args.out)
-    metadata = forecast_metadata(forecast, params, dataset_path=args.dataset, checkpoint=checkpoint)
+    metadata = forecast_metadata(forecast, cfg, dataset_path=args.dataset, checkpoint=checkpoint)
     write_json(metadata_path, metadata)
     plot_forecast(forecast, plot_path)
     outlook_path = args.outlook or outlook_path_for(plot_path)

@@ -10,12 +10,10 @@ import numpy as np
 
 from ames.cli import run_stage
 from ames.climatology import training_month_mask
-from ames.config import load_params
 from ames.data.dataset import load_grid_data
 from ames.io import write_json
 from ames.masks import (
     ZONES,
-    GraphConfig,
     build_graph,
     context_features,
     make_split,
@@ -23,7 +21,8 @@ from ames.masks import (
 )
 from ames.masks_io import MaskBundle, save_masks
 from ames.plotting.masks import plot_zone_map
-from ames.zones import ZoneConfig, resolve_zones
+from ames.settings import load_config
+from ames.zones import resolve_zones
 
 log = logging.getLogger("ames.masks")
 
@@ -69,34 +68,31 @@ def run() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     start = time.perf_counter()
 
-    params = load_params(args.params)
-    split_cfg = params["split"]
-    zone_cfg = ZoneConfig.from_params(params["zones"])
+    cfg = load_config(args.params)
+    split_cfg = cfg.split
     data = load_grid_data(args.dataset)
     months = data.months
 
-    zones, thresholds = resolve_zones(data.elevation, data.valid, zone_cfg, args.dataset)
+    zones, thresholds = resolve_zones(data.elevation, data.valid, cfg.zones, args.dataset)
     context = context_features(data.elevation, data.lat, data.lon, data.valid)
     stats = training_statistics(
         data.precip,
         months,
         data.valid,
         context,
-        split_cfg["test_months"],
-        split_cfg["val_months"],
+        split_cfg.test_months,
+        split_cfg.val_months,
     )
-    train = training_month_mask(len(data.times), split_cfg["test_months"], split_cfg["val_months"])
+    train = training_month_mask(len(data.times), split_cfg.test_months, split_cfg.val_months)
     train_anom = data.precip[train] - stats["clim_mean"][months[train]]
     log.info("building graph over %d cells", int(data.valid.sum()))
-    graph = build_graph(
-        data.valid, data.elevation, data.lat, data.lon, train_anom, GraphConfig(**params["graph"])
-    )
+    graph = build_graph(data.valid, data.elevation, data.lat, data.lon, train_anom, cfg.graph)
     split = make_split(
         data.times,
-        params["features"]["input_window"],
-        split_cfg["horizon"],
-        split_cfg["test_months"],
-        split_cfg["val_months"],
+        cfg.features.input_window,
+        split_cfg.horizon,
+        split_cfg.test_months,
+        split_cfg.val_months,
     )
     bundle = MaskBundle(
         zones, data.valid, context, graph, split, stats, thresholds, lat=data.lat, lon=data.lon

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.data.calibration import calibration_report
 from ames.data.files import load_user_data
 from ames.data.netcdf import write_netcdf
@@ -19,6 +19,7 @@ from ames.data.schema import validate_dataset
 from ames.data.synthetic import generate_synthetic
 from ames.io import write_json
 from ames.plotting.data import plot_mean_annual_precip, plot_seasonal_cycle_by_zone
+from ames.settings import load_config
 from ames.zones import ZoneConfig, ZoneThresholds, resolve_thresholds
 
 log = logging.getLogger("ames.prepare")
@@ -32,7 +33,7 @@ CALIBRATION_BANDS = {
 }
 
 
-def crop_dem(dem_file: str | Path, bbox: dict, resolution: float) -> xr.DataArray:
+def crop_dem(dem_file: str | Path, bbox: Mapping[str, float], resolution: float) -> xr.DataArray:
     """The committed DEM cropped to the box (cells whose centres lie inside it)."""
     tol = 0.49 * resolution  # strictly less than half a cell: no ties at the edges
     with xr.open_dataset(dem_file) as ds:
@@ -62,10 +63,10 @@ def band_check(calibration: dict[str, float]) -> dict[str, bool]:
     return {k: bool(lo <= calibration[k] <= hi) for k, (lo, hi) in CALIBRATION_BANDS.items()}
 
 
-def plot_zone_thresholds(ds: xr.Dataset, zones: dict) -> ZoneThresholds:
+def plot_zone_thresholds(ds: xr.Dataset, zones: ZoneConfig) -> ZoneThresholds:
     """The thresholds ``zones.mode`` gives on this dataset (the masks stage checks the zones)."""
     valid = ~np.all(np.isnan(ds["precip"].values), axis=0)
-    return resolve_thresholds(ds["elevation"].values, valid, ZoneConfig.from_params(zones))
+    return resolve_thresholds(ds["elevation"].values, valid, zones)
 
 
 def main() -> None:
@@ -83,56 +84,51 @@ def run() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     start = time.perf_counter()
 
-    params = load_params(args.params)
-    data_cfg, split_cfg = params["data"], params["split"]
-    horizon = split_cfg["horizon"]
-    source = data_cfg["source"]
+    cfg = load_config(args.params)
+    data_cfg, split_cfg = cfg.data, cfg.split
+    horizon = split_cfg.horizon
+    source = data_cfg.source
     if source == "synthetic":
-        dem = crop_dem(data_cfg["dem_file"], data_cfg["bbox"], data_cfg["resolution"])
+        dem = crop_dem(data_cfg.dem_file, data_cfg.bbox, data_cfg.resolution)
         log.info("generating synthetic precipitation on a %s grid", dict(dem.sizes))
-        synthetic = dict(data_cfg["synthetic"])
+        synthetic = dict(data_cfg.synthetic)
         data_seed = synthetic.pop("seed")  # the data seed; `seed` is the model's
         ds, oracle = generate_synthetic(
             dem,
             synthetic,
             seed=data_seed,
-            n_months=data_cfg["n_months"],
-            start=data_cfg["start"],
-            test_months=split_cfg["test_months"],
-            val_months=split_cfg["val_months"],
+            n_months=data_cfg.n_months,
+            start=data_cfg.start,
+            test_months=split_cfg.test_months,
+            val_months=split_cfg.val_months,
             horizon=horizon,
         )
-    elif source == "files":
-        window = params["features"]["input_window"]
+    else:
+        window = cfg.features.input_window
         # Enough for every split to hold a forecast origin (SPEC §2.3 and §3).
         min_months = max(
             window + horizon * 3,
-            window + horizon + split_cfg["test_months"] + split_cfg["val_months"],
+            window + horizon + split_cfg.test_months + split_cfg.val_months,
         )
         ds = load_user_data(
-            data_cfg["files"],
-            data_cfg["bbox"],
+            data_cfg.files,
+            data_cfg.bbox,
             min_months=min_months,
-            holdout_months=split_cfg["test_months"] + split_cfg["val_months"],
+            holdout_months=split_cfg.test_months + split_cfg.val_months,
         )
         oracle = empty_oracle("observed data: the optimal forecast is unknown")
-    else:
-        raise SystemExit(
-            f"{args.params}: data.source is {source!r}; use 'synthetic' (embedded Boyacá default) "
-            "or 'files' (your CHIRPS + DEM, see README)."
-        )
     validate_dataset(ds, args.out)
     write_netcdf(ds, args.out)
     write_netcdf(oracle, args.oracle)
 
     months = ds["time"].dt.month.values - 1
-    calibration = calibration_report(ds["precip"].values, months, split_cfg["test_months"])
+    calibration = calibration_report(ds["precip"].values, months, split_cfg.test_months)
     metrics = {"source": source, "calibration": calibration, "grid": grid_summary(ds)}
     if source == "synthetic":
         metrics["calibration_in_band"] = band_check(calibration)
     plots = Path(args.plots)
     plot_mean_annual_precip(ds, plots / "mean_annual_precip.png")
-    thresholds = plot_zone_thresholds(ds, params["zones"])
+    thresholds = plot_zone_thresholds(ds, cfg.zones)
     plot_seasonal_cycle_by_zone(
         ds,
         plots / "seasonal_cycle_by_zone.png",

@@ -11,9 +11,9 @@ import argparse
 import logging
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.io import write_json
 from ames.paths import add_run_paths
+from ames.settings import load_config
 from ames.workflows.seeds import train_members
 
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     result = train_members(
-        load_params(args.params),
+        load_config(args.params),
         models_dir=args.models,
         dataset=args.dataset,
         masks_dir=args.masks,

@@ -12,11 +12,10 @@ import logging
 from pathlib import Path
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.evaluation.error_sums import read_error_sums
-from ames.evaluation.uncertainty import BootstrapConfig
 from ames.io import write_json
 from ames.plotting.significance import plot_msess_band
+from ames.settings import load_config
 from ames.workflows.significance import BAND_FORECASTS, MODEL, significance_report
 
 log = logging.getLogger("ames.significance")
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", default="metrics/significance.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    cfg = BootstrapConfig.from_params(load_params(args.params)["uncertainty"])
+    cfg = load_config(args.params).uncertainty
     report = significance_report(read_error_sums(args.errors), cfg)
     write_json(args.metrics, report["headline"])
     plots = Path(args.plots)

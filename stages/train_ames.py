@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.io import write_json
 from ames.paths import add_run_paths
+from ames.settings import load_config
 from ames.workflows.ames_model import finetune, train_gating
 
 TRAIN = {"gating": train_gating, "finetune": finetune}
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     stage = args.stage
     _, metrics = TRAIN[stage](
-        load_params(args.params),
+        load_config(args.params),
         models_dir=args.models,
         dataset=args.dataset,
         masks_dir=args.masks,

@@ -7,9 +7,9 @@ import logging
 from pathlib import Path
 
 from ames.cli import run_stage
-from ames.config import load_params
 from ames.io import write_json
 from ames.paths import add_run_paths
+from ames.settings import load_config
 from ames.workflows.expert import train_expert
 
 
@@ -22,9 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--live", type=Path, help="default: metrics/live/expert<N>")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    params = load_params(args.params)
     metrics = train_expert(
-        params,
+        load_config(args.params),
         args.expert,
         live_dir=args.live or Path(f"metrics/live/expert{args.expert}"),
         models_dir=args.models,

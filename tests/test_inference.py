@@ -13,6 +13,7 @@ import pytest
 import torch
 import xarray as xr
 import yaml
+from config_helpers import config_with, params_with
 from conftest import make_small_dataset
 
 from ames.climatology import target_months, training_month_mask
@@ -88,6 +89,8 @@ PARAMS = {
     "meta": {"enabled": True, "hidden_sizes": [8], "dropout": 0.0},
 }
 
+CFG = config_with(PARAMS)
+
 
 @dataclass(frozen=True)
 class Setup:
@@ -119,15 +122,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     dataset, masks, checkpoint = root / "dataset.nc", root / "masks", root / "model.pt"
     ds.to_netcdf(dataset)
     _save_masks(dataset, masks)
-    run = load_run_inputs(PARAMS, dataset, masks)
-    model = assemble_model(PARAMS, run, build_experts(PARAMS, run, load_graph(run, masks)))
+    run = load_run_inputs(CFG, dataset, masks)
+    model = assemble_model(CFG, run, build_experts(CFG, run, load_graph(run, masks)))
     save_checkpoint(checkpoint, model, {"note": "untrained, for tests"})
     return Setup(root, dataset, masks, checkpoint, ds)
 
 
 def _forecast(setup: Setup, dataset: Path | None = None) -> xr.Dataset:
     return forecast_from_dataset(
-        PARAMS, dataset or setup.dataset, checkpoint=setup.checkpoint, masks_dir=setup.masks
+        CFG, dataset or setup.dataset, checkpoint=setup.checkpoint, masks_dir=setup.masks
     )
 
 
@@ -193,7 +196,7 @@ def test_forecast_values_are_masked_and_physical(setup: Setup, forecast: xr.Data
 
 
 def test_inputs_match_the_training_window_layout(setup: Setup) -> None:
-    run = load_forecast_run(PARAMS, setup.dataset, setup.masks)
+    run = load_forecast_run(CFG, setup.dataset, setup.masks)
     t = len(run.data.times) - 1 - H  # an origin whose targets are in the data
     expected = WindowDataset(run.inputs, [t], W, H, run.transform)[0]
     batch = origin_batch(run, t)
@@ -208,8 +211,8 @@ def test_forecast_from_a_shorter_file_uses_training_statistics(setup: Setup) -> 
     n = 100
     short = _write_variant(setup, setup.ds.isel(time=slice(0, n)), "short.nc")
     forecast = _forecast(setup, short)
-    run = load_run_inputs(PARAMS, setup.dataset, setup.masks)
-    model = load_ames_model(PARAMS, run, load_graph(run, setup.masks), setup.checkpoint, "test")
+    run = load_run_inputs(CFG, setup.dataset, setup.masks)
+    model = load_ames_model(CFG, run, load_graph(run, setup.masks), setup.checkpoint, "test")
     with torch.no_grad():
         batch = {k: v[None] for k, v in run.windows("test", [n - 1])[0].items()}
         expected = model.eval()(batch)["pred_mm"][0].numpy()
@@ -221,14 +224,12 @@ def test_forecast_from_a_shorter_file_uses_training_statistics(setup: Setup) -> 
 
 
 def test_metadata(setup: Setup, forecast: xr.Dataset) -> None:
-    meta = forecast_metadata(
-        forecast, PARAMS, dataset_path=setup.dataset, checkpoint=setup.checkpoint
-    )
+    meta = forecast_metadata(forecast, CFG, dataset_path=setup.dataset, checkpoint=setup.checkpoint)
     assert meta["origin_month"] == forecast.attrs["origin_month"]
     assert meta["target_months"] == [f"{t:%Y-%m}" for t in pd.DatetimeIndex(forecast["time"])]
     assert meta["data_sha256"] == hashlib.sha256(setup.dataset.read_bytes()).hexdigest()
     assert meta["checkpoint_sha256"] == hashlib.sha256(setup.checkpoint.read_bytes()).hexdigest()
-    assert meta["params_sha256"] == params_hash(PARAMS)
+    assert meta["params_sha256"] == params_hash(CFG.raw)
     assert meta["checkpoint"] == str(setup.checkpoint)
     assert meta["created_by"].startswith("ames ")
 
@@ -295,9 +296,9 @@ def test_stage_cli_writes_forecast_metadata_and_maps(setup: Setup, tmp_path: Pat
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(PARAMS))
+    params.write_text(yaml.safe_dump(params_with(PARAMS)))
     out, plot = tmp_path / "my_forecast.nc", tmp_path / "maps.png"
-    run = load_run_inputs(PARAMS, setup.dataset, setup.masks)
+    run = load_run_inputs(CFG, setup.dataset, setup.masks)
     ratios, mean, edges = climatological_parts(run)
     predictive = tmp_path / "predictive.nc"
     scales, weights = {"ames": np.ones(H)}, {"ames": np.full(H, 0.5)}

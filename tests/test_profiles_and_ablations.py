@@ -12,8 +12,9 @@ from graph_fixtures import synthetic_grid_graph
 from ames.config import ConfigError, load_params, resolve_profile
 from ames.models.experts import build_expert
 from ames.models.parameters import count_parameters
+from ames.settings import load_config
 from ames.windows import N_CHANNELS
-from ames.workflows.ablation import ablation_params, needs_own_stage2
+from ames.workflows.ablation import needs_own_stage2
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_BUDGET = {1: 64_000, 2: 180_000, 3: 90_000}
@@ -81,18 +82,23 @@ def test_ablations_change_only_what_they_name(raw_params):
         "no_physics_loss",
         "equal_weighting",
     }
-    no_priors = ablation_params(params, "no_physics_priors")
+    cfg = load_config(ROOT / "params.yaml")
+
+    def ablation_params(name: str) -> dict:
+        return dict(cfg.ablation(name).raw)
+
+    no_priors = ablation_params("no_physics_priors")
     assert no_priors["gating"]["fixed_alpha"] == 0.0
     assert no_priors["meta"] == params["meta"]
-    no_loss = ablation_params(params, "no_physics_loss")
+    no_loss = ablation_params("no_physics_loss")
     assert no_loss["finetune"]["loss"]["lambda_mass"] == 0.0
     assert no_loss["finetune"]["loss"]["lambda_oro"] == 0.0
     assert no_loss["gating"] == params["gating"]
-    single = ablation_params(params, "single_expert")
+    single = ablation_params("single_expert")
     assert single["gating"]["mode"] == "single" and single["gating"]["single_expert"] == 2
     assert single["meta"]["enabled"] is False
-    assert ablation_params(params, "equal_weighting")["gating"]["mode"] == "equal"
+    assert ablation_params("equal_weighting")["gating"]["mode"] == "equal"
     assert not needs_own_stage2(params["ablations"]["no_physics_loss"])
     assert needs_own_stage2(params["ablations"]["no_meta_learner"])
     with pytest.raises(KeyError, match="no ablation"):
-        ablation_params(params, "nothing")
+        ablation_params("nothing")

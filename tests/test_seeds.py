@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from config_helpers import config_with
 from torch import nn
 
-from ames.config import load_params, resolve_profile
+from ames.config import ConfigError, resolve_profile
 from ames.io import write_json
+from ames.settings import load_config, parse_config
 from ames.workflows.seeds import (
     MANIFEST,
     ensemble_test_forecasts,
@@ -23,16 +25,16 @@ from ames.workflows.seeds import (
 
 
 def test_member_seeds_start_at_the_main_seed():
-    assert member_seeds({"seed": 42, "seeds": 3}) == [42, 43, 44]
-    assert member_seeds({"seed": 7, "seeds": 1}) == [7]
+    assert member_seeds(config_with({"seed": 42, "seeds": 3})) == [42, 43, 44]
+    assert member_seeds(config_with({"seed": 7, "seeds": 1})) == [7]
     for bad in (0, -1, 2.5, True, None):
-        with pytest.raises(ValueError, match="seeds"):
-            member_seeds({"seed": 42, "seeds": bad})
+        with pytest.raises(ConfigError, match="seeds: expected an integer >= 1"):
+            config_with({"seed": 42, "seeds": bad})
 
 
 def test_final_checkpoints_need_a_matching_manifest(tmp_path: Path):
-    params = {"seed": 42, "seeds": 3}
-    assert list(final_checkpoints({"seed": 42, "seeds": 1}, tmp_path)) == [42]
+    params = config_with({"seed": 42, "seeds": 3})
+    assert list(final_checkpoints(config_with({"seed": 42, "seeds": 1}), tmp_path)) == [42]
     with pytest.raises(FileNotFoundError, match="seed_members"):
         final_checkpoints(params, tmp_path)
     write_json(tmp_path / "members" / MANIFEST, {"base_seed": 42, "seeds": [43]})
@@ -99,9 +101,9 @@ def test_seed_summary_reports_mean_and_sample_sd():
 
 def test_committed_profiles_define_a_seed_ensemble():
     root = Path(__file__).resolve().parents[1]
-    params = load_params(root / "params.yaml")
-    assert member_seeds(params) == [params["seed"], params["seed"] + 1]
+    cfg = load_config(root / "params.yaml")
+    assert member_seeds(cfg) == [cfg.seed, cfg.seed + 1]
     raw = yaml.safe_load((root / "params.yaml").read_text())
-    paper = resolve_profile({**raw, "profile": "paper"})
+    paper = parse_config(resolve_profile({**raw, "profile": "paper"}))
     assert len(member_seeds(paper)) == 3
-    assert params["data"]["synthetic"]["seed"] == 42  # the data seed is not the model seed
+    assert cfg.data.synthetic["seed"] == 42  # the data seed is not the model seed

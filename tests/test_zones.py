@@ -21,6 +21,7 @@ from ames.data.errors import DataError
 from ames.masks_io import load_masks
 from ames.physics import elevation_priors
 from ames.run import load_run_inputs
+from ames.settings import load_config
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
 from ames.workflows.common import build_experts, load_graph
 from ames.zones import (
@@ -200,9 +201,9 @@ def test_masks_stage_saves_the_thresholds_and_the_gating_priors_follow_them(tmp_
     assert used.mode == "quantile" and metrics["thresholds"] == used.to_dict()
     assert all(metrics["zones"][name]["cells"] > 0 for name in ("high", "medium", "low"))
 
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    run = load_run_inputs(params, tmp_path / "dataset.nc", masks_dir)
-    model = assemble_model(params, run, build_experts(params, run, load_graph(run, masks_dir)))
+    cfg = load_config(tmp_path / "params.yaml")
+    run = load_run_inputs(cfg, tmp_path / "dataset.nc", masks_dir)
+    model = assemble_model(cfg, run, build_experts(cfg, run, load_graph(run, masks_dir)))
     expected = elevation_priors(run.masks.context[..., 0], used.high_min_m, used.low_max_m, 500.0)
     valid = run.masks.valid
     priors = model.gating.priors.detach().cpu().numpy()
@@ -214,7 +215,7 @@ def test_masks_stage_saves_the_thresholds_and_the_gating_priors_follow_them(tmp_
     batch = next(iter(DataLoader(run.windows("train"), batch_size=2)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _, parts = loss_fn(params["gating"]["loss"], physics_context(run))(model, batch)
+        _, parts = loss_fn(cfg.gating.loss, physics_context(run))(model, batch)
     assert 0 < parts["alpha"] < 1
 
 

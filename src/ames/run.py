@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +14,7 @@ from torch.utils.data import DataLoader
 from ames.data.dataset import GridData, load_grid_data
 from ames.masks_io import MaskBundle, load_masks
 from ames.paths import DATASET, MASKS
+from ames.settings import AmesConfig
 from ames.windows import GridInputs, TargetTransform, WindowDataset, build_grid_inputs
 
 
@@ -37,11 +37,9 @@ class RunInputs:
         return self.masks.zones
 
 
-def check_input_window(
-    params: Mapping[str, Any], masks: MaskBundle, masks_dir: str | Path, fix: str
-) -> int:
+def check_input_window(cfg: AmesConfig, masks: MaskBundle, masks_dir: str | Path, fix: str) -> int:
     """The params' input window, which must be the one the masks' split was built for."""
-    window = int(params["features"]["input_window"])
+    window = cfg.features.input_window
     if int(masks.split["input_window"]) != window:
         raise ValueError(
             f"{masks_dir}: split was built for input_window={masks.split['input_window']} but "
@@ -50,23 +48,21 @@ def check_input_window(
     return window
 
 
-def build_run_inputs(
-    params: Mapping[str, Any], data: GridData, masks: MaskBundle, window: int
-) -> RunInputs:
+def build_run_inputs(cfg: AmesConfig, data: GridData, masks: MaskBundle, window: int) -> RunInputs:
     """Model inputs and target transform of ``data``, normalised with the training stats."""
     inputs = build_grid_inputs(data.precip, data.months, masks.context, masks.valid, masks.stats)
-    transform = TargetTransform.from_stats(params["features"]["target_transform"], masks.stats)
+    transform = TargetTransform.from_stats(cfg.features.target_transform, masks.stats)
     return RunInputs(data, masks, inputs, transform, window, int(masks.split["horizon"]))
 
 
 def load_run_inputs(
-    params: Mapping[str, Any], dataset: str | Path = DATASET, masks_dir: str | Path = MASKS
+    cfg: AmesConfig, dataset: str | Path = DATASET, masks_dir: str | Path = MASKS
 ) -> RunInputs:
     """The one loader of a run's inputs: dataset + masks outputs (inference adds its checks)."""
     data = load_grid_data(dataset)
     masks = load_masks(masks_dir)
-    window = check_input_window(params, masks, masks_dir, "run `dvc repro masks`")
-    return build_run_inputs(params, data, masks, window)
+    window = check_input_window(cfg, masks, masks_dir, "run `dvc repro masks`")
+    return build_run_inputs(cfg, data, masks, window)
 
 
 def iterate_batches(

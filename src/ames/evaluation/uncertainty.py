@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import statsmodels.api as sm
 from scipy import stats
 
 MIN_BLOCK_MONTHS = 12
@@ -158,6 +157,8 @@ def dm_test(loss_a: np.ndarray, loss_b: np.ndarray, max_lag: int, df: int) -> DM
     n = len(d)
     if np.allclose(d, 0.0, rtol=0.0, atol=1e-12 * max(1.0, float(np.abs(loss_a).max()))):
         return DMResult(0.0, 1.0, float(n))
+    import statsmodels.api as sm  # 1.4 s to import; every stage parses BootstrapConfig
+
     fit = sm.OLS(d, np.ones(n)).fit(cov_type="HAC", cov_kwds={"maxlags": max_lag})
     statistic = float(fit.tvalues[0])
     p_value = float(2.0 * stats.t.sf(abs(statistic), df=df))

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ames.config import deep_merge
 from ames.evaluation.error_sums import error_sums, write_error_sums
 from ames.evaluation.metrics import score_forecasts
 from ames.run import DATASET, MASKS, load_run_inputs
+from ames.settings import AmesConfig
 from ames.workflows.ames_model import STAGE2_CHECKPOINT, finetune, train_gating
 from ames.workflows.common import MODELS
 from ames.workflows.evaluate import model_test_forecasts
@@ -22,24 +22,13 @@ STAGE2_SECTIONS = ("gating", "meta")
 ERRORS_FILE = "test_errors.nc"  # per-origin error sums, beside the ablation's checkpoints
 
 
-def ablation_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The full params with one ablation's overrides merged in."""
-    table = params.get("ablations") or {}
-    if name not in table:
-        raise KeyError(
-            f"params.yaml: no ablation {name!r} under 'ablations' (have {sorted(table)})"
-        )
-    base = {k: v for k, v in params.items() if k != "ablations"}
-    return deep_merge(base, table[name] or {})
-
-
 def needs_own_stage2(overrides: Mapping[str, Any]) -> bool:
     """Stage 2 is re-run only when the ablation changes the gating or the meta-learner."""
     return any(section in overrides for section in STAGE2_SECTIONS)
 
 
 def run_ablation(
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     name: str,
     *,
     models_dir: Path = MODELS,
@@ -47,8 +36,8 @@ def run_ablation(
     masks_dir: Path = MASKS,
 ) -> dict[str, Any]:
     start = time.perf_counter()
-    overrides = params["ablations"][name] or {}
-    p = ablation_params(params, name)
+    p = cfg.ablation(name)
+    overrides = cfg.ablations[name] or {}
     out_dir = Path("ablations") / name
     if needs_own_stage2(overrides):
         log.info("%s: stage 2 with %s", name, overrides)
@@ -73,7 +62,7 @@ def run_ablation(
         state_name=f"ablation_{name}_finetune",
     )
     run = load_run_inputs(p, dataset, masks_dir)
-    forecasts = model_test_forecasts(model, run, int(p["train"]["batch_size"]))
+    forecasts = model_test_forecasts(model, run, p.train.batch_size)
     test = score_forecasts(forecasts["pred"], forecasts["obs"], forecasts["clim"], run.zones)
     origin_times = run.data.times[forecasts["origin"]]
     sums = error_sums(

@@ -24,6 +24,7 @@ from ames.models.graph import GridGraph
 from ames.models.parameters import count_parameters
 from ames.plotting.routing import plot_routing_vs_elevation
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
+from ames.settings import AmesConfig
 from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
 from ames.training.engine import fit
@@ -38,7 +39,6 @@ from ames.workflows.common import (
     precompute_expert_outputs,
     run_fingerprint,
     score_split,
-    train_config,
 )
 
 log = logging.getLogger("ames.model")
@@ -59,17 +59,15 @@ def static_fields(run: RunInputs) -> StaticFields:
     )
 
 
-def assemble_model(
-    params: Mapping[str, Any], run: RunInputs, experts: list[torch.nn.Module]
-) -> AMESModel:
+def assemble_model(cfg: AmesConfig, run: RunInputs, experts: list[torch.nn.Module]) -> AMESModel:
     """AMES whose elevation priors follow the zone thresholds the masks stage used."""
     thresholds = run.masks.thresholds
     return build_ames_model(
         experts,
         run.transform,
         static_fields(run),
-        params["gating"],
-        params["meta"],
+        cfg.gating.model,
+        cfg.meta.model,
         run.horizon,
         high_min_m=thresholds.high_min_m,
         low_max_m=thresholds.low_max_m,
@@ -77,14 +75,14 @@ def assemble_model(
 
 
 def load_ames_model(
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     run: RunInputs,
     graph: GridGraph,
     checkpoint: Path,
     stage: str,
 ) -> AMESModel:
     """Rebuild AMES from params and load a stage-2 or final checkpoint into it."""
-    model = assemble_model(params, run, build_experts(params, run, graph))
+    model = assemble_model(cfg, run, build_experts(cfg, run, graph))
     load_state_dict_checked(model, checkpoint, stage=stage)
     return model
 
@@ -153,7 +151,7 @@ def model_summary(
 
 
 def train_gating(
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     *,
     models_dir: Path = MODELS,
     live_dir: Path | None = None,
@@ -166,21 +164,21 @@ def train_gating(
 ) -> tuple[AMESModel, dict[str, Any]]:
     """Stage 2: experts frozen (their outputs computed once), only the gating trains."""
     start = time.perf_counter()
-    run = load_run_inputs(params, dataset, masks_dir)
+    run = load_run_inputs(cfg, dataset, masks_dir)
     graph = load_graph(run, masks_dir)
-    model = assemble_model(params, run, load_trained_experts(params, run, graph, models_dir))
+    model = assemble_model(cfg, run, load_trained_experts(cfg, run, graph, models_dir))
     model.freeze_experts()
-    cfg = train_config(params, "gating")
-    device = select_device(cfg.device)
+    train_cfg = cfg.gating.training
+    device = select_device(train_cfg.device)
     model.to(device)
     best_path = models_dir / checkpoint_name
     trainable = [p for p in model.gating_parameters() if p.requires_grad]
     splits = {}
     for split in ("train", "val"):
         base = run.windows(split)
-        outputs = precompute_expert_outputs(list(model.experts), base, cfg.batch_size, device)
+        outputs = precompute_expert_outputs(list(model.experts), base, train_cfg.batch_size, device)
         splits[split] = WithExpertOutputs(base, outputs)
-    compute_loss = loss_fn(params["gating"]["loss"], physics_context(run))
+    compute_loss = loss_fn(cfg.gating.loss, physics_context(run))
     result = None
     untrained_row = None
     if trainable:
@@ -189,22 +187,22 @@ def train_gating(
             compute_loss,
             splits["train"],
             splits["val"],
-            cfg,
+            train_cfg,
             best_path=best_path,
             state_dir=(state_root or models_dir / "state") / state_name,
             live_dir=live_dir,
             trainable=trainable,
             desc="gating",
-            fingerprint=run_fingerprint(params, MODEL_SECTIONS, dataset, masks_dir),
+            fingerprint=run_fingerprint(cfg, MODEL_SECTIONS, dataset, masks_dir),
         )
     else:
         log.info(
             "gating mode %r has nothing to train: saving it as is, with its epoch-0 losses",
-            params["gating"]["mode"],
+            cfg.gating.mode,
         )
-        untrained_row = record_untrained(model, compute_loss, splits, cfg, device, live_dir)
+        untrained_row = record_untrained(model, compute_loss, splits, train_cfg, device, live_dir)
         save_checkpoint(best_path, model, {"epoch": 0, "note": "nothing to train"})
-    summary = model_summary(model, run, result, cfg.batch_size, routing_plot)
+    summary = model_summary(model, run, result, train_cfg.batch_size, routing_plot)
     summary["trained"] = result is not None
     if untrained_row is not None:
         summary.update(best_epoch=0, epochs_run=0, losses_untrained=untrained_row)
@@ -213,7 +211,7 @@ def train_gating(
 
 
 def finetune(
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     *,
     models_dir: Path = MODELS,
     live_dir: Path | None = None,
@@ -227,34 +225,31 @@ def finetune(
 ) -> tuple[AMESModel, dict[str, Any]]:
     """Stage 3: everything trainable, lr = finetune.lr_scale × train.lr, physics losses on."""
     start = time.perf_counter()
-    run = load_run_inputs(params, dataset, masks_dir)
+    run = load_run_inputs(cfg, dataset, masks_dir)
     graph = load_graph(run, masks_dir)
     stage2 = stage2_checkpoint or models_dir / STAGE2_CHECKPOINT
-    model = load_ames_model(params, run, graph, stage2, stage="gating")
-    ft = params["finetune"]
-    cfg = train_config(params, "finetune", lr=float(ft["lr_scale"]) * float(params["train"]["lr"]))
+    model = load_ames_model(cfg, run, graph, stage2, stage="gating")
+    train_cfg = cfg.finetune.training
     trainable = [p for p in model.parameters() if p.requires_grad]
     result = fit(
         model,
-        loss_fn(ft["loss"], physics_context(run)),
+        loss_fn(cfg.finetune.loss, physics_context(run)),
         run.windows("train"),
         run.windows("val"),
-        cfg,
+        train_cfg,
         best_path=models_dir / checkpoint_name,
         state_dir=(state_root or models_dir / "state") / state_name,
         live_dir=live_dir,
         trainable=trainable,
         desc="finetune",
-        fingerprint=run_fingerprint(
-            params, [*MODEL_SECTIONS, "finetune"], dataset, masks_dir, stage2
-        ),
+        fingerprint=run_fingerprint(cfg, [*MODEL_SECTIONS, "finetune"], dataset, masks_dir, stage2),
     )
-    summary = model_summary(model, run, result, cfg.batch_size, routing_plot)
+    summary = model_summary(model, run, result, train_cfg.batch_size, routing_plot)
     summary.update(
         orographic_enhancement=model.meta.orographic_enhancement.item(),
         rain_shadow_suppression=model.meta.rain_shadow_suppression.item(),
         loss_at_best_epoch=result.best_components,
-        lr=cfg.lr,
+        lr=train_cfg.lr,
         time_s=round(time.perf_counter() - start, 1),
     )
     return model, summary

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,11 @@ from ames.models.experts import build_expert
 from ames.models.graph import GridGraph, load_grid_graph
 from ames.paths import MODELS
 from ames.run import MASKS, RunInputs, collect_forecasts
+from ames.settings import EXPERT_IDS, AmesConfig
 from ames.training.checkpoints import load_state_dict_checked
-from ames.training.config import TrainConfig
 from ames.windows import N_CHANNELS
 
 log = logging.getLogger("ames")
-
-EXPERT_IDS = (1, 2, 3)
 
 
 def expert_checkpoint(index: int, models_dir: Path = MODELS) -> Path:
@@ -43,15 +40,9 @@ def file_digest(*paths: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def train_config(params: Mapping[str, Any], section: str, **overrides: Any) -> TrainConfig:
-    """Shared ``train`` defaults + the section's ``training`` keys; a seed per section."""
-    values = {**params["train"], **params[section]["training"], **overrides}
-    values["seed"] = derive_seed(params["seed"], section, "training")
-    return TrainConfig.from_dict(values, source=f"params.yaml ({section}.training)")
-
-
-def run_fingerprint(params: Mapping[str, Any], sections: list[str], *data: str | Path) -> str:
-    chosen = {key: params.get(key) for key in sections}
+def run_fingerprint(cfg: AmesConfig, sections: list[str], *data: str | Path) -> str:
+    """Hash of the named raw params sections and the data files (resumes only when equal)."""
+    chosen = {key: cfg.raw.get(key) for key in sections}
     return f"{params_hash(chosen)}-{file_digest(*data)}"
 
 
@@ -59,18 +50,18 @@ def load_graph(run: RunInputs, masks_dir: Path = MASKS) -> GridGraph:
     return load_grid_graph(masks_dir / "graph.npz", run.masks.valid.shape)
 
 
-def build_experts(params: Mapping[str, Any], run: RunInputs, graph: GridGraph) -> list[nn.Module]:
+def build_experts(cfg: AmesConfig, run: RunInputs, graph: GridGraph) -> list[nn.Module]:
     """The three experts with their params-defined architecture (untrained); a linear path
     reads the run's standardised anomalies and forecasts in the run's target units."""
     stats = run.masks.stats
     units = run.transform.standardized_anomaly_units(stats["clim_mean"], stats["clim_std"])
     experts = []
     for index in EXPERT_IDS:
-        torch.manual_seed(derive_seed(params["seed"], f"expert{index}", "init"))
+        torch.manual_seed(derive_seed(cfg.seed, f"expert{index}", "init"))
         experts.append(
             build_expert(
                 index,
-                params[f"expert{index}"]["model"],
+                cfg.expert(index).model,
                 n_features=N_CHANNELS,
                 window=run.window,
                 horizon=run.horizon,
@@ -83,9 +74,9 @@ def build_experts(params: Mapping[str, Any], run: RunInputs, graph: GridGraph) -
 
 
 def load_trained_experts(
-    params: Mapping[str, Any], run: RunInputs, graph: GridGraph, models_dir: Path = MODELS
+    cfg: AmesConfig, run: RunInputs, graph: GridGraph, models_dir: Path = MODELS
 ) -> list[nn.Module]:
-    experts = build_experts(params, run, graph)
+    experts = build_experts(cfg, run, graph)
     for index, expert in zip(EXPERT_IDS, experts, strict=True):
         load_state_dict_checked(
             expert, expert_checkpoint(index, models_dir), stage=f"expert@{index}"

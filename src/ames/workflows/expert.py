@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ames.config import ConfigError
 from ames.evaluation.ridge import RidgeBaseline, fit_ridge
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
 from ames.selection import pretest_folds
+from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.workflows.common import (
@@ -25,7 +27,6 @@ from ames.workflows.common import (
     load_graph,
     run_fingerprint,
     score_split,
-    train_config,
 )
 
 log = logging.getLogger("ames.expert")
@@ -43,7 +44,7 @@ def fit_linear_path(run: RunInputs, n_folds: int) -> RidgeBaseline:
 
 
 def train_expert(
-    params: dict[str, Any],
+    cfg: AmesConfig,
     index: int,
     *,
     models_dir: Path = MODELS,
@@ -59,17 +60,18 @@ def train_expert(
     """
     start = time.perf_counter()
     section = f"expert{index}"
-    zone = params[section]["zone"]
-    run = load_run_inputs(params, dataset, masks_dir)
+    expert = cfg.expert(index)
+    zone = expert.zone
+    run = load_run_inputs(cfg, dataset, masks_dir)
     if zone not in run.zones:
-        raise ValueError(f"params.yaml ({section}.zone): unknown zone {zone!r}")
+        raise ConfigError(f"{cfg.source}: {section}.zone: unknown zone {zone!r}")
     graph = load_graph(run, masks_dir)
-    model = build_experts(params, run, graph)[index - 1]
+    model = build_experts(cfg, run, graph)[index - 1]
     zone_mask = torch.from_numpy(run.zones[zone])
-    cfg = train_config(params, section)
+    train_cfg = expert.training
     ridge_path = None
-    if params[section]["model"].get("linear_path") == "ridge":
-        ridge_path = fit_linear_path(run, int(params["selection"]["folds"]))
+    if expert.ridge_linear_path:
+        ridge_path = fit_linear_path(run, cfg.selection_folds)
         model.linear.set_weights(ridge_path.coef, ridge_path.intercept)
         penalties = [f"{a:.0e}" for a in ridge_path.alpha]
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
@@ -90,19 +92,21 @@ def train_expert(
         compute_loss,
         run.windows("train"),
         run.windows("val"),
-        cfg,
+        train_cfg,
         best_path=expert_checkpoint(index, models_dir),
         state_dir=(state_root or models_dir / "state") / section,
         live_dir=live_dir,
         desc=section,
         loss_mask=zone_mask,
         fingerprint=run_fingerprint(
-            params, ["seed", "features", "train", section], dataset, masks_dir
+            cfg, ["seed", "features", "train", section], dataset, masks_dir
         ),
     )
-    device = select_device(cfg.device)
+    device = select_device(train_cfg.device)
     model.eval()
-    scores, _ = score_split(expert_forecast_mm(model, run), run, "val", cfg.batch_size, device)
+    scores, _ = score_split(
+        expert_forecast_mm(model, run), run, "val", train_cfg.batch_size, device
+    )
     return {
         "zone": zone,
         "zone_cells": int(zone_mask.sum()),

@@ -31,6 +31,7 @@ from ames.masks_io import MaskBundle, load_masks
 from ames.models.ames import AMESModel
 from ames.plotting.forecast import plot_forecast_maps
 from ames.run import MASKS, RunInputs, build_run_inputs, check_input_window
+from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.windows import window_inputs
 from ames.workflows.ames_model import FINAL_CHECKPOINT, load_ames_model
@@ -129,17 +130,17 @@ def _warn_if_other_terrain(data: GridData, masks: MaskBundle, source: str | Path
 
 
 def load_forecast_run(
-    params: Mapping[str, Any], dataset_path: str | Path, masks_dir: str | Path = MASKS
+    cfg: AmesConfig, dataset_path: str | Path, masks_dir: str | Path = MASKS
 ) -> RunInputs:
     """Dataset + the training run's masks outputs, checked and normalised (training stats)."""
     data = load_checked_dataset(dataset_path)
     masks = load_masks(masks_dir)
     fix = "use the params the model was trained with"
-    window = check_input_window(params, masks, masks_dir, fix)
+    window = check_input_window(cfg, masks, masks_dir, fix)
     check_same_grid(data, masks, dataset_path)
     check_history(data, window, dataset_path)
     _warn_if_other_terrain(data, masks, dataset_path)
-    return build_run_inputs(params, data, masks, window)
+    return build_run_inputs(cfg, data, masks, window)
 
 
 def origin_batch(run: RunInputs, origin: int | None = None) -> dict[str, Tensor]:
@@ -247,7 +248,7 @@ def _coordinate_attrs(ds: xr.Dataset) -> None:
 
 
 def forecast_from_dataset(
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     dataset_path: str | Path,
     *,
     checkpoint: str | Path | Sequence[str | Path] = CHECKPOINT,
@@ -255,17 +256,16 @@ def forecast_from_dataset(
 ) -> xr.Dataset:
     """Forecast the ``horizon`` months after the last month of ``dataset_path``.
 
-    ``params`` must be those the checkpoint was trained with; ``masks_dir`` holds that
+    ``cfg`` must be the params the checkpoint was trained with; ``masks_dir`` holds that
     training run's ``masks`` outputs (statistics, climatology, context, graph). Several
     checkpoints (a seed ensemble) give the mean of their forecasts, experts and weights.
     """
-    run = load_forecast_run(params, dataset_path, masks_dir)
+    run = load_forecast_run(cfg, dataset_path, masks_dir)
     graph = load_graph(run, Path(masks_dir))
     paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
-    device = select_device(params["train"]["device"])
+    device = select_device(cfg.train.device)
     models = [
-        load_ames_model(params, run, graph, Path(path), stage="finetune").to(device)
-        for path in paths
+        load_ames_model(cfg, run, graph, Path(path), stage="finetune").to(device) for path in paths
     ]
     origin = month_label(run.data.times[-1].to_datetime64())
     log.info("forecasting %d months after %s from %s", run.horizon, origin, dataset_path)
@@ -293,7 +293,7 @@ def target_month_labels(ds: xr.Dataset) -> list[str]:
 
 def forecast_metadata(
     ds: xr.Dataset,
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     *,
     dataset_path: str | Path,
     checkpoint: str | Path | Sequence[str | Path],
@@ -312,7 +312,7 @@ def forecast_metadata(
         "target_months": target_month_labels(ds),
         "checkpoint": path,
         "checkpoint_sha256": digest,
-        "params_sha256": params_hash(params),
+        "params_sha256": params_hash(cfg.raw),
         "dataset": str(dataset_path),
         "data_sha256": sha256_file(dataset_path),
         "masks_dir": ds.attrs["masks_dir"],

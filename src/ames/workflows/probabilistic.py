@@ -38,29 +38,11 @@ from ames.evaluation.probabilistic import (
 from ames.evaluation.reliability import pit_histogram, reliability_table
 from ames.evaluation.uncertainty import BootstrapConfig, block_indices, n_blocks, origin_counts
 from ames.run import RunInputs
+from ames.settings import ProbabilisticConfig
 
 PREDICTIVE = Path("models/predictive.nc")
 SCALE_VARS = {"ames": "spread_scale", "damped_persistence": "spread_scale_damped_persistence"}
 WEIGHT_VARS = {"ames": "tercile_weight", "damped_persistence": "tercile_weight_damped_persistence"}
-
-
-def settings(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``probabilistic`` params block, checked."""
-    block = dict(params["probabilistic"])
-    levels = [float(q) for q in block["quantiles"]]
-    if sorted(levels) != levels or not all(0.0 < q < 1.0 for q in levels) or len(levels) < 2:
-        raise ValueError(
-            "params.yaml (probabilistic.quantiles): expected increasing levels in (0, 1), "
-            f"at least two, got {block['quantiles']}"
-        )
-    lo, hi = (float(b) for b in block["spread_scale_bounds"])
-    if not 0.0 < lo < hi:
-        raise ValueError(
-            "params.yaml (probabilistic.spread_scale_bounds): expected 0 < low < high, "
-            f"got {block['spread_scale_bounds']}"
-        )
-    block.update(quantiles=levels, spread_scale_bounds=(lo, hi))
-    return block
 
 
 def training_months(run: RunInputs) -> np.ndarray:
@@ -234,7 +216,7 @@ def _sums(
     month: np.ndarray,
     predictive: Predictive,
     valid: np.ndarray,
-    options: Mapping[str, Any],
+    options: ProbabilisticConfig,
     products: dict[str, np.ndarray] | None = None,
     calibrated: bool = False,
 ) -> DistributionSums:
@@ -244,10 +226,10 @@ def _sums(
         month,
         predictive,
         valid,
-        options["quantiles"],
-        pit_bins=int(options["pit_bins"]),
-        reliability_bins=int(options["reliability_bins"]),
-        seed=int(options["pit_seed"]),
+        options.quantiles,
+        pit_bins=options.pit_bins,
+        reliability_bins=options.reliability_bins,
+        seed=options.pit_seed,
         products=products,
         calibrated=calibrated,
     )
@@ -259,7 +241,7 @@ def score_probabilistic(
     origins: np.ndarray,
     run: RunInputs,
     predictives: Mapping[str, Predictive],
-    options: Mapping[str, Any],
+    options: ProbabilisticConfig,
     bootstrap: BootstrapConfig,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """Score each dressed point forecast and the climatological ensemble on the same samples.
@@ -298,8 +280,8 @@ def score_probabilistic(
     indices = block_indices(len(origins), bootstrap.block_months, bootstrap.n_boot, bootstrap.seed)
     counts = origin_counts(indices, len(origins))
     report: dict[str, Any] = {
-        "quantiles": list(options["quantiles"]),
-        "interval_nominal": round(max(options["quantiles"]) - min(options["quantiles"]), 6),
+        "quantiles": list(options.quantiles),
+        "interval_nominal": round(max(options.quantiles) - min(options.quantiles), 6),
         "members": int(reference.ratios.shape[1]),
         "climatology": probabilistic_scores(ref_sums, ref_sums, run.zones, valid)["overall"],
     }

@@ -22,6 +22,7 @@ import torch
 from ames.io import read_json, write_json
 from ames.models.graph import GridGraph
 from ames.run import DATASET, MASKS, RunInputs
+from ames.settings import AmesConfig
 from ames.workflows.ames_model import FINAL_CHECKPOINT, finetune, load_ames_model, train_gating
 from ames.workflows.common import EXPERT_IDS, MODELS
 from ames.workflows.evaluate import model_test_forecasts
@@ -33,12 +34,9 @@ MANIFEST = "members.json"
 SEED_SCORE_KEYS = ("pooled_r2", "percell_r2", "rmse", "mae", "msess")
 
 
-def member_seeds(params: Mapping[str, Any]) -> list[int]:
+def member_seeds(cfg: AmesConfig) -> list[int]:
     """Model seeds of the ensemble; the first is the main chain's ``seed``."""
-    n = params.get("seeds")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"params.yaml (seeds): expected a whole number ≥ 1, got {n!r}")
-    return [int(params["seed"]) + k for k in range(n)]
+    return [cfg.seed + k for k in range(cfg.seeds)]
 
 
 def member_dir(seed: int, models_dir: Path = MODELS) -> Path:
@@ -46,7 +44,7 @@ def member_dir(seed: int, models_dir: Path = MODELS) -> Path:
 
 
 def train_member(
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     seed: int,
     *,
     models_dir: Path = MODELS,
@@ -55,22 +53,22 @@ def train_member(
 ) -> dict[str, Any]:
     """Stages 1–3 with model seed ``seed``; training state stays resumable outside the output."""
     start = time.perf_counter()
-    p = {**params, "seed": seed}
+    member = cfg.with_seed(seed)
     out = member_dir(seed, models_dir)
     state = models_dir / "state" / "members" / f"seed{seed}"
     common = {"models_dir": out, "dataset": dataset, "masks_dir": masks_dir, "state_root": state}
     experts = {}
     for index in EXPERT_IDS:
         log.info("seed %d: expert %d", seed, index)
-        metrics = train_expert(p, index, **common)
+        metrics = train_expert(member, index, **common)
         experts[f"expert{index}"] = {
             "best_epoch": metrics["best_epoch"],
             "val_in_zone_msess": metrics["val"]["in_zone"]["msess"],
         }
     log.info("seed %d: gating", seed)
-    _, gating = train_gating(p, **common)
+    _, gating = train_gating(member, **common)
     log.info("seed %d: finetune", seed)
-    _, final = finetune(p, **common)
+    _, final = finetune(member, **common)
     return {
         "experts": experts,
         "gating_best_epoch": gating.get("best_epoch"),
@@ -82,7 +80,7 @@ def train_member(
 
 
 def train_members(
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     *,
     models_dir: Path = MODELS,
     dataset: Path = DATASET,
@@ -90,12 +88,12 @@ def train_members(
 ) -> dict[str, Any]:
     """Train every member but the first; write the manifest ``evaluate`` checks against."""
     start = time.perf_counter()
-    seeds = member_seeds(params)
+    seeds = member_seeds(cfg)
     root = models_dir / "members"
     root.mkdir(parents=True, exist_ok=True)
     members = {
         str(seed): train_member(
-            params, seed, models_dir=models_dir, dataset=dataset, masks_dir=masks_dir
+            cfg, seed, models_dir=models_dir, dataset=dataset, masks_dir=masks_dir
         )
         for seed in seeds[1:]
     }
@@ -107,9 +105,9 @@ def train_members(
     }
 
 
-def final_checkpoints(params: Mapping[str, Any], models_dir: Path = MODELS) -> dict[int, Path]:
+def final_checkpoints(cfg: AmesConfig, models_dir: Path = MODELS) -> dict[int, Path]:
     """Final checkpoint of every member, by seed; refuses members of other params."""
-    seeds = member_seeds(params)
+    seeds = member_seeds(cfg)
     paths = {seeds[0]: models_dir / FINAL_CHECKPOINT}
     if len(seeds) == 1:
         return paths
@@ -131,7 +129,7 @@ def final_checkpoints(params: Mapping[str, Any], models_dir: Path = MODELS) -> d
 
 
 def load_members(
-    params: Mapping[str, Any],
+    cfg: AmesConfig,
     run: RunInputs,
     graph: GridGraph,
     device: torch.device,
@@ -139,10 +137,8 @@ def load_members(
 ) -> dict[int, torch.nn.Module]:
     """Every member's final model, on ``device``."""
     return {
-        seed: load_ames_model({**params, "seed": seed}, run, graph, path, stage="finetune").to(
-            device
-        )
-        for seed, path in final_checkpoints(params, models_dir).items()
+        seed: load_ames_model(cfg.with_seed(seed), run, graph, path, stage="finetune").to(device)
+        for seed, path in final_checkpoints(cfg, models_dir).items()
     }
 
 
