@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+
+# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
+# repository), not whichever checkout an editable install points at.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ames.cli import run_stage
 from ames.io import read_json, write_json

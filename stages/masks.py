@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
+# repository), not whichever checkout an editable install points at.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ames.cli import run_stage
 from ames.climatology import training_month_mask

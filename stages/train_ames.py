@@ -8,6 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
+# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
+# repository), not whichever checkout an editable install points at.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
 from ames.cli import run_stage
 from ames.io import write_json
 from ames.paths import add_run_paths
