@@ -14,10 +14,12 @@ from torch.utils.data import Dataset
 
 from ames.config import derive_seed, params_hash
 from ames.evaluation.metrics import score_forecasts
+from ames.evaluation.ridge import RidgeBaseline, fit_ridge
 from ames.models.experts import build_expert
 from ames.models.graph import GridGraph, load_grid_graph
 from ames.paths import MODELS
 from ames.run import MASKS, RunInputs, collect_forecasts
+from ames.selection import Fold, pretest_folds
 from ames.settings import EXPERT_IDS, AmesConfig
 from ames.training.checkpoints import load_state_dict_checked
 from ames.windows import N_CHANNELS
@@ -135,3 +137,16 @@ def precompute_expert_outputs(
         x = batch["x"].to(device)
         outputs.append(torch.stack([e(x) for e in experts], dim=1).float().cpu())
     return torch.cat(outputs)
+
+
+def fit_run_ridge(run: RunInputs, n_folds: int) -> tuple[RidgeBaseline, list[Fold]]:
+    """The ``ridge`` regression of a run, and the folds that chose its penalties: every valid
+    cell, standardised anomalies, fitted on the training origins, each lead's penalty by the
+    blocked cross-validation of ``ames.selection`` over the pre-test origins. The ``ridge``
+    baseline and the experts' ``linear_path: ridge`` both use it."""
+    split = run.masks.split
+    folds = pretest_folds(split, run.data.times, n_folds, run.window, run.horizon)
+    model = fit_ridge(
+        run.inputs, run.masks.valid, np.asarray(split["train"]), folds, run.window, run.horizon
+    )
+    return model, folds

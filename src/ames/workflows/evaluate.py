@@ -15,10 +15,11 @@ import xarray as xr
 from ames.climatology import training_month_mask
 from ames.evaluation.baselines import all_baselines, fit_anomaly_rho
 from ames.evaluation.metrics import per_cell_maps, score_forecasts, skill_captured_scores
-from ames.evaluation.ridge import fit_ridge, ridge_forecast
+from ames.evaluation.ridge import ridge_forecast
 from ames.models.ames import AMESModel
 from ames.run import RunInputs, collect_forecasts
-from ames.selection import describe_folds, pretest_folds
+from ames.selection import describe_folds
+from ames.workflows.common import fit_run_ridge
 
 log = logging.getLogger("ames.evaluate")
 
@@ -58,11 +59,7 @@ def ridge_baseline(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The ``ridge`` forecast for ``origins`` and how it was selected: fitted on training
     origins, each lead's penalty by blocked cross-validation over the pre-test origins."""
-    split = run.masks.split
-    folds = pretest_folds(split, run.data.times, n_folds, run.window, run.horizon)
-    model = fit_ridge(
-        run.inputs, run.masks.valid, np.asarray(split["train"]), folds, run.window, run.horizon
-    )
+    model, folds = fit_run_ridge(run, n_folds)
     log.info("ridge: penalty by lead %s", [f"{a:.0e}" for a in model.alpha])
     stats = run.masks.stats
     forecast = ridge_forecast(

@@ -7,15 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ames.config import ConfigError
-from ames.evaluation.ridge import RidgeBaseline, fit_ridge
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
-from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
-from ames.selection import pretest_folds
+from ames.run import DATASET, MASKS, load_run_inputs
 from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.training.engine import fit
@@ -24,23 +21,13 @@ from ames.workflows.common import (
     build_experts,
     expert_checkpoint,
     expert_forecast_mm,
+    fit_run_ridge,
     load_graph,
     run_fingerprint,
     score_split,
 )
 
 log = logging.getLogger("ames.expert")
-
-
-def fit_linear_path(run: RunInputs, n_folds: int) -> RidgeBaseline:
-    """The regression of ``linear_path: ridge``: the ``ridge`` baseline itself (every valid
-    cell, standardised anomalies, training origins, each lead's penalty by the blocked
-    cross-validation of ``ames.selection``); the expert maps it to its target units."""
-    split = run.masks.split
-    folds = pretest_folds(split, run.data.times, n_folds, run.window, run.horizon)
-    return fit_ridge(
-        run.inputs, run.masks.valid, np.asarray(split["train"]), folds, run.window, run.horizon
-    )
 
 
 def train_expert(
@@ -71,7 +58,7 @@ def train_expert(
     train_cfg = expert.training
     ridge_path = None
     if expert.ridge_linear_path:
-        ridge_path = fit_linear_path(run, cfg.selection_folds)
+        ridge_path, _ = fit_run_ridge(run, cfg.selection_folds)
         model.linear.set_weights(ridge_path.coef, ridge_path.intercept)
         penalties = [f"{a:.0e}" for a in ridge_path.alpha]
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
