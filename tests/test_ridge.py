@@ -99,7 +99,7 @@ def test_the_experts_linear_path_reads_the_same_regressors_as_ridge():
     channels must give the very rows ``ridge_features`` builds, in the same order."""
     import torch
 
-    from ames.models.layers import LinearPath
+    from ames.models.linear_path import LinearPath
     from ames.windows import window_inputs
 
     inputs = ar1_inputs()
@@ -126,7 +126,7 @@ def test_the_experts_linear_path_forecasts_the_ridge_baseline_in_its_target_unit
     import torch
 
     from ames.climatology import target_months
-    from ames.models.layers import LinearPath
+    from ames.models.linear_path import LinearPath
     from ames.windows import TargetTransform, window_inputs
 
     inputs = ar1_inputs()

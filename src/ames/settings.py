@@ -44,6 +44,20 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class LinearFeatures:
+    """The ``linear_features`` section: regressors of the experts' linear path beyond the
+    ``ridge`` baseline's (``ames.models.linear_path``). The defaults add none."""
+
+    smoothing_km: tuple[float, ...] = ()
+    smoothing_lags: int = 0
+    loading: bool = False
+
+    @property
+    def adds_regressors(self) -> bool:
+        return bool(self.smoothing_km and self.smoothing_lags) or self.loading
+
+
+@dataclass(frozen=True)
 class TrainDefaults:
     """The shared ``train`` block; each stage's ``TrainConfig`` merges its own keys over it."""
 
@@ -130,6 +144,7 @@ class AmesConfig:
     probabilistic: ProbabilisticConfig
     selection_folds: int
     features: FeaturesConfig
+    linear_features: LinearFeatures
     train: TrainDefaults
     experts: tuple[ExpertConfig, ...]
     gating: GatingConfig
@@ -185,6 +200,7 @@ def parse_config(params: Mapping[str, Any], source: str = "params.yaml") -> Ames
         probabilistic=_probabilistic(r, r.section(params, "probabilistic")),
         selection_folds=r.integer(r.section(params, "selection"), "selection.folds", minimum=1),
         features=_features(r, r.section(params, "features")),
+        linear_features=_linear_features(r, r.section(params, "linear_features")),
         train=_train_defaults(r, train),
         experts=tuple(_expert(r, params, seed, i) for i in EXPERT_IDS),
         gating=_gating(r, params, seed),
@@ -269,6 +285,26 @@ def _features(r: _Reader, section: Mapping[str, Any]) -> FeaturesConfig:
     return FeaturesConfig(
         input_window=r.integer(section, "features.input_window", minimum=1),
         target_transform=r.choice(section, "features.target_transform", TARGET_TRANSFORMS),
+    )
+
+
+def _linear_features(r: _Reader, section: Mapping[str, Any]) -> LinearFeatures:
+    r.known_keys(section, "linear_features", ["smoothing_km", "smoothing_lags", "loading"])
+    scales = r.value(section, "linear_features.smoothing_km")
+    positive = isinstance(scales, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in scales
+    )
+    if not positive:
+        raise r.fail(
+            "linear_features.smoothing_km", f"expected a list of positive km, got {scales!r}"
+        )
+    loading = r.value(section, "linear_features.loading")
+    if not isinstance(loading, bool):
+        raise r.fail("linear_features.loading", f"expected true or false, got {loading!r}")
+    return LinearFeatures(
+        smoothing_km=tuple(float(v) for v in scales),
+        smoothing_lags=r.integer(section, "linear_features.smoothing_lags", minimum=0),
+        loading=loading,
     )
 
 

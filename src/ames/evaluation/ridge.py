@@ -41,6 +41,7 @@ class RidgeBaseline:
     cv_mse: np.ndarray  # [A, H] cross-validated MSE of every penalty (target units)
     alphas: tuple[float, ...]
     window: int
+    loading: np.ndarray | None = None  # [lat, lon] of the linear path's loading regressor
 
     @property
     def best_cv_mse(self) -> np.ndarray:
@@ -138,13 +139,21 @@ def fit_ridge_selected(
     cv_mse = cross_validated_mse(moments, origins, folds, n_features, alphas)
     alpha = np.asarray(alphas)[cv_mse.argmin(axis=0)]
     fit = moments[np.isin(origins, fit_origins)].sum(axis=0)
-    coef = np.zeros((targets.shape[1], n_features))
-    intercept = np.zeros(targets.shape[1])
+    coef, intercept = solve_at_penalties(fit, alpha, n_features)
+    return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window)
+
+
+def solve_at_penalties(
+    moments: np.ndarray, alpha: np.ndarray, n_features: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(coef [H, F], intercept [H])`` with target column ``h`` fitted at ``alpha[h]``."""
+    coef = np.zeros((len(alpha), n_features))
+    intercept = np.zeros(len(alpha))
     for a in np.unique(alpha):
         leads = alpha == a
-        c, b = solve_ridge(fit, float(a), n_features)
+        c, b = solve_ridge(moments, float(a), n_features)
         coef[leads], intercept[leads] = c[leads], b[leads]
-    return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window)
+    return coef, intercept
 
 
 def fit_ridge(

@@ -10,13 +10,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ames.models.layers import (
-    ConvLstmLayer,
-    linear_path,
-    patch_months,
-    split_static,
-    start_as_linear_path,
-)
+from ames.models.layers import ConvLstmLayer, patch_months, split_static
+from ames.models.linear_path import linear_path, start_as_linear_path
 
 
 @dataclass(frozen=True)

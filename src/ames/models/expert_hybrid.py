@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ames.models.graph import GridGraph
-from ames.models.layers import graph_attention, linear_path, split_static, start_as_linear_path
+from ames.models.layers import graph_attention, split_static
+from ames.models.linear_path import linear_path, start_as_linear_path
 
 
 @dataclass(frozen=True)

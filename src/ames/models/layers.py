@@ -11,15 +11,14 @@
   checkpoint only loads into the ``gat_impl`` it was trained with. GATConv projects the
   scalar edge weight to ``heads × head_dim`` features and dots them with ``att_edge``; the
   dense layer holds the product, one coefficient per head.
-- :class:`TemporalAttention` (expert 1), :class:`ConvLstmLayer` (expert 2) and
-  :class:`LinearPath` (``linear_path``, all experts; :func:`start_as_linear_path`).
+- :class:`TemporalAttention` (expert 1) and :class:`ConvLstmLayer` (expert 2); the
+  experts' ``linear_path`` is in :mod:`ames.models.linear_path`.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -218,76 +217,3 @@ class ConvLstmLayer(nn.Module):
             cell = i * torch.tanh(g) if cell is None else f * cell + i * torch.tanh(g)
             states.append(o * torch.tanh(cell))
         return torch.stack(states, dim=1)
-
-
-class LinearPath(nn.Module):
-    """``linear_path``: the ``ridge`` baseline's linear forecast inside an expert, added to
-    the expert's output so the network only has to learn what is not linear.
-
-    Per cell, the same weights everywhere (a 1×1 convolution): the cell's standardised
-    anomaly over the window, the domain-mean anomaly over the window and the sin/cos of the
-    origin month (input channels 0, 1, 2–3; see ``ames.windows.window_inputs``) → the
-    standardised anomaly ``z`` of each of the H target months, as ``ames.evaluation.ridge``.
-    ``set_units`` maps ``z`` to the expert's target units, ``shift[m] + gain[m] · z`` for
-    target calendar month ``m`` (identity until set). ``linear_path: true`` starts the
-    weights at zero and trains them with the rest of the expert; ``linear_path: ridge`` fixes
-    them to the ``ridge`` baseline's regression (``set_weights``), so the network learns the
-    residual of the cross-validated linear forecast. Either way the expert's output layer
-    starts at zero (:func:`start_as_linear_path`): an untrained expert forecasts its path.
-    """
-
-    def __init__(self, window: int, horizon: int, frozen: bool = False) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(2 * window + 2, horizon, 1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
-        self.proj.requires_grad_(not frozen)
-        # derived from the run's training statistics whenever the expert is built: not saved
-        self.register_buffer("shift", torch.zeros(12, 1, 1), persistent=False)
-        self.register_buffer("gain", torch.ones(12, 1, 1), persistent=False)
-        angle = 2 * torch.pi * torch.arange(12) / 12.0
-        self.register_buffer("month_code", torch.stack([angle.sin(), angle.cos()]), False)
-        self.register_buffer("leads", torch.arange(1, horizon + 1), persistent=False)
-
-    @torch.no_grad()
-    def set_weights(self, coef: np.ndarray, intercept: np.ndarray) -> None:
-        """``coef`` ``[H, 2W + 2]`` and ``intercept`` ``[H]`` in ``ridge_features`` order."""
-        self.proj.weight.copy_(torch.as_tensor(coef, dtype=torch.float32)[..., None, None])
-        self.proj.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
-
-    def set_units(self, shift: Tensor, gain: Tensor) -> None:
-        """``[12, lat, lon]`` each: target units = ``shift[m] + gain[m] · z``."""
-        self.shift = shift.to(self.shift)
-        self.gain = gain.to(self.gain)
-
-    def origin_month(self, x: Tensor) -> Tensor:
-        """``[B]`` calendar month 0..11 of the last input month, from its sin/cos channels."""
-        code = x[:, -1, 2:4].mean(dim=(-2, -1)).float()  # [B, 2], the same in every cell
-        return (code @ self.month_code).argmax(dim=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x [B, W, C, lat, lon]`` → ``[B, H, lat, lon]`` in the expert's target units."""
-        regressors = torch.cat([x[:, :, 0], x[:, :, 1], x[:, -1, 2:4]], dim=1)
-        z = self.proj(regressors)
-        month = (self.origin_month(x)[:, None] + self.leads) % 12  # [B, H]
-        return self.shift[month] + self.gain[month] * z
-
-
-def linear_path(mode: bool | str, window: int, horizon: int) -> LinearPath | None:
-    """The ``linear_path`` of an expert: None when off, frozen for ``ridge``."""
-    if not mode:
-        return None
-    if window < 1:
-        raise ValueError(f"linear_path needs the input window, got window={window}")
-    return LinearPath(window, horizon, frozen=mode == "ridge")
-
-
-def start_as_linear_path(head: nn.Module, path: LinearPath | None) -> None:
-    """Zero the weight and bias of ``head``, the layer that maps to the H leads, when the
-    expert has a linear ``path``: the expert then starts as exactly its linear forecast and
-    training learns the nonlinear residual. Zeroing draws no random numbers, so an expert
-    without a path, or any module built after the head, initialises as before."""
-    if path is None:
-        return
-    nn.init.zeros_(head.weight)
-    nn.init.zeros_(head.bias)

@@ -15,8 +15,10 @@ from torch.utils.data import Dataset
 from ames.config import derive_seed, params_hash
 from ames.evaluation.metrics import score_forecasts
 from ames.evaluation.ridge import RidgeBaseline, fit_ridge
+from ames.evaluation.ridge_spatial import fit_spatial_ridge
 from ames.models.experts import build_expert
 from ames.models.graph import GridGraph, load_grid_graph
+from ames.models.linear_path import SpatialRegressors, grid_spacing_km
 from ames.paths import MODELS
 from ames.run import MASKS, RunInputs, collect_forecasts
 from ames.selection import Fold, pretest_folds
@@ -72,7 +74,15 @@ def build_experts(cfg: AmesConfig, run: RunInputs, graph: GridGraph) -> list[nn.
         )
         if experts[-1].linear is not None:
             experts[-1].linear.set_units(*units)
+            if cfg.linear_features.adds_regressors:
+                experts[-1].linear.add_spatial(spatial_regressors(cfg, run))
     return experts
+
+
+def spatial_regressors(cfg: AmesConfig, run: RunInputs) -> SpatialRegressors:
+    """The run's ``linear_features`` regressors on its grid (loading not yet fitted)."""
+    spacing = grid_spacing_km(run.data.lat, run.data.lon)
+    return SpatialRegressors(cfg.linear_features, run.window, run.masks.valid, spacing)
 
 
 def load_trained_experts(
@@ -150,3 +160,21 @@ def fit_run_ridge(run: RunInputs, n_folds: int) -> tuple[RidgeBaseline, list[Fol
         run.inputs, run.masks.valid, np.asarray(split["train"]), folds, run.window, run.horizon
     )
     return model, folds
+
+
+def fit_run_linear_path(cfg: AmesConfig, run: RunInputs) -> RidgeBaseline:
+    """The experts' ``linear_path: ridge``: the run's ``ridge`` regression with the
+    ``linear_features`` regressors added, by the same folds, penalties and training origins."""
+    if not cfg.linear_features.adds_regressors:
+        return fit_run_ridge(run, cfg.selection_folds)[0]
+    split = run.masks.split
+    folds = pretest_folds(split, run.data.times, cfg.selection_folds, run.window, run.horizon)
+    return fit_spatial_ridge(
+        run.inputs,
+        run.masks.valid,
+        np.asarray(split["train"]),
+        folds,
+        run.window,
+        run.horizon,
+        spatial_regressors(cfg, run),
+    )

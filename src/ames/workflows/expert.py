@@ -21,7 +21,7 @@ from ames.workflows.common import (
     build_experts,
     expert_checkpoint,
     expert_forecast_mm,
-    fit_run_ridge,
+    fit_run_linear_path,
     load_graph,
     run_fingerprint,
     score_split,
@@ -58,8 +58,8 @@ def train_expert(
     train_cfg = expert.training
     ridge_path = None
     if expert.ridge_linear_path:
-        ridge_path, _ = fit_run_ridge(run, cfg.selection_folds)
-        model.linear.set_weights(ridge_path.coef, ridge_path.intercept)
+        ridge_path = fit_run_linear_path(cfg, run)
+        model.linear.set_weights(ridge_path.coef, ridge_path.intercept, ridge_path.loading)
         penalties = [f"{a:.0e}" for a in ridge_path.alpha]
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
 
@@ -86,7 +86,10 @@ def train_expert(
         desc=section,
         loss_mask=zone_mask,
         fingerprint=run_fingerprint(
-            cfg, ["seed", "features", "train", section], dataset, masks_dir
+            cfg,
+            ["seed", "features", "linear_features", "selection", "train", section],
+            dataset,
+            masks_dir,
         ),
     )
     device = select_device(train_cfg.device)
@@ -104,6 +107,7 @@ def train_expert(
         "best_val_loss": result.best_val_loss,
         "train_time_s": round(result.time_s, 1),
         "linear_path_ridge_alpha": None if ridge_path is None else ridge_path.alpha.tolist(),
+        "linear_path_cv_mse": None if ridge_path is None else ridge_path.best_cv_mse.tolist(),
         "time_s": round(time.perf_counter() - start, 1),
         "device": str(device),
         "val": {

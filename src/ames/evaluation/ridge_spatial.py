@@ -1,0 +1,138 @@
+"""Fit the experts' ``linear_path: ridge`` with its grid-aware regressors.
+
+The regression is the ``ridge`` baseline's (``ames.evaluation.ridge``: one ridge per lead,
+pooled over the valid cells, standardised anomalies, penalty by the blocked
+cross-validation of ``ames.selection``, fitted on the training origins) with the regressors
+of :class:`ames.models.linear_path.SpatialRegressors` appended. The loading regressor holds
+a statistic of the data (each cell's slope on the domain mean), so it is estimated inside
+each fold from the months that fold's training windows touch, and for the final fit from the
+training windows' months: no held-out target month shapes a regressor that is scored on it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ames.evaluation.ridge import (
+    RIDGE_ALPHAS,
+    RidgeBaseline,
+    cross_validated_mse,
+    fit_ridge_selected,
+    ridge_features,
+    ridge_targets,
+    solve_at_penalties,
+)
+from ames.models.linear_path import SpatialRegressors
+from ames.selection import Fold
+from ames.windows import GridInputs
+
+
+def window_steps(origins: np.ndarray, window: int) -> np.ndarray:
+    """``[S, W]`` month indices of each origin's input window, oldest first."""
+    return np.asarray(origins, dtype=np.int64)[:, None] - np.arange(window - 1, -1, -1)[None]
+
+
+def smoothed_rows(
+    regressors: SpatialRegressors,
+    inputs: GridInputs,
+    valid: np.ndarray,
+    origins: np.ndarray,
+    window: int,
+    chunk: int = 64,
+) -> np.ndarray:
+    """``[S·N, len(scales) · lags]`` smoothed-anomaly regressors, rows as ``ridge_features``."""
+    steps = window_steps(origins, window)
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(steps), chunk):
+            anomaly = torch.from_numpy(inputs.anomaly[steps[start : start + chunk]])
+            fields = regressors.smoothed(anomaly).numpy()[..., valid]  # [s, F, N]
+            s, f, n = fields.shape
+            parts.append(fields.transpose(0, 2, 1).reshape(s * n, f))
+    return np.concatenate(parts).astype(np.float64)
+
+
+def months_touched(origins: np.ndarray, window: int, horizon: int, n_months: int) -> np.ndarray:
+    """``[T]`` bool: the months of the origins' input windows and targets."""
+    touched = np.zeros(n_months, dtype=bool)
+    for origin in np.asarray(origins, dtype=np.int64):
+        touched[max(origin - window + 1, 0) : origin + horizon + 1] = True
+    return touched
+
+
+def cell_loading(inputs: GridInputs, valid: np.ndarray, months: np.ndarray) -> np.ndarray:
+    """``[lat, lon]``: each valid cell's least-squares slope of its anomaly on the domain-mean
+    anomaly over ``months`` (bool ``[T]``), minus the mean slope; 0 outside ``valid``."""
+    domain = inputs.domain_anomaly[months].astype(np.float64)
+    domain = domain - domain.mean()
+    cells = inputs.anomaly[months][:, valid].astype(np.float64)
+    slope = domain @ cells / (domain @ domain)
+    out = np.zeros(valid.shape)
+    out[valid] = slope - slope.mean()
+    return out
+
+
+def add_loading_moments(
+    base: np.ndarray, rows: np.ndarray, domain: np.ndarray, loading: np.ndarray, horizon: int
+) -> np.ndarray:
+    """Per-origin moments of ``[1, x, l, y]`` from those of ``[1, x, y]`` (``base``, ``rows``
+    ``[S, N, D]``), where ``l = loading[cell] · domain[origin]`` (``[S, W]``): the loading
+    enters only through its weighted cell sums, so no ``[S·N, W]`` block is built per fold."""
+    n_x = base.shape[1] - horizon  # the ones column and x
+    weighted = np.einsum("snd,n->sd", rows, loading)  # [S, D]
+    cross = weighted[:, :, None] * domain[:, None, :]  # [S, D, W]: [1, x, y]ᵀ l
+    square = (loading @ loading) * domain[:, :, None] * domain[:, None, :]  # [S, W, W]
+    top = np.concatenate([base[:, :n_x, :n_x], cross[:, :n_x], base[:, :n_x, n_x:]], axis=2)
+    middle = np.concatenate(
+        [cross[:, :n_x].transpose(0, 2, 1), square, cross[:, n_x:].transpose(0, 2, 1)], axis=2
+    )
+    bottom = np.concatenate([base[:, n_x:, :n_x], cross[:, n_x:], base[:, n_x:, n_x:]], axis=2)
+    return np.concatenate([top, middle, bottom], axis=1)
+
+
+def fit_spatial_ridge(
+    inputs: GridInputs,
+    valid: np.ndarray,
+    fit_origins: np.ndarray,
+    folds: list[Fold],
+    window: int,
+    horizon: int,
+    regressors: SpatialRegressors,
+    alphas: tuple[float, ...] = RIDGE_ALPHAS,
+) -> RidgeBaseline:
+    """The ridge regression of the linear path: ``ridge_features`` then ``regressors``'
+    features; penalties by ``folds``, fitted on ``fit_origins``."""
+    origins = np.unique(
+        np.concatenate([fit_origins, *(o for f in folds for o in (f.train, f.val))])
+    )
+    plain = ridge_features(inputs, valid, origins, window)
+    smooth = smoothed_rows(regressors, inputs, valid, origins, window)
+    targets = ridge_targets(inputs, valid, origins, horizon)
+    if not regressors.use_loading:
+        features = np.concatenate([plain, smooth], axis=1)
+        return fit_ridge_selected(features, targets, origins, fit_origins, folds, window, alphas)
+
+    domain = inputs.domain_anomaly[window_steps(origins, window)].astype(np.float64)  # [S, W]
+    n_months = len(inputs.domain_anomaly)
+    rows = np.concatenate([np.ones((len(plain), 1)), plain, smooth, targets], axis=1)
+    rows = rows.reshape(len(origins), -1, rows.shape[1])  # [S, N, 1 + F + H]
+    base = np.matmul(rows.transpose(0, 2, 1), rows)
+
+    def moments_with_loading(loading: np.ndarray) -> np.ndarray:
+        return add_loading_moments(base, rows, domain, loading[valid], horizon)
+
+    n_features = plain.shape[1] + smooth.shape[1] + window
+    sse = np.zeros((len(alphas), horizon))
+    for fold in folds:
+        loading = cell_loading(inputs, valid, months_touched(fold.train, window, horizon, n_months))
+        fold_mse = cross_validated_mse(
+            moments_with_loading(loading), origins, [fold], n_features, alphas
+        )
+        sse += fold_mse * len(fold.val)
+    cv_mse = sse / sum(len(f.val) for f in folds)
+    alpha = np.asarray(alphas)[cv_mse.argmin(axis=0)]
+    loading = cell_loading(inputs, valid, months_touched(fit_origins, window, horizon, n_months))
+    fit = moments_with_loading(loading)[np.isin(origins, fit_origins)].sum(axis=0)
+    coef, intercept = solve_at_penalties(fit, alpha, n_features)
+    return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window, loading)
