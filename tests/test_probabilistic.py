@@ -112,7 +112,7 @@ def test_a_calibrated_forecast_has_a_flat_pit_histogram_and_nominal_coverage():
         return predictive.lead_members(point[:, h], month[:, h], h, valid)
 
     sums = distribution_sums(members_at, obs, month, predictive, valid, (0.1, 0.5, 0.9))
-    hist = pit_histogram(sums)
+    hist = pit_histogram(sums.pit_counts)
     np.testing.assert_allclose(hist, 0.1, atol=0.01)
     reference = distribution_sums(
         lambda h: predictive.reference_members(month[:, h], valid),
@@ -125,7 +125,7 @@ def test_a_calibrated_forecast_has_a_flat_pit_histogram_and_nominal_coverage():
     scores = probabilistic_scores(sums, reference, {"all": valid}, valid)
     assert scores["overall"]["coverage"] == pytest.approx(0.8, abs=0.03)
     assert scores["overall"]["crpss"] == pytest.approx(0.0, abs=1e-12)  # it is the reference
-    rows = reliability_table(sums)
+    rows = reliability_table(sums.reliability)
     used = [r for r in rows if r["n"] > 1000]
     for row in used:
         assert row["observed_frequency"] == pytest.approx(row["forecast_probability"], abs=0.05)

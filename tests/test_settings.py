@@ -83,8 +83,8 @@ def test_paper_profile_parses(tmp_path: Path) -> None:
         ({"expert2": {"training": {"epochs": "ten"}}}, "expert2.training: TrainConfig.epochs"),
         ({"gating": {"mode": "random"}}, "gating.mode: expected one of learned"),
         ({"meta": {"enabled": "yes"}}, "meta.enabled: expected true or false"),
-        ({"uncertainty": {"block_months": 3}}, "uncertainty: "),
-        ({"zones": {"mode": "fancy"}}, "zones: "),
+        ({"uncertainty": {"block_months": 3}}, "uncertainty"),
+        ({"zones": {"mode": "fancy"}}, "zones: mode is 'fancy'. Fix: use one of"),
         ({"probabilistic": {"quantiles": [0.9, 0.1]}}, "probabilistic.quantiles: expected"),
         ({"data": {"source": "s3"}}, "data.source: expected one of synthetic, files"),
     ],
@@ -95,6 +95,7 @@ def test_bad_value_names_the_file_and_key(tmp_path: Path, overlay: dict, message
         load_config(path)
     assert str(info.value).startswith(f"{path}: ")
     assert message in str(info.value)
+    assert "params.yaml" not in str(info.value)[len(str(path)) :]  # the file named once
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,7 +272,13 @@ class _Reader:
         except ConfigError:
             raise
         except (UserError, ValueError, TypeError, KeyError) as exc:
-            raise self.fail(path, str(exc).strip("'\"")) from None
+            message = str(exc).strip("'\"")
+            # the section parsers name their own source, "params.yaml (zones.mode): …":
+            # keep their finer key path, not the file name a second time
+            named = re.match(r"^\S+ \(([^()]+)\): (.*)$", message, flags=re.S)
+            if named:
+                raise self.fail(named.group(1), named.group(2)) from None
+            raise self.fail(path, message) from None
 
 
 def _split(r: _Reader, section: Mapping[str, Any]) -> SplitConfig:

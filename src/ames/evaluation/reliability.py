@@ -7,12 +7,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    from ames.evaluation.probabilistic import DistributionSums
 
 
 def pit_values(obs: np.ndarray, members: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -37,16 +32,18 @@ def reliability_counts(prob_above: np.ndarray, observed: np.ndarray, bins: int) 
     return table
 
 
-def pit_histogram(sums: DistributionSums) -> np.ndarray:
-    """Relative frequency per PIT bin, pooled over leads (1/bins each when calibrated)."""
-    counts = sums.pit_counts.sum(axis=0)
+def pit_histogram(pit_counts: np.ndarray) -> np.ndarray:
+    """Relative frequency per PIT bin of ``[H, bins]`` counts, pooled over leads (1/bins
+    each when calibrated)."""
+    counts = pit_counts.sum(axis=0)
     return counts / counts.sum()
 
 
-def reliability_table(sums: DistributionSums) -> list[dict[str, float | int | None]]:
-    """Above-normal reliability pooled over leads: per probability bin, the mean forecast
-    probability, the observed frequency and the number of forecasts."""
-    table = sums.reliability.sum(axis=0)
+def reliability_table(counts: np.ndarray) -> list[dict[str, float | int | None]]:
+    """Above-normal reliability of ``[H, bins, 3]`` ``reliability_counts`` pooled over
+    leads: per probability bin, the mean forecast probability, the observed frequency and
+    the number of forecasts."""
+    table = counts.sum(axis=0)
     bins = len(table)
     rows = []
     for b, (count, prob_sum, observed) in enumerate(table):

@@ -300,9 +300,9 @@ def score_probabilistic(
             }
         report[name] = scores if name == "ames" else overall
         report[name + "_spread_scale"] = [round(float(s), 4) for s in predictive.scales]
-        tables["pit"][name] = pit_histogram(sums[name]).tolist()
-        tables["reliability"][name] = reliability_table(sums[name])
+        tables["pit"][name] = pit_histogram(sums[name].pit_counts).tolist()
+        tables["reliability"][name] = reliability_table(sums[name].reliability)
         tables["by_lead"][name] = scores["by_lead"]
-    tables["pit"]["climatology"] = pit_histogram(ref_sums).tolist()
-    tables["reliability"]["climatology"] = reliability_table(ref_sums)
+    tables["pit"]["climatology"] = pit_histogram(ref_sums.pit_counts).tolist()
+    tables["reliability"]["climatology"] = reliability_table(ref_sums.reliability)
     return report, tables, products
