@@ -49,12 +49,22 @@ class RidgeBaseline:
         return self.cv_mse.min(axis=0)
 
 
+def window_steps(origins: np.ndarray, window: int) -> np.ndarray:
+    """``[S, W]`` month indices of each origin's input window, oldest first."""
+    return np.asarray(origins, dtype=np.int64)[:, None] - np.arange(window - 1, -1, -1)[None]
+
+
+def selection_origins(fit_origins: np.ndarray, folds: list[Fold]) -> np.ndarray:
+    """Every origin a fit or one of its folds reads, sorted."""
+    return np.unique(np.concatenate([fit_origins, *(o for f in folds for o in (f.train, f.val))]))
+
+
 def ridge_features(inputs: GridInputs, valid: np.ndarray, origins: np.ndarray, window: int):
     """``[S·N, 2W + 2]`` rows (origin-major, valid cells) of the regressors above."""
     origins = np.asarray(origins, dtype=np.int64)
     if origins.size and origins.min() < window - 1:
         raise ValueError(f"origin {origins.min()} has fewer than {window} months of history")
-    steps = origins[:, None] - np.arange(window - 1, -1, -1)[None, :]  # [S, W]
+    steps = window_steps(origins, window)
     cell = inputs.anomaly[:, valid][steps].transpose(0, 2, 1)  # [S, N, W]
     n_cells = cell.shape[1]
     domain = np.broadcast_to(inputs.domain_anomaly[steps][:, None, :], cell.shape)
@@ -166,9 +176,7 @@ def fit_ridge(
     alphas: tuple[float, ...] = RIDGE_ALPHAS,
 ) -> RidgeBaseline:
     """The ``ridge`` baseline: penalties by ``folds``, fitted on ``fit_origins``."""
-    origins = np.unique(
-        np.concatenate([fit_origins, *(o for f in folds for o in (f.train, f.val))])
-    )
+    origins = selection_origins(fit_origins, folds)
     return fit_ridge_selected(
         ridge_features(inputs, valid, origins, window),
         ridge_targets(inputs, valid, origins, horizon),

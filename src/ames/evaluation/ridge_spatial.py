@@ -21,16 +21,13 @@ from ames.evaluation.ridge import (
     fit_ridge_selected,
     ridge_features,
     ridge_targets,
+    selection_origins,
     solve_at_penalties,
+    window_steps,
 )
 from ames.models.linear_path import SpatialRegressors
 from ames.selection import Fold
 from ames.windows import GridInputs
-
-
-def window_steps(origins: np.ndarray, window: int) -> np.ndarray:
-    """``[S, W]`` month indices of each origin's input window, oldest first."""
-    return np.asarray(origins, dtype=np.int64)[:, None] - np.arange(window - 1, -1, -1)[None]
 
 
 def smoothed_rows(
@@ -103,9 +100,7 @@ def fit_spatial_ridge(
 ) -> RidgeBaseline:
     """The ridge regression of the linear path: ``ridge_features`` then ``regressors``'
     features; penalties by ``folds``, fitted on ``fit_origins``."""
-    origins = np.unique(
-        np.concatenate([fit_origins, *(o for f in folds for o in (f.train, f.val))])
-    )
+    origins = selection_origins(fit_origins, folds)
     plain = ridge_features(inputs, valid, origins, window)
     smooth = smoothed_rows(regressors, inputs, valid, origins, window)
     targets = ridge_targets(inputs, valid, origins, horizon)

@@ -149,16 +149,19 @@ def precompute_expert_outputs(
     return torch.cat(outputs)
 
 
+def run_folds(run: RunInputs, n_folds: int) -> list[Fold]:
+    """The selection protocol's folds over the run's pre-test origins."""
+    return pretest_folds(run.masks.split, run.data.times, n_folds, run.window, run.horizon)
+
+
 def fit_run_ridge(run: RunInputs, n_folds: int) -> tuple[RidgeBaseline, list[Fold]]:
     """The ``ridge`` regression of a run, and the folds that chose its penalties: every valid
     cell, standardised anomalies, fitted on the training origins, each lead's penalty by the
     blocked cross-validation of ``ames.selection`` over the pre-test origins. The ``ridge``
     baseline and the experts' ``linear_path: ridge`` both use it."""
-    split = run.masks.split
-    folds = pretest_folds(split, run.data.times, n_folds, run.window, run.horizon)
-    model = fit_ridge(
-        run.inputs, run.masks.valid, np.asarray(split["train"]), folds, run.window, run.horizon
-    )
+    folds = run_folds(run, n_folds)
+    train = np.asarray(run.masks.split["train"])
+    model = fit_ridge(run.inputs, run.masks.valid, train, folds, run.window, run.horizon)
     return model, folds
 
 
@@ -167,13 +170,11 @@ def fit_run_linear_path(cfg: AmesConfig, run: RunInputs) -> RidgeBaseline:
     ``linear_features`` regressors added, by the same folds, penalties and training origins."""
     if not cfg.linear_features.adds_regressors:
         return fit_run_ridge(run, cfg.selection_folds)[0]
-    split = run.masks.split
-    folds = pretest_folds(split, run.data.times, cfg.selection_folds, run.window, run.horizon)
     return fit_spatial_ridge(
         run.inputs,
         run.masks.valid,
-        np.asarray(split["train"]),
-        folds,
+        np.asarray(run.masks.split["train"]),
+        run_folds(run, cfg.selection_folds),
         run.window,
         run.horizon,
         spatial_regressors(cfg, run),
