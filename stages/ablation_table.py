@@ -18,12 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ames.cli import run_stage
 from ames.evaluation.error_sums import merge_error_sums, read_error_sums
+from ames.evaluation.forecast_set import member_name
 from ames.io import read_json, write_json
 from ames.plotting.evaluation import plot_ablation_bars
 from ames.settings import load_config
 from ames.workflows.ablation import ERRORS_FILE, ablation_table
 from ames.workflows.common import MODELS
-from ames.workflows.significance import ablation_significance, member_name
+from ames.workflows.significance import ablation_significance
 
 
 def main(argv: list[str] | None = None) -> None:

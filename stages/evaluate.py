@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from ames.cli import run_stage
 from ames.data.netcdf import write_netcdf
 from ames.evaluation.error_sums import write_error_sums
-from ames.evaluation.metrics import score_forecasts
+from ames.evaluation.forecast_set import MODEL, TRUTH, member_name, zone_masks
+from ames.evaluation.metrics import score_dataset
 from ames.io import write_json
 from ames.paths import ORACLE, add_run_paths
 from ames.plotting.evaluation import (
@@ -39,11 +40,12 @@ from ames.training.device import select_device
 from ames.workflows.common import load_graph
 from ames.workflows.evaluate import (
     baseline_forecasts,
+    evaluation_forecast_set,
+    evaluation_report,
     hindcast_dataset,
     maps_for,
     oracle_forecasts,
     ridge_baseline,
-    score_all,
 )
 from ames.workflows.probabilistic import (
     PREDICTIVE,
@@ -53,7 +55,7 @@ from ames.workflows.probabilistic import (
 )
 from ames.workflows.probabilistic_products import add_products
 from ames.workflows.seeds import ensemble_test_forecasts, load_members, seed_summary
-from ames.workflows.significance import test_error_sums
+from ames.workflows.significance import forecast_error_sums
 
 log = logging.getLogger("ames.evaluate")
 
@@ -82,15 +84,15 @@ def main(argv: list[str] | None = None) -> None:
         run, forecasts["origin"], cfg.selection_folds
     )
     oracle = oracle_forecasts(Path(args.oracle), run, forecasts["origin"])
-    report = score_all(forecasts, baselines, oracle, run.zones)
-    obs, clim = forecasts["obs"], forecasts["clim"]
+    test_set = evaluation_forecast_set(forecasts, by_seed, baselines, oracle, run)
+    scores = score_dataset(test_set)
+    report = evaluation_report(test_set, scores)
+    obs = test_set[TRUTH].values
     report["ridge_selection"] = ridge_selection
-    report["seeds"] = seed_summary(
-        {seed: score_forecasts(pred, obs, clim, run.zones) for seed, pred in by_seed.items()}
-    )
+    report["seeds"] = seed_summary({seed: scores[member_name(seed)] for seed in by_seed})
     options = cfg.probabilistic
     predictives = {name: load_predictive(args.predictive, name) for name in SCALE_VARS}
-    point = {"ames": forecasts["pred"], "damped_persistence": baselines["damped_persistence"]}
+    point = {name: test_set[name].values for name in (MODEL, "damped_persistence")}
     report["probabilistic"], prob_tables, products = score_probabilistic(
         point,
         obs,
@@ -104,15 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     report["time_s"] = round(time.perf_counter() - start, 1)
     write_json(args.metrics, report)
 
-    origin_times = run.data.times[forecasts["origin"]]
-    write_error_sums(
-        test_error_sums(forecasts, by_seed, baselines, oracle, run.zones, origin_times),
-        args.errors,
-    )
+    write_error_sums(forecast_error_sums(test_set), args.errors)
     seeds = ", ".join(map(str, by_seed))
     attrs = {"source": "AMES evaluate stage", "split": "test", "seed_ensemble": seeds}
     hindcast = add_products(
-        hindcast_dataset(forecasts, run, attrs),
+        hindcast_dataset(test_set, attrs),
         products,
         run.masks.valid,
         options.quantiles,
@@ -146,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         plots / "probabilistic_by_lead.json",
         {"rows": probabilistic_lead_rows(prob_tables["by_lead"])},
     )
-    maps = maps_for(forecasts, run)
+    maps = maps_for(test_set)
     plot_maps(
         maps,
         run.data.lat,
@@ -155,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         titles={"rmse": "Test RMSE (mm/month)", "msess": "Test MSESS vs climatology"},
     )
     plot_obs_vs_forecast_by_zone(
-        forecasts["pred"], forecasts["obs"], run.zones, plots / "obs_vs_forecast.png"
+        test_set[MODEL].values, obs, zone_masks(test_set), plots / "obs_vs_forecast.png"
     )
     prob = report["probabilistic"]["ames"]["overall"]
     log.info(

@@ -1,9 +1,12 @@
 """Forecast scores in mm/month, one implementation for the model, experts, baselines and oracle.
 
-Every forecast is an array ``[S, H, lat, lon]`` (S origins, H leads) scored against the
-observations of the same shape on the valid cells only (SPEC §3). Scores are reduced from
-per-(lead, cell) sufficient statistics accumulated in float64, so the overall, per-zone
-and per-lead numbers are exact sub-aggregations of the same sums.
+The forecasts are one ``xarray.Dataset`` (``ames.evaluation.forecast_set``): every forecast,
+the observations and the climatology reference are variables over (origin, lead, latitude,
+longitude) and the grid carries a ``zone`` label ("" outside the domain). ``score_dataset``
+scores each forecast on the labelled cells only (SPEC §3), from per-(lead, cell) sufficient
+statistics accumulated in float64; overall, per-zone (a group-by over ``zone``) and per-lead
+numbers are exact sub-aggregations of the same sums. ``score_forecasts`` is the same code
+for three plain arrays and a dict of zone masks.
 
 Conventions:
 - ``pooled_r2`` = 1 − SSE/SST with SST about the mean of all observations in the subset.
@@ -19,10 +22,20 @@ Conventions:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
+import xarray as xr
+
+from ames.evaluation.forecast_set import (
+    NO_ZONE,
+    REFERENCE,
+    TRUTH,
+    forecast_names,
+    forecast_set,
+    zone_order,
+)
 
 # Observed standard deviations below this (mm/month) count as zero variance.
 ZERO_VARIANCE_STD_MM = 1e-6
@@ -31,103 +44,67 @@ LEAF_KEYS = ("pooled_r2", "percell_r2", "rmse", "mae", "msess", "n")
 
 
 # --------------------------------------------------------------------------------------
-# input checks
+# the labelled cells and their sufficient statistics
 
 
-def _valid_from_zones(zones: dict[str, np.ndarray], grid_shape: tuple[int, ...]) -> np.ndarray:
-    if not zones:
-        raise ValueError("zones is empty: pass at least one zone mask (their union = valid cells)")
-    count = np.zeros(grid_shape, dtype=np.int64)
-    for name, mask in zones.items():
-        mask = np.asarray(mask)
-        if mask.dtype != bool or mask.shape != grid_shape:
-            raise ValueError(
-                f"zone {name!r} must be a bool mask of shape {grid_shape}, "
-                f"got {mask.dtype} {mask.shape}"
-            )
-        count += mask
-    if (count > 1).any():
-        overlap = int((count > 1).sum())
-        raise ValueError(f"zone masks overlap on {overlap} cells; they must be disjoint")
-    valid = count == 1
-    if not valid.any():
-        raise ValueError("the zone masks select no cell")
-    return valid
+def _labelled_cells(ds: xr.Dataset) -> xr.Dataset:
+    """The dataset on its labelled cells only: (latitude, longitude) stacked to ``cell``,
+    each cell keeping its grid position (``lat_index``, ``lon_index``)."""
+    positions = {
+        "lat_index": ("latitude", np.arange(ds.sizes["latitude"])),
+        "lon_index": ("longitude", np.arange(ds.sizes["longitude"])),
+    }
+    stacked = ds.assign_coords(positions).stack(cell=("latitude", "longitude"))
+    labelled = np.flatnonzero(stacked["zone"].values != NO_ZONE)
+    return stacked.isel(cell=labelled).drop_vars(["cell", "latitude", "longitude"])
 
 
-def _check_arrays(**arrays: np.ndarray) -> tuple[int, ...]:
-    shapes = {name: np.shape(a) for name, a in arrays.items()}
-    first = next(iter(shapes.values()))
-    if len(first) != 4 or any(s != first for s in shapes.values()):
-        raise ValueError(f"forecast arrays must share one [S, H, lat, lon] shape, got {shapes}")
-    if first[0] == 0 or first[1] == 0:
-        raise ValueError(f"nothing to score: shape {first} has no origin or no lead")
-    return first
-
-
-def _lead_values(name: str, array: np.ndarray, lead: int, valid: np.ndarray) -> np.ndarray:
-    """``array[:, lead]`` on the valid cells as float64 ``[S, N]``; raises on a non-finite value."""
-    values = np.asarray(array[:, lead])[:, valid].astype(np.float64)
-    bad = ~np.isfinite(values)
+def _finite_values(cells: xr.Dataset, name: str, *, is_truth: bool = False) -> xr.DataArray:
+    """One variable on the labelled cells as float64; raises on a non-finite value."""
+    values = cells[name].transpose("origin", "lead", "cell").astype(np.float64)
+    bad = ~np.isfinite(values.values)
     if bad.any():
-        s, k = (int(i[0]) for i in np.nonzero(bad))
-        lat, lon = (int(i[k]) for i in np.nonzero(valid))
+        s, h, k = (int(i[0]) for i in np.nonzero(bad))
         why = (
             "observations must be complete on the valid cells"
-            if name == "obs"
+            if is_truth
             else "a NaN forecast is a bug upstream and is never dropped silently"
         )
         raise ValueError(
-            f"{name} has {int(bad.sum())} non-finite values on valid cells at lead {lead + 1} "
-            f"(first at origin {s}, cell lat={lat} lon={lon}); {why}"
+            f"{name} has {int(bad.sum())} non-finite values on valid cells at lead "
+            f"{int(cells['lead'].values[h])} (first at origin {s}, cell "
+            f"lat={int(cells['lat_index'].values[k])} lon={int(cells['lon_index'].values[k])}); "
+            f"{why}"
         )
     return values
 
 
-# --------------------------------------------------------------------------------------
-# sufficient statistics
+def _observation_stats(obs: xr.DataArray, reference: xr.DataArray) -> xr.Dataset:
+    """Sums over origins of the observations and of the reference's squared error."""
+    obs_mean = obs.mean("origin")
+    return xr.Dataset(
+        {
+            "obs_mean": obs_mean,
+            "obs_m2": ((obs - obs_mean) ** 2).sum("origin"),  # squared deviations from the mean
+            "sse_ref": ((reference - obs) ** 2).sum("origin"),
+        }
+    )
 
 
-@dataclass(frozen=True)
-class _Stats:
-    """Sums over the ``n_origins`` origins for every (lead, valid cell), each ``[H, N]``."""
-
-    n_origins: int
-    obs_mean: np.ndarray
-    obs_m2: np.ndarray  # sum of squared deviations from obs_mean
-    sse: np.ndarray
-    sae: np.ndarray
-    sse_clim: np.ndarray
+def _forecast_stats(pred: xr.DataArray, obs: xr.DataArray, obs_stats: xr.Dataset) -> xr.Dataset:
+    """Per-(lead, cell) sums over origins of one forecast, with the observation sums."""
+    error = pred - obs
+    return obs_stats.assign(sse=(error**2).sum("origin"), sae=abs(error).sum("origin"))
 
 
-def _accumulate(pred: np.ndarray, obs: np.ndarray, clim: np.ndarray, valid: np.ndarray) -> _Stats:
-    """Statistics lead by lead, so memory stays at one ``[S, N]`` float64 slice per array."""
-    n_origins, horizon = obs.shape[:2]
-    obs_mean, obs_m2, sse, sae, sse_clim = (np.empty((horizon, int(valid.sum()))) for _ in range(5))
-    for h in range(horizon):
-        o = _lead_values("obs", obs, h, valid)
-        p = _lead_values("pred", pred, h, valid)
-        c = _lead_values("clim", clim, h, valid)
-        obs_mean[h] = o.mean(axis=0)
-        obs_m2[h] = ((o - obs_mean[h]) ** 2).sum(axis=0)
-        sse[h] = ((p - o) ** 2).sum(axis=0)
-        sae[h] = np.abs(p - o).sum(axis=0)
-        sse_clim[h] = ((c - o) ** 2).sum(axis=0)
-    return _Stats(n_origins, obs_mean, obs_m2, sse, sae, sse_clim)
-
-
-def _sst(
-    stats: _Stats, leads: np.ndarray, cells: np.ndarray, axis: tuple[int, ...] | None
-) -> np.ndarray:
-    """Sum of squares about the mean of the selected (lead, cell) groups, combined exactly.
+def _sst(stats: xr.Dataset, n_origins: int, dim: str | None) -> xr.DataArray:
+    """Sum of squares about the mean of the (lead, cell) groups in ``stats``, combined exactly.
 
     Every group holds ``n_origins`` samples, so the subset mean is the mean of group means and
     SST = Σ M2_group + n_origins · Σ (mean_group − subset mean)².
     """
-    means = stats.obs_mean[np.ix_(leads, cells)]
-    centre = means.mean(axis=axis, keepdims=True)
-    m2 = stats.obs_m2[np.ix_(leads, cells)]
-    return m2.sum(axis=axis) + stats.n_origins * ((means - centre) ** 2).sum(axis=axis)
+    means = stats["obs_mean"]
+    return stats["obs_m2"].sum(dim) + n_origins * ((means - means.mean(dim)) ** 2).sum(dim)
 
 
 def _ratio_skill(num: float, den: float, n: int) -> float | None:
@@ -137,19 +114,14 @@ def _ratio_skill(num: float, den: float, n: int) -> float | None:
     return float(1.0 - num / den)
 
 
-def _leaf(stats: _Stats, leads: np.ndarray, cells: np.ndarray) -> dict:
-    n_cells = int(cells.sum())
-    n = stats.n_origins * len(leads) * n_cells
+def _leaf(stats: xr.Dataset, n_origins: int) -> dict:
+    n = n_origins * stats.sizes["lead"] * stats.sizes["cell"]
     if n == 0:
         return {key: (0 if key == "n" else None) for key in LEAF_KEYS}
-    sel = np.ix_(leads, cells)
-    sse = float(stats.sse[sel].sum())
-    sse_clim = float(stats.sse_clim[sel].sum())
-    sst = float(_sst(stats, leads, cells, axis=None))
-
-    cell_sse = stats.sse[sel].sum(axis=0)
-    cell_sst = _sst(stats, leads, cells, axis=(0,))
-    n_per_cell = stats.n_origins * len(leads)
+    sse = float(stats["sse"].sum())
+    cell_sse = stats["sse"].sum("lead").values
+    cell_sst = _sst(stats, n_origins, "lead").values
+    n_per_cell = n_origins * stats.sizes["lead"]
     has_variance = cell_sst > n_per_cell * ZERO_VARIANCE_STD_MM**2
     percell = (
         float(np.mean(1.0 - cell_sse[has_variance] / cell_sst[has_variance]))
@@ -157,12 +129,25 @@ def _leaf(stats: _Stats, leads: np.ndarray, cells: np.ndarray) -> dict:
         else None
     )
     return {
-        "pooled_r2": _ratio_skill(sse, sst, n),
+        "pooled_r2": _ratio_skill(sse, float(_sst(stats, n_origins, None)), n),
         "percell_r2": percell,
         "rmse": float(np.sqrt(sse / n)),
-        "mae": float(stats.sae[sel].sum() / n),
-        "msess": _ratio_skill(sse, sse_clim, n),
+        "mae": float(stats["sae"].sum() / n),
+        "msess": _ratio_skill(sse, float(stats["sse_ref"].sum()), n),
         "n": int(n),
+    }
+
+
+def _report(stats: xr.Dataset, n_origins: int, zones: Sequence[str]) -> dict:
+    by_zone = {str(name): group for name, group in stats.groupby("zone")}
+    empty = stats.isel(cell=slice(0, 0))
+    return {
+        "overall": _leaf(stats, n_origins),
+        "by_zone": {name: _leaf(by_zone.get(name, empty), n_origins) for name in zones},
+        "by_lead": {
+            str(int(lead)): _leaf(stats.isel(lead=[h]), n_origins)
+            for h, lead in enumerate(stats["lead"].values)
+        },
     }
 
 
@@ -170,35 +155,74 @@ def _leaf(stats: _Stats, leads: np.ndarray, cells: np.ndarray) -> dict:
 # public API
 
 
+def score_dataset(
+    forecasts: xr.Dataset,
+    names: Sequence[str] | None = None,
+    *,
+    truth: str = TRUTH,
+    reference: str = REFERENCE,
+) -> dict[str, dict]:
+    """Score every forecast of a forecast set overall, per zone and per lead.
+
+    ``forecasts``: as from ``ames.evaluation.forecast_set.forecast_set``, with the
+    observations (``truth``) and the MSESS reference (``reference``, the climatology) among
+    its variables. ``names``: the forecasts to score (default: every variable but the
+    observations). Cells with an empty ``zone`` label are ignored; a non-finite value on a
+    labelled cell raises ``ValueError`` naming the variable.
+
+    Returns name → ``{"overall": leaf, "by_zone": {zone: leaf}, "by_lead": {"1": leaf, ...}}``
+    with leaf = ``{"pooled_r2", "percell_r2", "rmse", "mae", "msess", "n"}`` (None = undefined).
+    """
+    if not forecasts.sizes["origin"] or not forecasts.sizes["lead"]:
+        raise ValueError(f"nothing to score: sizes {dict(forecasts.sizes)}")
+    cells = _labelled_cells(forecasts)
+    if not cells.sizes["cell"]:
+        raise ValueError("the zone labels select no cell")
+    obs = _finite_values(cells, truth, is_truth=True)
+    obs_stats = _observation_stats(obs, _finite_values(cells, reference))
+    n_origins = forecasts.sizes["origin"]
+    zones = zone_order(forecasts)
+    chosen = [n for n in forecast_names(forecasts) if n != truth] if names is None else names
+    return {
+        name: _report(
+            _forecast_stats(_finite_values(cells, name), obs, obs_stats), n_origins, zones
+        )
+        for name in chosen
+    }
+
+
+def _arrays_as_set(zones: Mapping[str, np.ndarray], **arrays: np.ndarray) -> xr.Dataset:
+    """``[S, H, lat, lon]`` arrays of one shape on index coordinates, as a forecast set."""
+    shapes = {name: np.shape(a) for name, a in arrays.items()}
+    first = next(iter(shapes.values()))
+    if len(first) != 4 or any(s != first for s in shapes.values()):
+        raise ValueError(f"forecast arrays must share one [S, H, lat, lon] shape, got {shapes}")
+    if first[0] == 0 or first[1] == 0:
+        raise ValueError(f"nothing to score: shape {first} has no origin or no lead")
+    return forecast_set(
+        arrays,
+        origins=np.arange(first[0]),
+        lat=np.arange(first[2]),
+        lon=np.arange(first[3]),
+        zones=zones,
+    )
+
+
 def score_forecasts(
     pred_mm: np.ndarray,
     obs_mm: np.ndarray,
     clim_mm: np.ndarray,
-    zones: dict[str, np.ndarray],
+    zones: Mapping[str, np.ndarray],
 ) -> dict:
-    """Score a forecast overall, per zone and per lead on the cells the zones cover.
+    """``score_dataset`` for one forecast given as arrays.
 
     pred_mm, obs_mm, clim_mm: ``[S, H, lat, lon]`` mm/month (clim_mm is the climatology
     forecast for the same samples, the MSESS reference). zones: name → bool ``[lat, lon]``,
     disjoint; their union is the set of valid cells. Values outside it are ignored; a
-    non-finite obs, pred or clim value inside it raises ``ValueError``.
-
-    Returns ``{"overall": leaf, "by_zone": {zone: leaf}, "by_lead": {"1": leaf, ...}}`` with
-    leaf = ``{"pooled_r2", "percell_r2", "rmse", "mae", "msess", "n"}`` (None = undefined).
+    non-finite obs, pred or clim value inside it raises ``ValueError`` naming it.
     """
-    shape = _check_arrays(pred_mm=pred_mm, obs_mm=obs_mm, clim_mm=clim_mm)
-    valid = _valid_from_zones(zones, shape[2:])
-    stats = _accumulate(pred_mm, obs_mm, clim_mm, valid)
-
-    all_leads = np.arange(shape[1])
-    all_cells = np.ones(int(valid.sum()), dtype=bool)
-    return {
-        "overall": _leaf(stats, all_leads, all_cells),
-        "by_zone": {
-            name: _leaf(stats, all_leads, np.asarray(mask)[valid]) for name, mask in zones.items()
-        },
-        "by_lead": {str(h + 1): _leaf(stats, np.array([h]), all_cells) for h in all_leads},
-    }
+    ds = _arrays_as_set(zones, pred=pred_mm, obs=obs_mm, clim=clim_mm)
+    return score_dataset(ds, ["pred"], truth="obs", reference="clim")["pred"]
 
 
 def _finite_float64(name: str, values: np.ndarray) -> np.ndarray:
@@ -290,18 +314,26 @@ def per_cell_maps(
     Returns ``{"rmse": [lat, lon] mm/month, "msess": [lat, lon]}`` float64, NaN outside
     ``valid`` and MSESS NaN where climatology is exact.
     """
-    shape = _check_arrays(pred=pred, obs=obs, clim=clim)
     valid = np.asarray(valid, dtype=bool)
-    if valid.shape != shape[2:]:
-        raise ValueError(f"valid mask shape {valid.shape} does not match the grid {shape[2:]}")
-    stats = _accumulate(pred, obs, clim, valid)
-    n = shape[0] * shape[1]
-    mse = stats.sse.sum(axis=0) / n
-    mse_clim = stats.sse_clim.sum(axis=0) / n
+    if valid.shape != np.shape(obs)[2:]:
+        raise ValueError(
+            f"valid mask shape {valid.shape} does not match the grid {np.shape(obs)[2:]}"
+        )
+    ds = _arrays_as_set({"valid": valid}, pred=pred, obs=obs, clim=clim)
+    cells = _labelled_cells(ds)
+    obs_values = _finite_values(cells, "obs", is_truth=True)
+    stats = _forecast_stats(
+        _finite_values(cells, "pred"),
+        obs_values,
+        _observation_stats(obs_values, _finite_values(cells, "clim")),
+    )
+    n = ds.sizes["origin"] * ds.sizes["lead"]
+    mse = stats["sse"].sum("lead").values / n
+    mse_clim = stats["sse_ref"].sum("lead").values / n
     defined = mse_clim > ZERO_VARIANCE_STD_MM**2
 
-    rmse_map = np.full(shape[2:], np.nan)
+    rmse_map = np.full(valid.shape, np.nan)
     rmse_map[valid] = np.sqrt(mse)
-    msess_map = np.full(shape[2:], np.nan)
+    msess_map = np.full(valid.shape, np.nan)
     msess_map[valid] = np.where(defined, 1.0 - mse / np.where(defined, mse_clim, 1.0), np.nan)
     return {"rmse": rmse_map, "msess": msess_map}

@@ -8,13 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ames.evaluation.error_sums import error_sums, write_error_sums
-from ames.evaluation.metrics import score_forecasts
+from ames.evaluation.error_sums import write_error_sums
+from ames.evaluation.forecast_set import TRUTH
+from ames.evaluation.metrics import score_dataset
 from ames.run import DATASET, MASKS, load_run_inputs
 from ames.settings import AmesConfig
 from ames.workflows.ames_model import STAGE2_CHECKPOINT, finetune, train_gating
 from ames.workflows.common import MODELS
-from ames.workflows.evaluate import model_test_forecasts
+from ames.workflows.evaluate import ablation_forecast_set, model_test_forecasts
+from ames.workflows.significance import forecast_error_sums
 
 log = logging.getLogger("ames.ablation")
 
@@ -62,13 +64,13 @@ def run_ablation(
         state_name=f"ablation_{name}_finetune",
     )
     run = load_run_inputs(p, dataset, masks_dir)
-    forecasts = model_test_forecasts(model, run, p.train.batch_size)
-    test = score_forecasts(forecasts["pred"], forecasts["obs"], forecasts["clim"], run.zones)
-    origin_times = run.data.times[forecasts["origin"]]
-    sums = error_sums(
-        {name: forecasts["pred"]}, {name: "ablation"}, forecasts["obs"], run.zones, origin_times
+    forecasts = ablation_forecast_set(
+        name, model_test_forecasts(model, run, p.train.batch_size), run
     )
-    write_error_sums(sums, models_dir / out_dir / ERRORS_FILE)
+    test = score_dataset(forecasts, [name])[name]
+    write_error_sums(
+        forecast_error_sums(forecasts[[name, TRUTH]]), models_dir / out_dir / ERRORS_FILE
+    )
     return {
         "overrides": overrides,
         "reran_stage2": needs_own_stage2(overrides),

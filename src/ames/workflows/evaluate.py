@@ -14,7 +14,17 @@ import xarray as xr
 
 from ames.climatology import training_month_mask
 from ames.evaluation.baselines import all_baselines, fit_anomaly_rho
-from ames.evaluation.metrics import per_cell_maps, score_forecasts, skill_captured_scores
+from ames.evaluation.forecast_set import (
+    DIMS,
+    MODEL,
+    NO_ZONE,
+    REFERENCE,
+    TRUTH,
+    forecast_names,
+    forecast_set,
+    member_name,
+)
+from ames.evaluation.metrics import per_cell_maps, skill_captured_scores
 from ames.evaluation.ridge import ridge_forecast
 from ames.models.ames import AMESModel
 from ames.run import RunInputs, collect_forecasts
@@ -100,63 +110,100 @@ def leaf_values(nested: Mapping[str, Any]) -> dict[str, Any]:
     return {k: leaf_values(v) for k, v in nested.items()}
 
 
-def score_all(
-    forecasts: dict[str, np.ndarray],
-    baselines: dict[str, np.ndarray],
+def run_forecast_set(
+    fields: Mapping[str, np.ndarray],
+    origins: np.ndarray,
+    run: RunInputs,
+    roles: Mapping[str, str],
+) -> xr.Dataset:
+    """Forecast arrays for the run's origins (indices) on its grid, months and zones."""
+    return forecast_set(
+        fields,
+        origins=run.data.times[origins],
+        lat=run.data.lat,
+        lon=run.data.lon,
+        zones=run.zones,
+        roles=roles,
+    )
+
+
+def evaluation_forecast_set(
+    forecasts: Mapping[str, np.ndarray],
+    by_seed: Mapping[int, np.ndarray],
+    baselines: Mapping[str, np.ndarray],
     oracle: np.ndarray | None,
-    zones: dict[str, np.ndarray],
-) -> dict[str, Any]:
-    obs, clim = forecasts["obs"], forecasts["clim"]
+    run: RunInputs,
+) -> xr.Dataset:
+    """Every test forecast ``evaluate`` scores, and the observations, as one forecast set.
 
-    def score(pred: np.ndarray) -> dict[str, Any]:
-        return score_forecasts(pred, obs, clim, zones)
-
-    report: dict[str, Any] = {
-        "model": score(forecasts["pred"]),
-        "experts": {name: score(forecasts["experts"][:, i]) for i, name in enumerate(EXPERT_NAMES)},
-        "baselines": {name: score(pred) for name, pred in baselines.items()},
-    }
+    ``forecasts`` as from ``ensemble_test_forecasts`` (``pred``, ``experts``, ``obs``,
+    ``origin``); ``baselines`` include ``climatology``, the MSESS reference.
+    """
+    fields: dict[str, np.ndarray] = {MODEL: forecasts["pred"]}
+    roles = {MODEL: "model"}
+    for seed, pred in by_seed.items():
+        fields[member_name(seed)], roles[member_name(seed)] = pred, "member"
+    for i, name in enumerate(EXPERT_NAMES):
+        fields[name], roles[name] = forecasts["experts"][:, i], "expert"
+    for name, pred in baselines.items():
+        fields[name], roles[name] = pred, "baseline"
     if oracle is not None:
-        report["oracle"] = score(oracle)
+        fields["oracle"], roles["oracle"] = oracle, "oracle"
+    fields[TRUTH] = forecasts["obs"]
+    return run_forecast_set(fields, forecasts["origin"], run, roles)
+
+
+def ablation_forecast_set(
+    name: str, forecasts: Mapping[str, np.ndarray], run: RunInputs
+) -> xr.Dataset:
+    """An ablation's test forecast with its observations and climatology reference."""
+    fields = {name: forecasts["pred"], REFERENCE: forecasts["clim"], TRUTH: forecasts["obs"]}
+    roles = {name: "ablation", REFERENCE: "reference"}
+    return run_forecast_set(fields, forecasts["origin"], run, roles)
+
+
+def evaluation_report(
+    forecasts: xr.Dataset, scores: Mapping[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """test.json's model, experts, baselines and oracle from ``score_dataset(forecasts)``,
+    with skill captured and which baselines the model beats on RMSE."""
+    report: dict[str, Any] = {
+        "model": scores[MODEL],
+        "experts": {name: scores[name] for name in forecast_names(forecasts, "expert")},
+        "baselines": {name: scores[name] for name in forecast_names(forecasts, "baseline")},
+    }
+    if "oracle" in scores:
+        report["oracle"] = scores["oracle"]
         report["skill_captured"] = leaf_values(
-            skill_captured_scores(
-                report["model"], report["oracle"], report["baselines"]["climatology"]
-            )
+            skill_captured_scores(report["model"], report["oracle"], scores[REFERENCE])
         )
     model = report["model"]["overall"]
     report["beats"] = {
-        name: bool(model["rmse"] < report["baselines"][name]["overall"]["rmse"])
-        for name in baselines
+        name: bool(model["rmse"] < baseline["overall"]["rmse"])
+        for name, baseline in report["baselines"].items()
     }
     return report
 
 
-def hindcast_dataset(
-    forecasts: dict[str, np.ndarray], run: RunInputs, attrs: dict[str, str]
-) -> xr.Dataset:
-    """CF-style test hindcast: every forecast with origin and lead coordinates."""
-    coords = {
-        "origin": run.data.times[forecasts["origin"]],
-        "lead": np.arange(1, run.horizon + 1, dtype=np.int32),
-        "latitude": run.data.lat,
-        "longitude": run.data.lon,
+def hindcast_dataset(forecasts: xr.Dataset, attrs: dict[str, str]) -> xr.Dataset:
+    """CF-style test hindcast: the model, observations, climatology and expert spread."""
+    valid = forecasts["zone"] != NO_ZONE
+    experts = np.stack([forecasts[n].values for n in forecast_names(forecasts, "expert")], axis=1)
+    spread = xr.DataArray(experts.std(axis=1), dims=DIMS, coords=forecasts[MODEL].coords)
+    fields = {
+        "precip": (forecasts[MODEL], "AMES forecast of monthly precipitation"),
+        "observed": (forecasts[TRUTH], "observed monthly precipitation"),
+        "climatology": (forecasts[REFERENCE], "training-period climatology"),
+        "expert_spread": (spread, "standard deviation across the three experts"),
     }
-    dims = ("origin", "lead", "latitude", "longitude")
-    spread = forecasts["experts"].std(axis=1)
-    valid = run.masks.valid[None, None]
-
-    def var(values: np.ndarray, long_name: str) -> tuple:
-        values = np.where(valid, values, np.nan).astype(np.float32)
-        return dims, values, {"units": "mm/month", "long_name": long_name}
-
     ds = xr.Dataset(
         {
-            "precip": var(forecasts["pred"], "AMES forecast of monthly precipitation"),
-            "observed": var(forecasts["obs"], "observed monthly precipitation"),
-            "climatology": var(forecasts["clim"], "training-period climatology"),
-            "expert_spread": var(spread, "standard deviation across the three experts"),
+            name: values.where(valid)
+            .astype(np.float32)
+            .drop_vars("zone")
+            .assign_attrs(units="mm/month", long_name=long_name)
+            for name, (values, long_name) in fields.items()
         },
-        coords=coords,
         attrs={"Conventions": "CF-1.8", **attrs},
     )
     ds["lead"].attrs.update(units="months", long_name="forecast lead (target = origin + lead)")
@@ -164,5 +211,8 @@ def hindcast_dataset(
     return ds
 
 
-def maps_for(forecasts: dict[str, np.ndarray], run: RunInputs) -> dict[str, np.ndarray]:
-    return per_cell_maps(forecasts["pred"], forecasts["obs"], forecasts["clim"], run.masks.valid)
+def maps_for(forecasts: xr.Dataset) -> dict[str, np.ndarray]:
+    """Per-cell test RMSE and MSESS of the model."""
+    valid = (forecasts["zone"] != NO_ZONE).values
+    values = (forecasts[name].values for name in (MODEL, TRUTH, REFERENCE))
+    return per_cell_maps(*values, valid)

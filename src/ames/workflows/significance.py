@@ -16,6 +16,13 @@ import numpy as np
 import xarray as xr
 
 from ames.evaluation.error_sums import REFERENCE, Totals, error_sums, scores, select_totals
+from ames.evaluation.forecast_set import (
+    MODEL,
+    TRUTH,
+    forecast_names,
+    roles_of,
+    zone_masks,
+)
 from ames.evaluation.uncertainty import (
     BootstrapConfig,
     DMResult,
@@ -28,7 +35,6 @@ from ames.evaluation.uncertainty import (
     predictability_horizon,
 )
 
-MODEL = "ames"
 SCORES = ("msess", "rmse", "pooled_r2")
 # Forecasts drawn with their interval band in the MSESS-by-lead plot, when present.
 BAND_FORECASTS = (MODEL, "ridge", "damped_persistence")
@@ -36,36 +42,16 @@ BAND_FORECASTS = (MODEL, "ridge", "damped_persistence")
 HEADLINE_DM = ("significant", "dm_p", "n_eff")
 
 
-def member_name(seed: int) -> str:
-    return f"{MODEL}_seed{seed}"
-
-
-def test_error_sums(
-    forecasts: Mapping[str, np.ndarray],
-    by_seed: Mapping[int, np.ndarray],
-    baselines: Mapping[str, np.ndarray],
-    oracle: np.ndarray | None,
-    zones: Mapping[str, np.ndarray],
-    origin_times: Any,
-) -> xr.Dataset:
-    """Error sums of every test forecast ``evaluate`` scores, named and tagged by role.
-
-    ``forecasts`` as from ``ensemble_test_forecasts`` (``pred``, ``experts``, ``obs``).
-    """
-    named: dict[str, np.ndarray] = {MODEL: forecasts["pred"]}
-    roles = {MODEL: "model"}
-    for seed, pred in by_seed.items():
-        named[member_name(seed)] = pred
-        roles[member_name(seed)] = "member"
-    for i in range(forecasts["experts"].shape[1]):
-        named[f"expert{i + 1}"] = forecasts["experts"][:, i]
-        roles[f"expert{i + 1}"] = "expert"
-    for name, pred in baselines.items():
-        named[name] = pred
-        roles[name] = "baseline"
-    if oracle is not None:
-        named["oracle"], roles["oracle"] = oracle, "oracle"
-    return error_sums(named, roles, forecasts["obs"], zones, origin_times)
+def forecast_error_sums(forecasts: xr.Dataset) -> xr.Dataset:
+    """Error sums of every forecast of a forecast set, named and tagged by role."""
+    names = forecast_names(forecasts)
+    return error_sums(
+        {name: forecasts[name].values for name in names},
+        roles_of(forecasts, names),
+        forecasts[TRUTH].values,
+        zone_masks(forecasts),
+        forecasts["origin"].values,
+    )
 
 
 @dataclass(frozen=True)
