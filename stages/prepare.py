@@ -24,8 +24,9 @@ from ames.data.schema import validate_dataset
 from ames.data.synthetic import generate_synthetic
 from ames.io import write_json
 from ames.plotting.data import plot_mean_annual_precip, plot_seasonal_cycle_by_zone
+from ames.sections import ZoneConfig
 from ames.settings import load_config
-from ames.zones import ZoneConfig, ZoneThresholds, resolve_thresholds
+from ames.zones import ZoneThresholds, resolve_thresholds
 
 log = logging.getLogger("ames.prepare")
 

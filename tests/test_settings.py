@@ -10,10 +10,8 @@ import yaml
 from config_helpers import ROOT, committed_params
 
 from ames.config import ConfigError, deep_merge, derive_seed, load_params, params_hash
-from ames.evaluation.uncertainty import BootstrapConfig
-from ames.masks import GraphConfig
+from ames.sections import BootstrapConfig, GraphConfig, ZoneConfig
 from ames.settings import AmesConfig, load_config, parse_config
-from ames.zones import ZoneConfig
 
 
 def write_params(tmp_path: Path, overlay: dict[str, Any]) -> Path:

@@ -15,7 +15,7 @@ from ames.evaluation.error_sums import (
     write_error_sums,
 )
 from ames.evaluation.metrics import score_forecasts
-from ames.evaluation.uncertainty import BootstrapConfig
+from ames.sections import BootstrapConfig
 from ames.workflows.significance import (
     ablation_significance,
     references,

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from ames.evaluation.uncertainty import (
-    BootstrapConfig,
     Interval,
     block_indices,
     dm_test,
@@ -16,6 +15,7 @@ from ames.evaluation.uncertainty import (
     origin_counts,
     predictability_horizon,
 )
+from ames.sections import BootstrapConfig
 
 N_ORIGINS, HORIZON, BLOCK = 99, 12, 12
 

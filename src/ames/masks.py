@@ -7,8 +7,6 @@ correlations) reads training months only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
@@ -19,6 +17,7 @@ from ames.climatology import (
     split_month_bounds,
     training_month_mask,
 )
+from ames.sections import GraphConfig
 from ames.zones import ZONES, zone_masks
 
 __all__ = ["ZONES", "zone_masks"]  # re-exported: zones live in ames.zones
@@ -53,16 +52,6 @@ def context_features(
     lat2d, lon2d = np.meshgrid(lat, lon, indexing="ij")
     stack = np.stack([elevation, slope, aspect, lat2d, lon2d], axis=-1).astype(np.float32)
     return np.where(valid[..., None], stack, np.nan)
-
-
-@dataclass(frozen=True)
-class GraphConfig:
-    k_spatial: int = 8
-    max_neighbors: int = 12
-    corr_min: float = 0.7
-    corr_radius_km: float = 40.0
-    elev_tol_m: float = 500.0
-    length_scale_km: float = 10.0
 
 
 def _node_xy_km(lat: np.ndarray, lon: np.ndarray, node_index: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The typed configuration: ``params.yaml`` parsed and validated once, handed to every stage.
 
 :func:`load_config` reads the file (profile applied by :func:`ames.config.load_params`) and
-:func:`parse_config` turns each section into a frozen dataclass, reusing the typed pieces
-that already exist (``TrainConfig``, ``ZoneConfig``, ``GraphConfig``, ``BootstrapConfig``).
+:func:`parse_config` turns each section into a frozen dataclass, the dataclasses of
+``ames.sections`` (with ``TrainConfig`` for each training block).
 A bad value is one :class:`~ames.config.ConfigError` naming the file and the key path.
 ``AmesConfig.raw`` keeps the resolved mapping for what must see it as it is: parameter
 hashes and fingerprints, ablation overlays, metadata.
@@ -20,112 +20,27 @@ from typing import Any
 
 from ames.config import DEFAULT_PARAMS, ConfigError, deep_merge, derive_seed, load_params
 from ames.errors import UserError
-from ames.evaluation.uncertainty import BootstrapConfig
-from ames.masks import GraphConfig
+from ames.sections import (
+    BootstrapConfig,
+    DataConfig,
+    ExpertConfig,
+    FeaturesConfig,
+    FinetuneConfig,
+    GatingConfig,
+    GraphConfig,
+    LinearFeatures,
+    MetaConfig,
+    ProbabilisticConfig,
+    SplitConfig,
+    TrainDefaults,
+    ZoneConfig,
+)
 from ames.training.config import TrainConfig
-from ames.zones import ZoneConfig
 
 EXPERT_IDS = (1, 2, 3)
 TARGET_TRANSFORMS = ("anomaly", "standardized_anomaly", "normalized")
 DATA_SOURCES = ("synthetic", "files")
 GATING_MODES = ("learned", "equal", "single")
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    test_months: int
-    val_months: int
-    horizon: int
-
-
-@dataclass(frozen=True)
-class FeaturesConfig:
-    input_window: int
-    target_transform: str
-
-
-@dataclass(frozen=True)
-class LinearFeatures:
-    """The ``linear_features`` section: regressors of the experts' linear path beyond the
-    ``ridge`` baseline's (``ames.models.linear_path``). The defaults add none."""
-
-    smoothing_km: tuple[float, ...] = ()
-    smoothing_lags: int = 0
-    loading: bool = False
-
-    @property
-    def adds_regressors(self) -> bool:
-        return bool(self.smoothing_km and self.smoothing_lags) or self.loading
-
-
-@dataclass(frozen=True)
-class TrainDefaults:
-    """The shared ``train`` block; each stage's ``TrainConfig`` merges its own keys over it."""
-
-    batch_size: int
-    lr: float
-    device: str
-
-
-@dataclass(frozen=True)
-class ExpertConfig:
-    """One ``expertN`` section; ``model`` is the mapping ``build_expert`` checks."""
-
-    zone: str
-    model: Mapping[str, Any]
-    training: TrainConfig
-
-    @property
-    def ridge_linear_path(self) -> bool:
-        return self.model.get("linear_path") == "ridge"
-
-
-@dataclass(frozen=True)
-class GatingConfig:
-    """The ``gating`` section; ``model`` is the mapping ``build_gating`` picks its keys from."""
-
-    mode: str
-    loss: Mapping[str, Any]
-    training: TrainConfig
-    model: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class MetaConfig:
-    enabled: bool
-    model: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """The ``finetune`` section; ``training.lr`` is already ``lr_scale × train.lr``."""
-
-    lr_scale: float
-    loss: Mapping[str, Any]
-    training: TrainConfig
-
-
-@dataclass(frozen=True)
-class ProbabilisticConfig:
-    quantiles: tuple[float, ...]
-    spread_scale_bounds: tuple[float, float]
-    pit_bins: int
-    reliability_bins: int
-    pit_seed: int
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """The ``data`` section; ``synthetic`` and ``files`` are checked where they are used."""
-
-    source: str
-    dem_file: str
-    bbox: Mapping[str, Any]
-    resolution: float
-    start: str
-    n_months: int
-    synthetic: Mapping[str, Any]
-    files: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)

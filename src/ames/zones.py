@@ -23,78 +23,11 @@ from typing import Any
 import numpy as np
 
 from ames.data.errors import DataError
+from ames.sections import TERCILES, ZoneConfig
 
 log = logging.getLogger(__name__)
 
 ZONES = ("high", "medium", "low")
-ZONE_MODES = ("fixed", "quantile", "auto")
-DEFAULT_MIN_CELLS = 25
-TERCILES = (1.0 / 3.0, 2.0 / 3.0)
-PARAMS_SOURCE = "params.yaml (zones)"
-
-
-@dataclass(frozen=True)
-class ZoneConfig:
-    """The ``zones`` params, validated. Without ``mode`` the SPEC's fixed thresholds apply."""
-
-    mode: str = "fixed"
-    high_min_m: float = 3000.0
-    low_max_m: float = 2000.0
-    min_cells: int = DEFAULT_MIN_CELLS
-    quantiles: tuple[float, float] = TERCILES
-
-    @classmethod
-    def from_params(cls, zones: Mapping[str, Any]) -> ZoneConfig:
-        known = {"mode", "high_min_m", "low_max_m", "min_cells", "quantiles"}
-        unknown = sorted(set(zones) - known)
-        if unknown:
-            raise DataError(
-                PARAMS_SOURCE, f"unknown key(s) {', '.join(unknown)}", f"use only {sorted(known)}"
-            )
-        cfg = cls(
-            mode=str(zones.get("mode", "fixed")),
-            high_min_m=float(zones.get("high_min_m", 3000.0)),
-            low_max_m=float(zones.get("low_max_m", 2000.0)),
-            min_cells=int(zones.get("min_cells", DEFAULT_MIN_CELLS)),
-            quantiles=_quantile_pair(zones.get("quantiles")),
-        )
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        if self.mode not in ZONE_MODES:
-            raise DataError(
-                PARAMS_SOURCE, f"mode is {self.mode!r}", f"use one of {', '.join(ZONE_MODES)}"
-            )
-        if not self.low_max_m < self.high_min_m:
-            raise DataError(
-                PARAMS_SOURCE,
-                f"low_max_m ({self.low_max_m:g}) is not below high_min_m ({self.high_min_m:g})",
-                "set zones.low_max_m < zones.high_min_m",
-            )
-        if self.min_cells < 1:
-            raise DataError(PARAMS_SOURCE, f"min_cells is {self.min_cells}", "use 1 or more")
-        low_q, high_q = self.quantiles
-        if not 0.0 < low_q < high_q < 1.0:
-            raise DataError(
-                PARAMS_SOURCE,
-                f"quantiles {list(self.quantiles)} are not 0 < q_low < q_high < 1",
-                "give two increasing fractions, e.g. [0.333, 0.667], or null for terciles",
-            )
-
-
-def _quantile_pair(value: Any) -> tuple[float, float]:
-    if value is None:
-        return TERCILES
-    try:
-        low_q, high_q = (float(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise DataError(
-            PARAMS_SOURCE,
-            f"quantiles is {value!r}",
-            "give two fractions [q_low, q_high], or null for terciles",
-        ) from exc
-    return low_q, high_q
 
 
 @dataclass(frozen=True)

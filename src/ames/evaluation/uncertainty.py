@@ -31,44 +31,11 @@ origins:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import stats
-
-MIN_BLOCK_MONTHS = 12
-
-
-@dataclass(frozen=True)
-class BootstrapConfig:
-    """The ``uncertainty`` section of params.yaml."""
-
-    block_months: int = 12
-    n_boot: int = 2000
-    level: float = 0.9
-    seed: int = 20240611
-
-    @classmethod
-    def from_params(cls, section: Mapping[str, Any]) -> BootstrapConfig:
-        cfg = cls(
-            block_months=int(section["block_months"]),
-            n_boot=int(section["n_boot"]),
-            level=float(section["level"]),
-            seed=int(section["bootstrap_seed"]),
-        )
-        if cfg.block_months < MIN_BLOCK_MONTHS:
-            raise ValueError(
-                f"params.yaml (uncertainty.block_months): {cfg.block_months} < "
-                f"{MIN_BLOCK_MONTHS}; blocks shorter than a year split the overlap of 12-lead "
-                "forecasts and the annual cycle of their errors"
-            )
-        if not 0.5 <= cfg.level < 1.0:
-            raise ValueError(f"params.yaml (uncertainty.level): {cfg.level} is not in [0.5, 1)")
-        if cfg.n_boot < 100:
-            raise ValueError(f"params.yaml (uncertainty.n_boot): {cfg.n_boot} < 100 resamples")
-        return cfg
 
 
 def n_blocks(n_origins: int, block: int) -> int:

@@ -36,8 +36,9 @@ from ames.evaluation.probabilistic import (
     skill_intervals,
 )
 from ames.evaluation.reliability import pit_histogram, reliability_table
-from ames.evaluation.uncertainty import BootstrapConfig, block_indices, n_blocks, origin_counts
+from ames.evaluation.uncertainty import block_indices, n_blocks, origin_counts
 from ames.run import RunInputs
+from ames.sections import BootstrapConfig
 from ames.settings import ProbabilisticConfig
 
 PREDICTIVE = Path("models/predictive.nc")

@@ -24,7 +24,6 @@ from ames.evaluation.forecast_set import (
     zone_masks,
 )
 from ames.evaluation.uncertainty import (
-    BootstrapConfig,
     DMResult,
     Interval,
     block_indices,
@@ -34,6 +33,7 @@ from ames.evaluation.uncertainty import (
     origin_counts,
     predictability_horizon,
 )
+from ames.sections import BootstrapConfig
 
 SCORES = ("msess", "rmse", "pooled_r2")
 # Forecasts drawn with their interval band in the MSESS-by-lead plot, when present.
