@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from ames.training.device import amp_enabled, autocast, select_device
 from ames.training.live import log_live, open_live
 from ames.training.losses import Batch, LossFn, RunningMean, call_loss, count_samples, to_device
 from ames.training.progress import Progress, TrainResult
+from ames.training.trainable import frozen_modules, requires_grad_only, resolve_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,9 @@ class _Engine:
         if cfg.amp and not self.amp:
             logger.info("%s: amp requested but ignored on %s.", self.desc, self.device.type)
         self.model = model.to(self.device)
-        self.named = _resolve_trainable(self.model, trainable)
+        self.named = resolve_trainable(self.model, trainable)
         self.trainable_ids = {id(p) for _, p in self.named}
-        self.frozen = _frozen_modules(self.model, self.trainable_ids)
+        self.frozen = frozen_modules(self.model, self.trainable_ids)
         self.params = [p for _, p in self.named]
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
@@ -207,48 +208,6 @@ class _Engine:
         )
 
 
-# --------------------------------------------------------------------------- trainable
-
-
-def _resolve_trainable(
-    model: nn.Module, trainable: Iterable[nn.Parameter] | None
-) -> list[tuple[str, nn.Parameter]]:
-    named = list(model.named_parameters())
-    if trainable is None:
-        chosen = [(n, p) for n, p in named if p.requires_grad]
-    else:
-        wanted = {id(p) for p in trainable}
-        chosen = [(n, p) for n, p in named if id(p) in wanted]
-        if len(chosen) != len(wanted):
-            raise ValueError("fit: `trainable` holds tensors that are not parameters of the model.")
-    if not chosen:
-        raise ValueError("fit: nothing to train (no trainable parameters).")
-    return chosen
-
-
-def _frozen_modules(model: nn.Module, trainable_ids: set[int]) -> list[nn.Module]:
-    """Sub-modules that own parameters of which none is trained."""
-    return [
-        m
-        for m in model.modules()
-        if next(m.parameters(), None) is not None
-        and not any(id(p) in trainable_ids for p in m.parameters())
-    ]
-
-
-@contextmanager
-def _requires_grad_only(model: nn.Module, trainable_ids: set[int]) -> Iterator[None]:
-    """Switch autograd off for frozen parameters (no wasted backward), restore afterwards."""
-    saved = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in saved:
-        p.requires_grad_(id(p) in trainable_ids)
-    try:
-        yield
-    finally:
-        for p, flag in saved:
-            p.requires_grad_(flag)
-
-
 # --------------------------------------------------------------------------- fit
 
 
@@ -311,7 +270,7 @@ def fit(
         live = open_live(Path(live_dir))
         for row in engine.progress.history:  # the curves always equal the full history
             log_live(live, row)
-    with _requires_grad_only(engine.model, engine.trainable_ids):
+    with requires_grad_only(engine.model, engine.trainable_ids):
         _run_epochs(engine, Path(best_path), state_path, key, live, extra_state)
     return _finish(engine, Path(best_path), state_path, live, extra_state, keep_state, resumed_from)
 
