@@ -61,9 +61,10 @@ def test_smoothing_is_a_gaussian_mean_over_the_valid_cells_only():
     rng = np.random.default_rng(1)
     valid = rng.random(SHAPE) > 0.2
     field = np.where(valid, rng.standard_normal(SHAPE), 0.0).astype(np.float32)
-    spatial = regressors(LinearFeatures((1.5, 3.0), 1), valid)
+    scales = (1.5, 3.0, 30.0)  # the last one's kernel is far wider than the 9 × 10 grid
+    spatial = regressors(LinearFeatures(scales, 1), valid)
     got = spatial.smoothed(torch.from_numpy(field)[None, None]).numpy()[0]
-    for i, sigma in enumerate((1.5, 3.0)):
+    for i, sigma in enumerate(scales):
         num = gaussian_filter(field.astype(np.float64), sigma, mode="constant")
         den = gaussian_filter(valid.astype(np.float64), sigma, mode="constant")
         np.testing.assert_allclose(got[i], np.where(valid, num / den, 0.0), atol=1e-5)

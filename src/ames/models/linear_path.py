@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ames.settings import LinearFeatures
+from ames.sections import LinearFeatures
 
 _TRUNCATE = 4.0  # Gaussian kernel half-width in standard deviations (as scipy.ndimage)
 _KM_PER_DEGREE = 111.32
@@ -41,6 +40,16 @@ def gaussian_kernel(sigma_cells: float) -> Tensor:
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     weights = torch.exp(-0.5 * (x / sigma_cells) ** 2)
     return (weights / weights.sum()).float()
+
+
+def smoothing_matrix(sigma_cells: float, n: int) -> Tensor:
+    """``[n, n]``: the 1-D Gaussian convolution of ``n`` cells with zeros beyond them, as a
+    matrix (``out = M @ x``): one matrix product whatever the kernel's width."""
+    kernel = gaussian_kernel(sigma_cells)
+    radius = len(kernel) // 2
+    offset = torch.arange(n)[None, :] - torch.arange(n)[:, None]  # j − i
+    inside = offset.abs() <= radius
+    return torch.where(inside, kernel[(offset + radius).clamp(0, len(kernel) - 1)], 0.0)
 
 
 class SpatialRegressors(nn.Module):
@@ -67,8 +76,12 @@ class SpatialRegressors(nn.Module):
         self.use_loading = features.loading
         mask = torch.as_tensor(np.asarray(valid), dtype=torch.float32)
         self.register_buffer("valid", mask, persistent=False)
+        n_lat, n_lon = mask.shape
         self.kernels: list[tuple[Tensor, Tensor]] = [
-            (gaussian_kernel(km / spacing_km[0]), gaussian_kernel(km / spacing_km[1]))
+            (
+                smoothing_matrix(km / spacing_km[0], n_lat),
+                smoothing_matrix(km / spacing_km[1], n_lon),
+            )
             for km in scales
         ]
         weights = [self._convolve(mask[None], k)[0] for k in self.kernels]
@@ -84,8 +97,7 @@ class SpatialRegressors(nn.Module):
     def _convolve(fields: Tensor, kernel: tuple[Tensor, Tensor]) -> Tensor:
         """Separable Gaussian of ``[N, lat, lon]`` with zeros beyond the grid."""
         ky, kx = (k.to(fields) for k in kernel)
-        out = F.conv2d(fields[:, None], ky[None, None, :, None], padding=(len(ky) // 2, 0))
-        return F.conv2d(out, kx[None, None, None, :], padding=(0, len(kx) // 2))[:, 0]
+        return ky @ fields @ kx.T
 
     def smoothed(self, anomaly: Tensor) -> Tensor:
         """``[B, len(scales) · lags, lat, lon]``: the latest ``lags`` months of ``anomaly
