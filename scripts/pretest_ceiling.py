@@ -35,7 +35,6 @@ from ames.evaluation.ridge import (
     origin_moments,
     ridge_features,
     ridge_targets,
-    selection_origins,
     solve_at_penalties,
 )
 from ames.evaluation.ridge_spatial import smoothed_rows
@@ -76,7 +75,7 @@ def out_of_fold(
     where = {int(o): i for i, o in enumerate(origins)}
     out = np.full((len(origins), horizon, *valid.shape), np.nan, dtype=np.float32)
     for fold in folds:
-        fit_origins = selection_origins(fold.train, [])
+        fit_origins = np.unique(fold.train)
         x = rows_of(fit_origins)
         moments = origin_moments(
             x, ridge_targets(run.inputs, valid, fit_origins, horizon), len(fit_origins)
