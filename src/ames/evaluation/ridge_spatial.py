@@ -131,3 +131,43 @@ def fit_spatial_ridge(
     fit = moments_with_loading(loading)[np.isin(origins, fit_origins)].sum(axis=0)
     coef, intercept = solve_at_penalties(fit, alpha, n_features)
     return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window, loading)
+
+
+def refit_at_penalties(
+    inputs: GridInputs,
+    valid: np.ndarray,
+    fit_sets: list[np.ndarray],
+    window: int,
+    horizon: int,
+    regressors: SpatialRegressors | None,
+    alpha: np.ndarray,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(coef, intercept, loading)`` of the ``ridge`` regression (with ``regressors``: the
+    linear path's) fitted on each origin set of ``fit_sets`` at the penalties ``alpha``
+    ``[H]``; the rows and their per-origin moments are built once for all sets. A loading
+    regressor is re-estimated from the months each set's windows touch."""
+    origins = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in fit_sets]))
+    parts = [ridge_features(inputs, valid, origins, window)]
+    if regressors is not None:
+        parts.append(smoothed_rows(regressors, inputs, valid, origins, window))
+    features = np.concatenate(parts, axis=1)
+    targets = ridge_targets(inputs, valid, origins, horizon)
+    rows = np.concatenate([np.ones((len(features), 1)), features, targets], axis=1)
+    rows = rows.reshape(len(origins), -1, rows.shape[1])  # [S, N, 1 + F + H]
+    base = np.matmul(rows.transpose(0, 2, 1), rows)
+    use_loading = regressors is not None and regressors.use_loading
+    domain = inputs.domain_anomaly[window_steps(origins, window)].astype(np.float64)
+    n_features = features.shape[1] + (window if use_loading else 0)
+    refits = []
+    for fit_origins in fit_sets:
+        chosen = np.isin(origins, fit_origins)
+        moments, loading = base[chosen], None
+        if use_loading:
+            touched = months_touched(fit_origins, window, horizon, len(inputs.domain_anomaly))
+            loading = cell_loading(inputs, valid, touched)
+            moments = add_loading_moments(
+                moments, rows[chosen], domain[chosen], loading[valid], horizon
+            )
+        coef, intercept = solve_at_penalties(moments.sum(axis=0), np.asarray(alpha), n_features)
+        refits.append((coef, intercept, loading))
+    return refits

@@ -183,6 +183,11 @@ class AMESModel(nn.Module):
     def meta_parameters(self) -> Iterator[nn.Parameter]:
         return self.meta.parameters()
 
+    def combination_parameters(self) -> Iterator[nn.Parameter]:
+        """What stage 2 trains on the frozen experts' forecasts: gating and meta-learner."""
+        yield from self.gating_parameters()
+        yield from self.meta_parameters()
+
     def count_parameters_by_component(self) -> dict[str, int]:
         """All parameters (trainable or not) per component, plus totals."""
         counts = {

@@ -25,6 +25,7 @@ class TrainConfig:
     device: str = "auto"
     num_workers: int = 0
     live: bool = True  # DVCLive learning curves when fit() gets a live_dir
+    keep_last: bool = False  # keep the last epoch's weights, not the best validated ones
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

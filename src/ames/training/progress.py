@@ -63,7 +63,7 @@ class Progress:
         """
         self.epoch = int(row["epoch"])
         self.history.append(row)
-        improved = row["val/loss"] < self.best_val_loss - cfg.min_delta
+        improved = cfg.keep_last or row["val/loss"] < self.best_val_loss - cfg.min_delta
         if improved:
             self.best_epoch, self.best_val_loss, self.bad_epochs = self.epoch, row["val/loss"], 0
             self.best_components = _val_components(row)

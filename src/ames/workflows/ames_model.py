@@ -40,6 +40,7 @@ from ames.workflows.common import (
     run_fingerprint,
     score_split,
 )
+from ames.workflows.stacking import held_out_expert_outputs, kept_by_stage1
 
 log = logging.getLogger("ames.model")
 
@@ -162,7 +163,8 @@ def train_gating(
     routing_plot: Path | None = None,
     state_root: Path | None = None,
 ) -> tuple[AMESModel, dict[str, Any]]:
-    """Stage 2: experts frozen (their outputs computed once), only the gating trains."""
+    """Stage 2: experts frozen, the gating and the meta-learner train on held-out expert
+    forecasts of the training windows (``ames.workflows.stacking``)."""
     start = time.perf_counter()
     run = load_run_inputs(cfg, dataset, masks_dir)
     graph = load_graph(run, masks_dir)
@@ -172,12 +174,25 @@ def train_gating(
     device = select_device(train_cfg.device)
     model.to(device)
     best_path = models_dir / checkpoint_name
-    trainable = [p for p in model.gating_parameters() if p.requires_grad]
-    splits = {}
-    for split in ("train", "val"):
-        base = run.windows(split)
-        outputs = precompute_expert_outputs(list(model.experts), base, train_cfg.batch_size, device)
-        splits[split] = WithExpertOutputs(base, outputs)
+    trainable = [p for p in model.combination_parameters() if p.requires_grad]
+    experts = list(model.experts)
+    held_out = held_out_expert_outputs(
+        cfg,
+        run,
+        graph,
+        experts,
+        kept_by_stage1(models_dir),
+        train_cfg.batch_size,
+        device,
+        (state_root or models_dir / "state") / f"{state_name}_stacking",
+    )
+    val = run.windows("val")
+    splits = {
+        "train": WithExpertOutputs(run.windows("train"), held_out),
+        "val": WithExpertOutputs(
+            val, precompute_expert_outputs(experts, val, train_cfg.batch_size, device)
+        ),
+    }
     compute_loss = loss_fn(cfg.gating.loss, physics_context(run))
     result = None
     untrained_row = None

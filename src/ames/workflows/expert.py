@@ -29,6 +29,18 @@ from ames.workflows.common import (
 
 log = logging.getLogger("ames.expert")
 
+LINEAR_ALPHA = "linear_path_alpha"  # checkpoint meta: the penalties by lead stage 1 selected
+
+
+def zone_loss(zone_mask: torch.Tensor):
+    """An expert's training loss: the MSE over its zone's cells (transformed units)."""
+
+    def compute_loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        loss = masked_mse(net(batch["x"]), batch["y"], zone_mask)
+        return loss, {"mse": loss.item()}
+
+    return compute_loss
+
 
 def train_expert(
     cfg: AmesConfig,
@@ -63,10 +75,6 @@ def train_expert(
         penalties = [f"{a:.0e}" for a in ridge_path.alpha]
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
 
-    def compute_loss(net: torch.nn.Module, batch: dict[str, torch.Tensor]):
-        loss = masked_mse(net(batch["x"]), batch["y"], zone_mask)
-        return loss, {"mse": loss.item()}
-
     log.info(
         "%s (%s zone, %d cells): %d parameters",
         section,
@@ -76,7 +84,7 @@ def train_expert(
     )
     result = fit(
         model,
-        compute_loss,
+        zone_loss(zone_mask),
         run.windows("train"),
         run.windows("val"),
         train_cfg,
@@ -85,6 +93,7 @@ def train_expert(
         live_dir=live_dir,
         desc=section,
         loss_mask=zone_mask,
+        extra_state=None if ridge_path is None else {LINEAR_ALPHA: ridge_path.alpha.tolist()},
         fingerprint=run_fingerprint(
             cfg,
             ["seed", "features", "linear_features", "selection", "train", section],

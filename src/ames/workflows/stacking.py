@@ -1,0 +1,200 @@
+"""Stacking: the gating and the meta-learner learn from held-out expert forecasts.
+
+An expert's forecast of a window it was trained on is better than its forecast of a new
+one, so a combination trained on in-sample forecasts learns the experts' training fit.
+Stage 2 therefore trains on forecasts of each training origin by a copy of every expert
+that never saw that origin's targets:
+
+* the training origins are cut into the blocks of the selection folds (``ames.selection``:
+  contiguous whole years); a block's forecasts come from experts fitted on that fold's
+  purged training origins — training origins only, so no validation target shapes them;
+* each copy repeats what the stage-1 expert kept: its ``linear_path: ridge`` is refitted on
+  the block's fitting origins at the penalties stage 1 selected (stored in its checkpoint;
+  a hyper-parameter chosen once over the pre-test origins, like the architecture and the
+  epochs, not refitted per block), and its network is trained
+  from the same initial weights for as many epochs as the stage-1 expert kept (none when it
+  kept epoch 0), the last epoch kept: no held-out loss chooses anything.
+
+The validation windows (early stopping of stage 2) are forecast by the stage-1 experts,
+which were fitted on training origins only, so they are held out too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ames.evaluation.ridge_spatial import refit_at_penalties
+from ames.models.graph import GridGraph
+from ames.run import RunInputs
+from ames.settings import EXPERT_IDS, AmesConfig
+from ames.training.engine import fit
+from ames.workflows.common import (
+    build_experts,
+    expert_checkpoint,
+    precompute_expert_outputs,
+    run_folds,
+    spatial_regressors,
+)
+from ames.workflows.expert import LINEAR_ALPHA, zone_loss
+
+log = logging.getLogger("ames.stacking")
+
+
+@dataclass(frozen=True)
+class HeldOutBlock:
+    fit: np.ndarray  # training origins the block's expert copies are fitted on (purged)
+    forecast: np.ndarray  # training origins those copies forecast
+
+
+def held_out_blocks(train_origins: np.ndarray, folds: list) -> list[HeldOutBlock]:
+    """One block per selection fold holding training origins: the fold's held-out training
+    origins, forecast by copies fitted on the fold's purged training origins that are
+    themselves training origins. Every training origin is forecast by exactly one block."""
+    train = np.asarray(train_origins, dtype=np.int64)
+    blocks = []
+    for fold in folds:
+        forecast = train[np.isin(train, fold.val)]
+        if forecast.size == 0:
+            continue
+        fit_origins = train[np.isin(train, fold.train)]
+        if fit_origins.size == 0:
+            raise ValueError(
+                f"stacking: the fold holding origins {forecast.min()}–{forecast.max()} has no "
+                "training origin left to fit on after the purge; use more selection.folds"
+            )
+        blocks.append(HeldOutBlock(fit=fit_origins, forecast=forecast))
+    covered = np.sort(np.concatenate([b.forecast for b in blocks]))
+    if not np.array_equal(covered, np.sort(train)):
+        raise ValueError("stacking: the selection folds do not cover every training origin once")
+    return blocks
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a stage-1 expert kept: its epoch (0: the starting weights) and, with
+    ``linear_path: ridge``, the penalties by lead its linear path was fitted at."""
+
+    epoch: int
+    linear_alpha: np.ndarray | None
+
+
+def kept_by_stage1(models_dir: Path) -> dict[int, Kept]:
+    """Per expert, what stage 1 kept, from its checkpoint's meta."""
+    kept = {}
+    for index in EXPERT_IDS:
+        path = expert_checkpoint(index, models_dir)
+        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+        alpha = (meta.get("extra") or {}).get(LINEAR_ALPHA)
+        kept[index] = Kept(int(meta["epoch"]), None if alpha is None else np.asarray(alpha))
+    return kept
+
+
+def block_linear_paths(
+    cfg: AmesConfig, run: RunInputs, blocks: list[HeldOutBlock], alpha: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """The experts' ``linear_path: ridge`` refitted on each block's fitting origins at the
+    stage-1 penalties ``alpha`` (one regression for the three experts)."""
+    regressors = spatial_regressors(cfg, run) if cfg.linear_features.adds_regressors else None
+    return refit_at_penalties(
+        run.inputs, run.masks.valid, [b.fit for b in blocks], run.window, run.horizon,
+        regressors, alpha,
+    )  # fmt: skip
+
+
+def train_block_copy(
+    cfg: AmesConfig,
+    run: RunInputs,
+    index: int,
+    copy: nn.Module,
+    block: HeldOutBlock,
+    epochs: int,
+    state_dir: Path,
+) -> None:
+    """Train ``copy``'s network for exactly ``epochs`` epochs on the block's fitting windows,
+    as stage 1 trains the expert; the block's own windows only show the loss curve."""
+    expert = cfg.expert(index)
+    zone_mask = torch.from_numpy(run.zones[expert.zone])
+    train_cfg = dataclasses.replace(expert.training, epochs=epochs, patience=None, keep_last=True)
+    fit(
+        copy,
+        zone_loss(zone_mask),
+        run.windows("train", block.fit),
+        run.windows("train", block.forecast),
+        train_cfg,
+        best_path=state_dir / "last.pt",
+        state_dir=state_dir,
+        desc=f"stacking expert{index} {block.forecast.min()}-{block.forecast.max()}",
+        loss_mask=zone_mask,
+    )
+
+
+def held_out_expert_outputs(
+    cfg: AmesConfig,
+    run: RunInputs,
+    graph: GridGraph,
+    experts: list[nn.Module],
+    kept: dict[int, Kept],
+    batch_size: int,
+    device: torch.device,
+    state_root: Path,
+) -> Tensor:
+    """``[S, 3, H, lat, lon]`` (transformed units, CPU): the training windows in
+    ``run.windows("train")`` order, each forecast by expert copies that never saw it."""
+    train = np.asarray(run.masks.split["train"], dtype=np.int64)
+    blocks = held_out_blocks(train, run_folds(run, cfg.selection_folds))
+    paths = _block_paths(cfg, run, blocks, kept)
+    position = {int(o): i for i, o in enumerate(train)}
+    out: Tensor | None = None
+    for b, block in enumerate(blocks):
+        copies = build_experts(cfg, run, graph)  # the stage-1 starting weights
+        for index, copy, trained in zip(EXPERT_IDS, copies, experts, strict=True):
+            epochs = kept[index].epoch
+            if epochs == 0:
+                copy.load_state_dict(trained.state_dict())
+            if index in paths:
+                copy.linear.set_weights(*paths[index][b])
+            if epochs > 0:
+                log.info(
+                    "stacking: expert %d, origins %d-%d: %d epochs on %d windows",
+                    index, block.forecast.min(), block.forecast.max(), epochs, block.fit.size,
+                )  # fmt: skip
+                state = state_root / f"block{b}" / f"expert{index}"
+                train_block_copy(cfg, run, index, copy, block, epochs, state)
+        outputs = precompute_expert_outputs(
+            copies, run.windows("train", block.forecast), batch_size, device
+        )
+        if out is None:
+            out = torch.empty((len(train), *outputs.shape[1:]), dtype=outputs.dtype)
+        out[[position[int(o)] for o in block.forecast]] = outputs
+    assert out is not None
+    return out
+
+
+def _block_paths(
+    cfg: AmesConfig, run: RunInputs, blocks: list[HeldOutBlock], kept: dict[int, Kept]
+) -> dict[int, list]:
+    """Per expert with ``linear_path: ridge``, its linear path refitted on every block (one
+    refit per distinct set of stage-1 penalties)."""
+    paths: dict[int, list] = {}
+    by_alpha: dict[tuple, list] = {}
+    for index in EXPERT_IDS:
+        if not cfg.expert(index).ridge_linear_path:
+            continue
+        alpha = kept[index].linear_alpha
+        if alpha is None:
+            raise ValueError(
+                f"{expert_checkpoint(index)}: no linear-path penalties in the checkpoint "
+                f"(written by an older version); re-run `dvc repro expert@{index}`"
+            )
+        key = tuple(alpha.tolist())
+        if key not in by_alpha:
+            by_alpha[key] = block_linear_paths(cfg, run, blocks, alpha)
+        paths[index] = by_alpha[key]
+    return paths

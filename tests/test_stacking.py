@@ -1,0 +1,176 @@
+"""Stacking (``ames.workflows.stacking``): stage 2 learns from held-out expert forecasts."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from config_helpers import config_with
+from conftest import make_small_dataset
+from test_inference import PARAMS, _save_masks
+
+from ames.evaluation.ridge_spatial import refit_at_penalties
+from ames.run import RunInputs, load_run_inputs
+from ames.selection import blocked_year_folds
+from ames.training.checkpoints import save_checkpoint
+from ames.workflows.common import (
+    build_experts,
+    expert_checkpoint,
+    fit_run_linear_path,
+    load_graph,
+    precompute_expert_outputs,
+    run_folds,
+    spatial_regressors,
+)
+from ames.workflows.expert import LINEAR_ALPHA
+from ames.workflows.stacking import held_out_blocks, held_out_expert_outputs, kept_by_stage1
+
+W, H = 6, 12
+
+
+def _expert(index: int) -> dict:
+    section = PARAMS[f"expert{index}"]
+    return {
+        "model": {**section["model"], "linear_path": "ridge"},
+        "training": {"epochs": 2, "patience": 1},
+    }
+
+
+CFG = config_with(
+    {
+        **PARAMS,
+        **{f"expert{i}": _expert(i) for i in (1, 2, 3)},
+        "selection": {"folds": 3},
+        "linear_features": {"smoothing_km": [10], "smoothing_lags": 1, "loading": False},
+    }
+)
+
+
+def test_every_training_origin_is_forecast_once_by_copies_fitted_clear_of_its_targets():
+    origins = np.arange(11, 200)
+    train = origins[origins < 160]
+    folds = blocked_year_folds(origins, 1990 + origins // 12, 5, W, H)
+    blocks = held_out_blocks(train, folds)
+    forecast = np.concatenate([b.forecast for b in blocks])
+    assert np.array_equal(np.sort(forecast), train)  # each once
+    for block in blocks:
+        assert np.isin(block.fit, train).all() and not np.isin(block.fit, block.forecast).any()
+        first, last = block.forecast.min() + 1, block.forecast.max() + H  # their targets
+        window_start, window_end = block.fit - W + 1, block.fit + H
+        assert ((window_end < first) | (window_start > last)).all()
+    # the last fold holds validation origins only: no block, and none of them is fitted on
+    assert len(blocks) == 4
+    assert all(b.fit.max() < 160 for b in blocks)
+
+
+def test_held_out_blocks_refuse_a_fold_with_nothing_left_to_fit():
+    origins = np.arange(11, 60)
+    folds = blocked_year_folds(origins, 1990 + origins // 12, 2, W, H)
+    with pytest.raises(ValueError, match="no training origin left"):
+        held_out_blocks(origins[origins < 30], folds)
+
+
+def test_refit_on_all_training_origins_is_the_selected_fit(tmp_path: Path):
+    run = _run(tmp_path)
+    selected = fit_run_linear_path(CFG, run)
+    train = np.asarray(run.masks.split["train"])
+    coef, intercept, _ = refit_at_penalties(
+        run.inputs, run.masks.valid, [train], W, H, spatial_regressors(CFG, run), selected.alpha
+    )[0]
+    np.testing.assert_allclose(coef, selected.coef, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(intercept, selected.intercept, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kept", [0, 1])
+def test_a_held_out_forecast_ignores_its_own_target_months(tmp_path: Path, kept: int):
+    """Changing the months an origin forecasts leaves its stacking forecast unchanged (the
+    copies that make it never read those months; the penalties are stage 1's), while the
+    stage-1 fit at those penalties moves."""
+    run = _run(tmp_path)
+    models = _trained_experts(run, tmp_path / "models", kept)
+    train = np.asarray(run.masks.split["train"])
+    block = held_out_blocks(train, run_folds(run, CFG.selection_folds))[1]
+    origin = int(block.forecast.max())  # its targets are no input of its block
+    row = int(np.flatnonzero(train == origin)[0])
+    changed = _with_changed_months(run, np.arange(origin + 1, origin + H + 1))
+
+    before = _held_out(run, models, tmp_path / "state_a")
+    after = _held_out(changed, models, tmp_path / "state_b")
+
+    assert torch.equal(before[row], after[row])
+    assert not torch.equal(before, after)  # other origins read those months
+    alpha = kept_by_stage1(models)[1].linear_alpha
+    regressors = spatial_regressors(CFG, run)
+    stage1 = [
+        refit_at_penalties(r.inputs, r.masks.valid, [train], W, H, regressors, alpha)[0][0]
+        for r in (run, changed)
+    ]
+    assert np.abs(stage1[0] - stage1[1]).max() > 1e-4
+
+
+def test_held_out_forecasts_differ_from_in_sample_ones(tmp_path: Path):
+    run = _run(tmp_path)
+    models = _trained_experts(run, tmp_path / "models", 0)
+    held_out = _held_out(run, models, tmp_path / "state")
+    experts = build_experts(CFG, run, load_graph(run, MASKS))
+    for index, expert in enumerate(experts, start=1):
+        expert.load_state_dict(torch.load(expert_checkpoint(index, models))["model"])
+    in_sample = precompute_expert_outputs(experts, run.windows("train"), 8, torch.device("cpu"))
+    assert held_out.shape == in_sample.shape
+    assert torch.isfinite(held_out).all()
+    assert (held_out - in_sample).abs().max() > 1e-3
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+MASKS = Path()  # set by _run
+
+
+def _run(root: Path) -> RunInputs:
+    global MASKS
+    dataset, MASKS = root / "dataset.nc", root / "masks"
+    make_small_dataset(n_time=168).to_netcdf(dataset)
+    _save_masks(dataset, MASKS)
+    return load_run_inputs(CFG, dataset, MASKS)
+
+
+def _trained_experts(run: RunInputs, models: Path, kept: int) -> Path:
+    """Stage-1 checkpoints: the selected linear path and starting weights, each marked as
+    having kept epoch ``kept`` (what stacking repeats per block)."""
+    models.mkdir(parents=True, exist_ok=True)
+    path = fit_run_linear_path(CFG, run)
+    for index, expert in enumerate(build_experts(CFG, run, load_graph(run, MASKS)), start=1):
+        expert.linear.set_weights(path.coef, path.intercept, path.loading)
+        meta = {"epoch": kept, "extra": {LINEAR_ALPHA: path.alpha.tolist()}}
+        save_checkpoint(expert_checkpoint(index, models), expert, meta)
+    assert {i: k.epoch for i, k in kept_by_stage1(models).items()} == {1: kept, 2: kept, 3: kept}
+    return models
+
+
+def _held_out(run: RunInputs, models: Path, state: Path) -> torch.Tensor:
+    graph = load_graph(run, MASKS)
+    experts = build_experts(CFG, run, graph)
+    for index, expert in enumerate(experts, start=1):
+        expert.load_state_dict(torch.load(expert_checkpoint(index, models))["model"])
+    return held_out_expert_outputs(
+        CFG, run, graph, experts, kept_by_stage1(models), 8, torch.device("cpu"), state
+    )
+
+
+def _with_changed_months(run: RunInputs, months: np.ndarray) -> RunInputs:
+    """The run with the standardised anomaly of ``months`` raised by 1.5 everywhere valid."""
+    inputs = run.inputs
+    valid = run.masks.valid
+    anomaly = inputs.anomaly.copy()
+    anomaly[months] += 1.5 * valid
+    std = run.masks.stats["clim_std"][inputs.months[months]]
+    precip = inputs.precip_mm.copy()
+    precip[months] += np.where(valid, 1.5 * std, 0.0).astype(np.float32)
+    domain = inputs.domain_anomaly.copy()
+    domain[months] += 1.5
+    changed = dataclasses.replace(inputs, anomaly=anomaly, precip_mm=precip, domain_anomaly=domain)
+    return dataclasses.replace(run, inputs=changed)
