@@ -115,13 +115,38 @@ def test_held_out_forecasts_differ_from_in_sample_ones(tmp_path: Path):
     run = _run(tmp_path)
     models = _trained_experts(run, tmp_path / "models", 0)
     held_out = _held_out(run, models, tmp_path / "state")
-    experts = build_experts(CFG, run, load_graph(run, MASKS))
-    for index, expert in enumerate(experts, start=1):
-        expert.load_state_dict(torch.load(expert_checkpoint(index, models))["model"])
+    experts = _loaded_experts(run, models)
     in_sample = precompute_expert_outputs(experts, run.windows("train"), 8, torch.device("cpu"))
     assert held_out.shape == in_sample.shape
     assert torch.isfinite(held_out).all()
     assert (held_out - in_sample).abs().max() > 1e-3
+
+
+def test_the_cache_serves_the_same_experts_and_data_only(tmp_path: Path, monkeypatch):
+    from ames.workflows import stacking
+
+    run = _run(tmp_path)
+    models = _trained_experts(run, tmp_path / "models", 0)
+    graph = load_graph(run, MASKS)
+    experts = _loaded_experts(run, models)
+    calls = []
+    compute = stacking.held_out_expert_outputs
+    monkeypatch.setattr(
+        stacking, "held_out_expert_outputs", lambda *a, **k: calls.append(1) or compute(*a, **k)
+    )
+
+    def cached() -> torch.Tensor:
+        return stacking.cached_held_out_outputs(
+            CFG, run, graph, experts, models_dir=models, dataset=tmp_path / "dataset.nc",
+            masks_dir=MASKS, batch_size=8, device=torch.device("cpu"),
+            cache_dir=tmp_path / "cache",
+        )  # fmt: skip
+
+    first, second = cached(), cached()
+    assert len(calls) == 1 and torch.equal(first, second)
+    _trained_experts(run, models, 1)  # other stage-1 checkpoints: recomputed, old set removed
+    cached()
+    assert len(calls) == 2 and len(list((tmp_path / "cache").glob("*.pt"))) == 1
 
 
 # --------------------------------------------------------------------------- helpers
@@ -151,11 +176,16 @@ def _trained_experts(run: RunInputs, models: Path, kept: int) -> Path:
     return models
 
 
-def _held_out(run: RunInputs, models: Path, state: Path) -> torch.Tensor:
-    graph = load_graph(run, MASKS)
-    experts = build_experts(CFG, run, graph)
+def _loaded_experts(run: RunInputs, models: Path) -> list[torch.nn.Module]:
+    experts = build_experts(CFG, run, load_graph(run, MASKS))
     for index, expert in enumerate(experts, start=1):
         expert.load_state_dict(torch.load(expert_checkpoint(index, models))["model"])
+    return experts
+
+
+def _held_out(run: RunInputs, models: Path, state: Path) -> torch.Tensor:
+    graph = load_graph(run, MASKS)
+    experts = _loaded_experts(run, models)
     return held_out_expert_outputs(
         CFG, run, graph, experts, kept_by_stage1(models), 8, torch.device("cpu"), state
     )

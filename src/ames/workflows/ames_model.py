@@ -40,7 +40,7 @@ from ames.workflows.common import (
     run_fingerprint,
     score_split,
 )
-from ames.workflows.stacking import held_out_expert_outputs, kept_by_stage1
+from ames.workflows.stacking import cached_held_out_outputs
 
 log = logging.getLogger("ames.model")
 
@@ -176,15 +176,17 @@ def train_gating(
     best_path = models_dir / checkpoint_name
     trainable = [p for p in model.combination_parameters() if p.requires_grad]
     experts = list(model.experts)
-    held_out = held_out_expert_outputs(
+    held_out = cached_held_out_outputs(
         cfg,
         run,
         graph,
         experts,
-        kept_by_stage1(models_dir),
-        train_cfg.batch_size,
-        device,
-        (state_root or models_dir / "state") / f"{state_name}_stacking",
+        models_dir=models_dir,
+        dataset=dataset,
+        masks_dir=masks_dir,
+        batch_size=train_cfg.batch_size,
+        device=device,
+        cache_dir=(state_root or models_dir / "state") / "stacking",
     )
     val = run.windows("val")
     splits = {

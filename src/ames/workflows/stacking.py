@@ -17,6 +17,12 @@ that never saw that origin's targets:
 
 The validation windows (early stopping of stage 2) are forecast by the stage-1 experts,
 which were fitted on training origins only, so they are held out too.
+
+The held-out forecasts depend only on the stage-1 experts, the data and the expert and
+selection params, so :func:`cached_held_out_outputs` keeps the last set computed under the
+run's training-state folder (``models/state/stacking/``, git-ignored, not a DVC output),
+keyed by a hash of all of those: the ablations that re-run stage 2 from the main chain's
+experts read it instead of refitting the copies.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from ames.evaluation.ridge_spatial import refit_at_penalties
+from ames.io import atomic_write
 from ames.models.graph import GridGraph
 from ames.run import RunInputs
 from ames.settings import EXPERT_IDS, AmesConfig
@@ -39,6 +46,7 @@ from ames.workflows.common import (
     build_experts,
     expert_checkpoint,
     precompute_expert_outputs,
+    run_fingerprint,
     run_folds,
     spatial_regressors,
 )
@@ -198,3 +206,46 @@ def _block_paths(
             by_alpha[key] = block_linear_paths(cfg, run, blocks, alpha)
         paths[index] = by_alpha[key]
     return paths
+
+
+STACKING_SECTIONS = ["seed", "features", "linear_features", "selection", "train"] + [
+    f"expert{i}" for i in EXPERT_IDS
+]
+
+
+def cached_held_out_outputs(
+    cfg: AmesConfig,
+    run: RunInputs,
+    graph: GridGraph,
+    experts: list[nn.Module],
+    *,
+    models_dir: Path,
+    dataset: Path,
+    masks_dir: Path,
+    batch_size: int,
+    device: torch.device,
+    cache_dir: Path,
+) -> Tensor:
+    """:func:`held_out_expert_outputs`, read from ``cache_dir`` when a set computed from the
+    same experts, data and params is there; otherwise computed and written there (replacing
+    any older set)."""
+    checkpoints = [expert_checkpoint(i, models_dir) for i in EXPERT_IDS]
+    key = run_fingerprint(cfg, STACKING_SECTIONS, dataset, masks_dir, *checkpoints)
+    path = cache_dir / f"{key}.pt"
+    if path.is_file():
+        log.info("stacking: held-out expert forecasts from %s", path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    outputs = held_out_expert_outputs(
+        cfg, run, graph, experts, kept_by_stage1(models_dir), batch_size, device,
+        cache_dir / "copies",
+    )  # fmt: skip
+    for old in cache_dir.glob("*.pt"):
+        old.unlink()
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            torch.save(outputs, fh)
+
+    atomic_write(path, write)
+    log.info("stacking: held-out expert forecasts written to %s", path)
+    return outputs
