@@ -30,14 +30,8 @@ from ames.data.synthetic_config import SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import sample_latent
 from ames.evaluation.metrics import score_forecasts
-from ames.evaluation.ridge import (
-    RidgeBaseline,
-    origin_moments,
-    ridge_features,
-    ridge_targets,
-    solve_at_penalties,
-)
-from ames.evaluation.ridge_spatial import smoothed_rows
+from ames.evaluation.ridge import RidgeBaseline, ridge_features
+from ames.evaluation.ridge_spatial import refit_at_penalties, smoothed_rows
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
 from ames.settings import AmesConfig, load_config
@@ -66,21 +60,20 @@ def latent_state(cfg: AmesConfig, dataset: Path):
 
 
 def out_of_fold(
-    run: RunInputs, model: RidgeBaseline, rows_of, origins: np.ndarray, folds
+    run: RunInputs, model: RidgeBaseline, rows_of, regressors, origins: np.ndarray, folds
 ) -> np.ndarray:
     """``[S, H, lat, lon]`` mm/month: each fold's validation origins forecast by the
-    regression refitted on that fold's training origins at ``model.alpha``."""
+    regression (``regressors`` None: ``ridge``) refitted on that fold's training origins at
+    ``model.alpha``; ``rows_of(origins)`` gives the regressors in the refit's order."""
     valid, horizon = run.masks.valid, run.horizon
     stats = run.masks.stats
     where = {int(o): i for i, o in enumerate(origins)}
     out = np.full((len(origins), horizon, *valid.shape), np.nan, dtype=np.float32)
-    for fold in folds:
-        fit_origins = np.unique(fold.train)
-        x = rows_of(fit_origins)
-        moments = origin_moments(
-            x, ridge_targets(run.inputs, valid, fit_origins, horizon), len(fit_origins)
-        )
-        coef, intercept = solve_at_penalties(moments.sum(axis=0), model.alpha, x.shape[1])
+    refits = refit_at_penalties(
+        run.inputs, valid, [np.unique(f.train) for f in folds], run.window, horizon,
+        regressors, model.alpha,
+    )  # fmt: skip
+    for fold, (coef, intercept, _) in zip(folds, refits, strict=True):
         val = np.asarray(fold.val)
         z = (rows_of(val) @ coef.T + intercept).reshape(len(val), -1, horizon)
         month = target_months(run.inputs.months[val], horizon)  # [S, H]
@@ -116,8 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     def plain_rows(o: np.ndarray) -> np.ndarray:
         return ridge_features(run.inputs, valid, o, window)
 
+    path_adds = cfg.linear_features.adds_regressors
+
     def path_rows(o: np.ndarray) -> np.ndarray:
-        if not cfg.linear_features.adds_regressors:
+        if not path_adds:
             return plain_rows(o)
         smooth = smoothed_rows(regressors, run.inputs, valid, o, window)
         return np.concatenate([plain_rows(o), smooth], axis=1)
@@ -133,8 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     oracle = oracle_forecast(clim_true, months, state, gen, origins, horizon) / true_clim * clim
     forecasts = {
         "oracle": oracle,
-        "ridge": out_of_fold(run, ridge, plain_rows, origins, folds),
-        "linear_path": out_of_fold(run, path, path_rows, origins, folds),
+        "ridge": out_of_fold(run, ridge, plain_rows, None, origins, folds),
+        "linear_path": out_of_fold(
+            run, path, path_rows, regressors if path_adds else None, origins, folds
+        ),
     }
     table = {}
     for name, pred in forecasts.items():
