@@ -136,7 +136,7 @@ def train_block_copy(
         run.windows("train", block.fit),
         run.windows("train", block.forecast),
         train_cfg,
-        best_path=state_dir / "last.pt",
+        best_path=state_dir / "copy.pt",
         state_dir=state_dir,
         desc=f"stacking expert{index} {block.forecast.min()}-{block.forecast.max()}",
         loss_mask=zone_mask,
