@@ -91,6 +91,7 @@ class Kept:
 
     epoch: int
     linear_alpha: np.ndarray | None
+    checkpoint: Path  # where it was read from
 
 
 def kept_by_stage1(models_dir: Path) -> dict[int, Kept]:
@@ -100,7 +101,8 @@ def kept_by_stage1(models_dir: Path) -> dict[int, Kept]:
         path = expert_checkpoint(index, models_dir)
         meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
         alpha = (meta.get("extra") or {}).get(LINEAR_ALPHA)
-        kept[index] = Kept(int(meta["epoch"]), None if alpha is None else np.asarray(alpha))
+        linear_alpha = None if alpha is None else np.asarray(alpha)
+        kept[index] = Kept(int(meta["epoch"]), linear_alpha, path)
     return kept
 
 
@@ -198,7 +200,7 @@ def _block_paths(
         alpha = kept[index].linear_alpha
         if alpha is None:
             raise ValueError(
-                f"{expert_checkpoint(index)}: no linear-path penalties in the checkpoint "
+                f"{kept[index].checkpoint}: no linear-path penalties in the checkpoint "
                 f"(written by an older version); re-run `dvc repro expert@{index}`"
             )
         key = tuple(alpha.tolist())
