@@ -33,6 +33,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
 from ames.settings import AmesConfig, load_config, parse_config
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
 from ames.workflows.common import build_experts, load_graph
+from ames.workflows.expert import zone_computation
 
 STAGES = ("expert1", "expert2", "expert3", "finetune")
 PREVIOUS = ("expert1.model.gat_impl=pyg", "expert3.model.gat_impl=pyg")
@@ -89,16 +91,18 @@ def matmul_gflops(size: int = 2048, reps: int = 5) -> float:
 
 def training_model(
     cfg: AmesConfig, run: RunInputs, stage: str
-) -> tuple[torch.nn.Module, Callable[[torch.nn.Module, dict], torch.Tensor]]:
-    """The network a stage trains and its loss, freshly initialised as the stage does."""
+) -> tuple[torch.nn.Module, Callable[[torch.nn.Module, dict], torch.Tensor], torch.Tensor | None]:
+    """The network a stage trains, its loss, freshly initialised as the stage does, and the
+    cells that loss reads (None: all)."""
     experts = build_experts(cfg, run, load_graph(run, MASKS))
     if stage == "finetune":
         model = assemble_model(cfg, run, experts)
         compute = loss_fn(cfg.finetune.loss, physics_context(run))
-        return model, lambda net, batch: compute(net, batch)[0]
+        return model, lambda net, batch: compute(net, batch)[0], None
     index = int(stage.removeprefix("expert"))
     zone = torch.from_numpy(run.zones[cfg.expert(index).zone])
-    return experts[index - 1], lambda net, batch: masked_mse(net(batch["x"]), batch["y"], zone)
+    loss = lambda net, batch: masked_mse(net(batch["x"]), batch["y"], zone)  # noqa: E731
+    return experts[index - 1], loss, zone
 
 
 def batches(run: RunInputs, split: str, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -123,10 +127,31 @@ def median_seconds(fn: Callable[[], None], steps: int) -> float:
 
 
 def bench_stage(
-    cfg: AmesConfig, run: RunInputs, stage: str, steps: int, peak_gflops: float
+    cfg: AmesConfig,
+    run: RunInputs,
+    stage: str,
+    steps: int,
+    peak_gflops: float,
+    zone_only: bool,
+) -> dict[str, Any]:
+    """Time ``stage``; ``zone_only``: an expert computes only what its zone loss reads, as
+    stage 1 does (``zone_computation``), else on the whole graph, as before that existed."""
+    model, loss, zone = training_model(cfg, run, stage)
+    with ExitStack() as stack:
+        if zone_only and zone is not None:
+            stack.enter_context(zone_computation(model, zone, stage))
+        return _time_steps(model, loss, cfg, run, steps, peak_gflops)
+
+
+def _time_steps(
+    model: torch.nn.Module,
+    loss: Callable[[torch.nn.Module, dict], torch.Tensor],
+    cfg: AmesConfig,
+    run: RunInputs,
+    steps: int,
+    peak_gflops: float,
 ) -> dict[str, Any]:
     batch_size = cfg.train.batch_size
-    model, loss = training_model(cfg, run, stage)
     params_trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params_trained, lr=1e-3, weight_decay=1e-4)
     train, val = batches(run, "train", batch_size), batches(run, "val", batch_size)
@@ -174,7 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     current = load_config(args.params)
-    settings = {"previous": with_overrides(current, args.previous), "current": current}
+    # previous: the overrides, and experts computing on the whole graph (before zone_computation)
+    settings = {
+        "previous": (with_overrides(current, args.previous), False),
+        "current": (current, True),
+    }
     run = load_run_inputs(current, DATASET, MASKS)
     peak = matmul_gflops()
     print(
@@ -190,7 +219,10 @@ def main(argv: list[str] | None = None) -> None:
         "previous": args.previous,
     }
     for stage in args.stages:
-        rows = {name: bench_stage(p, run, stage, args.steps, peak) for name, p in settings.items()}
+        rows = {
+            name: bench_stage(p, run, stage, args.steps, peak, zone_only)
+            for name, (p, zone_only) in settings.items()
+        }
         speedup = rows["previous"]["epoch_s"] / rows["current"]["epoch_s"]
         results[stage] = {**rows, "epoch_speedup": round(speedup, 2)}
         for name, row in rows.items():

@@ -228,6 +228,54 @@ def test_expert_outputs_whole_grid_finite(index: int, impl: str | None, graph: G
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize(("index", "impl"), [(1, "dense"), (1, "pyg"), (3, "dense")])
+def test_expert_on_its_zones_receptive_subgraph_gives_the_zone_the_same_loss_and_gradients(
+    index: int, impl: str
+) -> None:
+    valid = np.ones((16, 16), dtype=bool)
+    big = synthetic_grid_graph(valid, n_neighbors=8, seed=2)
+    zone = torch.zeros(16, 16, dtype=torch.bool)
+    zone[7:9, 7:9] = True
+    model = make_expert(index, big, with_impl(DEFAULT[index], impl))
+    x = inputs(2, DEFAULT_WINDOW, (16, 16), seed=3)
+    y = torch.randn(2, HORIZON, 16, 16)
+
+    def loss_and_grads() -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        out = model(x)
+        loss = masked_mse(out, y, zone)
+        loss.backward()
+        return out.detach(), loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    out_full, loss_full, grads_full = loss_and_grads()
+    with model.computing_for(zone) as sub:
+        assert zone.sum() < sub.n_nodes < big.n_nodes
+        out_sub, loss_sub, grads_sub = loss_and_grads()
+    assert model.graph is big
+    torch.testing.assert_close(out_sub[..., zone], out_full[..., zone], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss_sub, loss_full, rtol=1e-5, atol=1e-7)
+    for got, expected in zip(grads_sub, grads_full, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
+    # one hop fewer than the model's GAT layers is not enough: the zone's outputs change
+    hops = len(model.gat) if index == 1 else 1
+    model.graph = big.receptive_subgraph(zone, hops - 1)
+    try:
+        assert not torch.allclose(model(x)[..., zone], out_full[..., zone], atol=1e-4)
+    finally:
+        model.graph = big
+
+
+def test_receptive_subgraph_keeps_the_nodes_within_reach_and_their_edges() -> None:
+    # a chain 0 → 1 → 2 → 3 → 4 on a 1 × 5 grid, plus 4 → 0
+    edge_index = torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 0]])
+    graph = GridGraph(torch.arange(5), edge_index, torch.full((5,), 0.5), grid_shape=(1, 5))
+    cells = torch.tensor([[False, False, False, True, False]])
+    assert graph.receptive_subgraph(cells, 0).node_index.tolist() == [3]
+    sub = graph.receptive_subgraph(cells, 2)
+    assert sub.node_index.tolist() == [1, 2, 3]
+    assert sub.edge_index.tolist() == [[0, 1], [1, 2]]  # 1 → 2 → 3, renumbered
+
+
 @pytest.mark.parametrize(("index", "impl"), CASES)
 def test_paper_parameter_counts_within_30_percent(index: int, impl: str | None) -> None:
     counts = []

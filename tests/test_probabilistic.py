@@ -22,6 +22,7 @@ from ames.evaluation.probabilistic import (
     distribution_sums,
     fit_spread_scales,
     fit_tercile_weight,
+    mean_crps,
     probabilistic_scores,
     rps,
 )
@@ -236,3 +237,13 @@ def test_tercile_weight_is_clipped_for_a_forecast_that_is_worse_than_climatology
     climate = np.full_like(truth, 1.0 / 3.0)
     assert fit_tercile_weight(backwards, climate, category) == 0.0
     assert fit_tercile_weight(truth, climate, category) == pytest.approx(1.0, abs=0.1)
+
+
+def test_mean_crps_origin_by_origin_equals_the_whole_array_bitwise() -> None:
+    rng = np.random.default_rng(5)
+    obs = rng.gamma(2.0, 50.0, (6, 40))
+    point = rng.gamma(2.0, 50.0, (6, 40)).astype(np.float32)
+    ratios = np.sort(rng.gamma(4.0, 0.25, (6, 40, 9)), axis=-1)
+    for scale in (0.3, 1.0, 1.7):
+        whole = float(crps(obs, dressed_members(point, ratios, scale)).mean())
+        assert mean_crps(obs, point, ratios, scale) == whole

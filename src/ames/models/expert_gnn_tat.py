@@ -6,13 +6,14 @@ and the graph): 75,596 with ``gat_impl: pyg``, 75,224 with ``dense`` (SPEC ≈ 6
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ames.models.graph import GridGraph
+from ames.models.graph import GridGraph, on_receptive_subgraph
 from ames.models.layers import TemporalAttention, graph_attention, patch_months, split_static
 from ames.models.linear_path import linear_path, start_as_linear_path
 
@@ -72,6 +73,17 @@ class GnnTatExpert(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(widths[-1] + cfg.lstm_hidden, horizon)
         start_as_linear_path(self.head, self.linear)
+
+    def computing_for(self, cells: Tensor) -> AbstractContextManager[GridGraph]:
+        """Within the block, compute only on the nodes whose messages reach ``cells`` (bool
+        ``[lat, lon]``) through the GAT layers (the context yields that subgraph).
+
+        Nodes interact only in the GAT layers, so the outputs at ``cells`` and the gradients
+        of any loss on them are those of the whole graph; other nodes' outputs are the
+        linear path alone. Stage 1 trains on the zone this way (the high zone's 315 cells
+        are reached from 1,315 of Boyacá's 3,965 nodes).
+        """
+        return on_receptive_subgraph(self, cells, len(self.gat))
 
     def _lstm_inputs(self, x: Tensor) -> Tensor:
         """``[B, W, C, lat, lon]`` → node-major ``[N·B, S, features]``."""

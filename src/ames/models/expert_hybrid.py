@@ -7,13 +7,14 @@ Paper-profile parameter count (W = 60, C = 9 with 5 static, H = 12, ``encoder_hi
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ames.models.graph import GridGraph
+from ames.models.graph import GridGraph, on_receptive_subgraph
 from ames.models.layers import graph_attention, split_static
 from ames.models.linear_path import linear_path, start_as_linear_path
 
@@ -75,6 +76,13 @@ class HybridExpert(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.fusion = nn.Conv2d(width + cfg.gat_hidden, horizon, 1)
         start_as_linear_path(self.fusion, self.linear)
+
+    def computing_for(self, cells: Tensor) -> AbstractContextManager[GridGraph]:
+        """Within the block, the graph branch runs only on ``cells`` (bool ``[lat, lon]``)
+        and their sources (one GAT layer; the context yields that subgraph). The outputs at
+        ``cells`` and the gradients of a loss on them are those of the whole graph; elsewhere
+        the graph features are 0. Stage 1 trains on the zone this way."""
+        return on_receptive_subgraph(self, cells, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         dynamic, static = split_static(x[:, -self.months :], self.n_static)

@@ -15,7 +15,8 @@ affordable on a CPU.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,34 @@ class GridGraph(nn.Module):
         flat = values.new_zeros(*values.shape[:-1], self.grid_shape[0] * self.grid_shape[1])
         return flat.index_copy(-1, self.node_index, values).unflatten(-1, self.grid_shape)
 
+    def receptive_subgraph(self, cells: Tensor, hops: int) -> GridGraph:
+        """The subgraph on the nodes whose messages reach a node of ``cells`` within ``hops``
+        edges (``cells``: bool ``[lat, lon]``), with every edge between two of them.
+
+        A model whose only coupling between nodes is ``hops`` message-passing layers computes
+        the same values at ``cells`` on this subgraph as on the whole graph: a node ``d``
+        edges away from ``cells`` is only read up to layer ``hops − d``, and every node closer
+        than ``hops`` keeps all its incoming edges. Node order and the neighbour order of each
+        node are kept.
+        """
+        if hops < 0:
+            raise ValueError(f"hops must be ≥ 0, got {hops}")
+        keep = cells.reshape(-1).to(self.node_index.device)[self.node_index].clone()
+        source, target = self.edge_index
+        for _ in range(hops):
+            reached = keep.clone()
+            reached[source[keep[target]]] = True
+            keep = reached
+        new_id = torch.full_like(self.node_index, -1)
+        new_id[keep] = torch.arange(int(keep.sum()), device=keep.device)
+        inside = keep[source] & keep[target]
+        return GridGraph(
+            self.node_index[keep],
+            new_id[self.edge_index[:, inside]],
+            self.edge_weight[inside],
+            self.grid_shape,
+        ).to(self.node_index.device)
+
     def batched_edges(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """Block-diagonal ``edge_index [2, B*E]`` and ``edge_weight [B*E]`` for B graph copies.
 
@@ -113,6 +142,20 @@ class GridGraph(nn.Module):
             raise ValueError(
                 f"grid tensor ends in {tuple(grid.shape[-2:])}, graph grid is {self.grid_shape}"
             )
+
+
+@contextmanager
+def on_receptive_subgraph(model: nn.Module, cells: Tensor, hops: int) -> Iterator[GridGraph]:
+    """Within the block, ``model.graph`` is its ``receptive_subgraph(cells, hops)``; the whole
+    graph is put back (on the model's device) afterwards. For models whose nodes interact
+    only through ``hops`` message-passing layers: their outputs at ``cells``, and the
+    gradients of a loss on them, stay those of the whole graph."""
+    full = model.graph
+    model.graph = full.receptive_subgraph(cells, hops)
+    try:
+        yield model.graph
+    finally:
+        model.graph = full.to(model.graph.node_index.device)
 
 
 def load_grid_graph(path_npz: str | Path, grid_shape: tuple[int, int]) -> GridGraph:

@@ -1,9 +1,15 @@
-"""Stage 1: train one elevation expert on the whole grid, loss masked to its zone."""
+"""Stage 1: train one elevation expert on the whole grid, loss masked to its zone.
+
+Only the zone's outputs enter that loss, so experts 1 and 3 compute their graph layers on
+the nodes that reach the zone (``zone_computation``): same loss, same gradients, fewer nodes.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,24 @@ def zone_loss(zone_mask: torch.Tensor):
         return loss, {"mse": loss.item()}
 
     return compute_loss
+
+
+@contextmanager
+def zone_computation(model: torch.nn.Module, zone_mask: torch.Tensor, desc: str) -> Iterator[None]:
+    """Within the block, ``model`` computes only what a loss on ``zone_mask`` reads, if it
+    can (expert 1: ``computing_for``); the zone's outputs and gradients are unchanged."""
+    restrict = getattr(model, "computing_for", None)
+    if restrict is None:
+        yield
+        return
+    with restrict(zone_mask) as graph:
+        log.info(
+            "%s: training on the %d graph nodes that reach its %d zone cells",
+            desc,
+            graph.n_nodes,
+            int(zone_mask.sum()),
+        )
+        yield
 
 
 def train_expert(
@@ -82,25 +106,26 @@ def train_expert(
         int(zone_mask.sum()),
         count_parameters(model),
     )
-    result = fit(
-        model,
-        zone_loss(zone_mask),
-        run.windows("train"),
-        run.windows("val"),
-        train_cfg,
-        best_path=expert_checkpoint(index, models_dir),
-        state_dir=(state_root or models_dir / "state") / section,
-        live_dir=live_dir,
-        desc=section,
-        loss_mask=zone_mask,
-        extra_state=None if ridge_path is None else {LINEAR_ALPHA: ridge_path.alpha.tolist()},
-        fingerprint=run_fingerprint(
-            cfg,
-            ["seed", "features", "linear_features", "selection", "train", section],
-            dataset,
-            masks_dir,
-        ),
-    )
+    with zone_computation(model, zone_mask, section):
+        result = fit(
+            model,
+            zone_loss(zone_mask),
+            run.windows("train"),
+            run.windows("val"),
+            train_cfg,
+            best_path=expert_checkpoint(index, models_dir),
+            state_dir=(state_root or models_dir / "state") / section,
+            live_dir=live_dir,
+            desc=section,
+            loss_mask=zone_mask,
+            extra_state=None if ridge_path is None else {LINEAR_ALPHA: ridge_path.alpha.tolist()},
+            fingerprint=run_fingerprint(
+                cfg,
+                ["seed", "features", "linear_features", "selection", "train", section],
+                dataset,
+                masks_dir,
+            ),
+        )
     device = select_device(train_cfg.device)
     model.eval()
     scores, _ = score_split(

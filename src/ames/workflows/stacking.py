@@ -50,7 +50,7 @@ from ames.workflows.common import (
     run_folds,
     spatial_regressors,
 )
-from ames.workflows.expert import LINEAR_ALPHA, zone_loss
+from ames.workflows.expert import LINEAR_ALPHA, zone_computation, zone_loss
 
 log = logging.getLogger("ames.stacking")
 
@@ -132,17 +132,19 @@ def train_block_copy(
     expert = cfg.expert(index)
     zone_mask = torch.from_numpy(run.zones[expert.zone])
     train_cfg = dataclasses.replace(expert.training, epochs=epochs, patience=None, keep_last=True)
-    fit(
-        copy,
-        zone_loss(zone_mask),
-        run.windows("train", block.fit),
-        run.windows("train", block.forecast),
-        train_cfg,
-        best_path=state_dir / "copy.pt",
-        state_dir=state_dir,
-        desc=f"stacking expert{index} {block.forecast.min()}-{block.forecast.max()}",
-        loss_mask=zone_mask,
-    )
+    desc = f"stacking expert{index} {block.forecast.min()}-{block.forecast.max()}"
+    with zone_computation(copy, zone_mask, desc):
+        fit(
+            copy,
+            zone_loss(zone_mask),
+            run.windows("train", block.fit),
+            run.windows("train", block.forecast),
+            train_cfg,
+            best_path=state_dir / "copy.pt",
+            state_dir=state_dir,
+            desc=desc,
+            loss_mask=zone_mask,
+        )
 
 
 def held_out_expert_outputs(
