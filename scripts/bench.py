@@ -33,7 +33,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +137,8 @@ def bench_stage(
     """Time ``stage``; ``zone_only``: an expert computes only what its zone loss reads, as
     stage 1 does (``zone_computation``), else on the whole graph, as before that existed."""
     model, loss, zone = training_model(cfg, run, stage)
-    with ExitStack() as stack:
-        if zone_only and zone is not None:
-            stack.enter_context(zone_computation(model, zone, stage))
+    restricted = zone_only and zone is not None
+    with zone_computation(model, zone, stage) if restricted else nullcontext():
         return _time_steps(model, loss, cfg, run, steps, peak_gflops)
 
 

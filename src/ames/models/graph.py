@@ -103,19 +103,19 @@ class GridGraph(nn.Module):
         """
         if hops < 0:
             raise ValueError(f"hops must be ≥ 0, got {hops}")
-        keep = cells.reshape(-1).to(self.node_index.device)[self.node_index].clone()
-        source, target = self.edge_index
+        # built on the CPU (GridGraph reads its arrays through numpy), then moved
+        node_index, edge_index = self.node_index.cpu(), self.edge_index.cpu()
+        keep = cells.reshape(-1).cpu()[node_index]
+        source, target = edge_index
         for _ in range(hops):
-            reached = keep.clone()
-            reached[source[keep[target]]] = True
-            keep = reached
-        new_id = torch.full_like(self.node_index, -1)
-        new_id[keep] = torch.arange(int(keep.sum()), device=keep.device)
+            keep[source[keep[target]]] = True
+        new_id = torch.full_like(node_index, -1)
+        new_id[keep] = torch.arange(int(keep.sum()))
         inside = keep[source] & keep[target]
         return GridGraph(
-            self.node_index[keep],
-            new_id[self.edge_index[:, inside]],
-            self.edge_weight[inside],
+            node_index[keep],
+            new_id[edge_index[:, inside]],
+            self.edge_weight.cpu()[inside],
             self.grid_shape,
         ).to(self.node_index.device)
 

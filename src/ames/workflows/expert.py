@@ -51,7 +51,7 @@ def zone_loss(zone_mask: torch.Tensor):
 @contextmanager
 def zone_computation(model: torch.nn.Module, zone_mask: torch.Tensor, desc: str) -> Iterator[None]:
     """Within the block, ``model`` computes only what a loss on ``zone_mask`` reads, if it
-    can (expert 1: ``computing_for``); the zone's outputs and gradients are unchanged."""
+    can (experts 1 and 3: ``computing_for``); the zone's outputs and gradients are unchanged."""
     restrict = getattr(model, "computing_for", None)
     if restrict is None:
         yield
