@@ -109,14 +109,14 @@ def _calibrated_case(n_origins=60, shape=(20, 20), k=39, spread=1.0, seed=3):
 def test_a_calibrated_forecast_has_a_flat_pit_histogram_and_nominal_coverage():
     predictive, point, obs, month, valid = _calibrated_case()
 
-    def members_at(h):
-        return predictive.lead_members(point[:, h], month[:, h], h, valid)
+    def members_at(h, rows):
+        return predictive.lead_members(point[rows, h], month[rows, h], h, valid)
 
     sums = distribution_sums(members_at, obs, month, predictive, valid, (0.1, 0.5, 0.9))
     hist = pit_histogram(sums.pit_counts)
     np.testing.assert_allclose(hist, 0.1, atol=0.01)
     reference = distribution_sums(
-        lambda h: predictive.reference_members(month[:, h], valid),
+        lambda h, rows: predictive.reference_members(month[rows, h], valid),
         obs,
         month,
         predictive,
@@ -130,6 +130,35 @@ def test_a_calibrated_forecast_has_a_flat_pit_histogram_and_nominal_coverage():
     used = [r for r in rows if r["n"] > 1000]
     for row in used:
         assert row["observed_frequency"] == pytest.approx(row["forecast_probability"], abs=0.05)
+
+
+def test_distribution_sums_do_not_depend_on_how_many_origins_are_scored_at_once(monkeypatch):
+    import ames.evaluation.probabilistic as probabilistic
+
+    predictive, point, obs, month, valid = _calibrated_case(n_origins=7, shape=(5, 6))
+    predictive = Predictive(
+        predictive.ratios, predictive.edges, np.full(12, 0.8), predictive.clim_mean,
+        np.full(12, 0.6),
+    )  # fmt: skip
+    point = point * np.random.default_rng(2).uniform(0.5, 1.5, size=point.shape)
+
+    def scored(chunk):
+        monkeypatch.setattr(probabilistic, "ORIGINS_PER_CHUNK", chunk)
+        products = {}
+        sums = distribution_sums(
+            lambda h, rows: predictive.lead_members(point[rows, h], month[rows, h], h, valid),
+            obs, month, predictive, valid, (0.1, 0.5, 0.9), seed=3, products=products,
+            calibrated=True,
+        )  # fmt: skip
+        return sums, products
+
+    (one, one_products), (all_, all_products) = scored(1), scored(100)
+    for field in ("covered", "pit_counts", "reliability"):  # counts: exactly equal
+        np.testing.assert_array_equal(getattr(one, field), getattr(all_, field))
+    for field in ("crps", "rps", "crps_by_origin", "rps_by_origin"):  # summation order only
+        np.testing.assert_allclose(getattr(one, field), getattr(all_, field), rtol=1e-12)
+    for key in ("quantile", "tercile_probability"):
+        np.testing.assert_array_equal(one_products[key], all_products[key])
 
 
 def test_an_overdispersed_ensemble_is_shrunk_by_the_fitted_spread_scale():
@@ -162,7 +191,7 @@ def test_skill_intervals_bracket_the_estimate_and_pair_the_difference():
 
     def sums_of(p):
         return distribution_sums(
-            lambda h: p.lead_members(point[:, h], month[:, h], h, valid),
+            lambda h, rows: p.lead_members(point[rows, h], month[rows, h], h, valid),
             obs,
             month,
             p,

@@ -129,8 +129,11 @@ class DistributionSums:
     reliability: np.ndarray  # [H, bins, 3]: forecasts, sum of P(above), observed above
 
 
+ORIGINS_PER_CHUNK = 1  # one origin's members (~1 MB on Boyacá) stay in cache; measured
+
+
 def distribution_sums(
-    members_at: Callable[[int], np.ndarray],
+    members_at: Callable[[int, slice], np.ndarray],
     obs: np.ndarray,
     target_month: np.ndarray,
     predictive: Predictive,
@@ -143,10 +146,11 @@ def distribution_sums(
     products: dict[str, np.ndarray] | None = None,
     calibrated: bool = False,
 ) -> DistributionSums:
-    """Score the members ``members_at(h) -> [S, N, K]`` (sorted) of every lead against ``obs``
-    ``[S, H, lat, lon]``. With ``products`` (a dict), also fills ``quantile`` ``[S, H, Q, N]``
-    and ``tercile_probability`` ``[S, H, 3, N]``. ``calibrated``: tercile probabilities with
-    ``predictive``'s tercile weights (for a forecast; the reference ensemble has none)."""
+    """Score the members ``members_at(h, rows) -> [s, N, K]`` (sorted) of lead ``h`` and the
+    origins ``rows`` against ``obs`` ``[S, H, lat, lon]``. With ``products`` (a dict), also
+    fills ``quantile`` ``[S, H, Q, N]`` and ``tercile_probability`` ``[S, H, 3, N]``.
+    ``calibrated``: tercile probabilities with ``predictive``'s tercile weights (for a
+    forecast; the reference ensemble has none)."""
     n_origins, horizon = obs.shape[:2]
     n_cells = int(valid.sum())
     crps_sum, rps_sum, covered = (np.zeros((horizon, n_cells)) for _ in range(3))
@@ -154,33 +158,65 @@ def distribution_sums(
     pit_counts = np.zeros((horizon, pit_bins))
     reliability = np.zeros((horizon, reliability_bins, 3))
     rng = np.random.default_rng(seed)
-    lo, hi = min(levels), max(levels)
     if products is not None:
         products["quantile"] = np.empty((n_origins, horizon, len(levels), n_cells), np.float32)
         products["tercile_probability"] = np.empty((n_origins, horizon, 3, n_cells), np.float32)
     for h in range(horizon):
-        members = members_at(h)
         o = obs[:, h][:, valid].astype(np.float64)
         lower, upper = predictive.lead_edges(target_month[:, h], valid)
-        probs = predictive.lead_probabilities(
-            members, target_month[:, h], h if calibrated else None, valid
-        )
-        interval = ensemble_quantiles(members, (lo, hi))
-        crps_h = crps(o, members)
-        rps_h = rps(observed_category(o, lower, upper), probs)
-        crps_sum[h], rps_sum[h] = crps_h.sum(axis=0), rps_h.sum(axis=0)
-        crps_origin += crps_h.sum(axis=1)
-        rps_origin += rps_h.sum(axis=1)
-        covered[h] = ((o >= interval[..., 0]) & (o <= interval[..., 1])).sum(axis=0)
-        pit = pit_values(o, members, rng)
-        pit_counts[h] = np.histogram(pit, bins=pit_bins, range=(0.0, 1.0))[0]
-        reliability[h] = reliability_counts(probs[..., 2], o > upper, reliability_bins)
-        if products is not None:
-            products["quantile"][:, h] = np.moveaxis(ensemble_quantiles(members, levels), -1, 1)
-            products["tercile_probability"][:, h] = np.moveaxis(probs, -1, 1)
+        uniform = rng.uniform(size=o.shape)  # the PIT's tie-breaking draws of this lead
+        lead = _lead_values(
+            members_at, h, o, lower, upper, target_month[:, h], predictive, valid, levels,
+            uniform, products, calibrated,
+        )  # fmt: skip
+        crps_sum[h], rps_sum[h] = lead["crps"].sum(axis=0), lead["rps"].sum(axis=0)
+        crps_origin += lead["crps"].sum(axis=1)
+        rps_origin += lead["rps"].sum(axis=1)
+        covered[h] = lead["covered"].sum(axis=0)
+        pit_counts[h] = np.histogram(lead["pit"], bins=pit_bins, range=(0.0, 1.0))[0]
+        reliability[h] = reliability_counts(lead["prob_above"], o > upper, reliability_bins)
     return DistributionSums(
         n_origins, crps_sum, rps_sum, covered, crps_origin, rps_origin, pit_counts, reliability
     )
+
+
+def _lead_values(
+    members_at: Callable[[int, slice], np.ndarray],
+    h: int,
+    obs: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    month: np.ndarray,
+    predictive: Predictive,
+    valid: np.ndarray,
+    levels: Sequence[float],
+    uniform: np.ndarray,
+    products: dict[str, np.ndarray] | None,
+    calibrated: bool,
+) -> dict[str, np.ndarray]:
+    """Per origin and valid cell ``[S, N]`` of lead ``h``: CRPS, RPS, inside the central
+    interval, PIT and P(above normal). The members are built and scored a few origins at a
+    time (the whole lead's would be ~100 MB); every value is computed as on the whole array."""
+    lo, hi = min(levels), max(levels)
+    values = {key: np.empty(obs.shape) for key in ("crps", "rps", "pit", "prob_above")}
+    values["covered"] = np.empty(obs.shape, dtype=bool)
+    for start in range(0, len(obs), ORIGINS_PER_CHUNK):
+        rows = slice(start, start + ORIGINS_PER_CHUNK)
+        members, o = members_at(h, rows), obs[rows]
+        probs = predictive.lead_probabilities(
+            members, month[rows], h if calibrated else None, valid
+        )
+        interval = ensemble_quantiles(members, (lo, hi))
+        values["crps"][rows] = crps(o, members)
+        values["rps"][rows] = rps(observed_category(o, lower[rows], upper[rows]), probs)
+        values["covered"][rows] = (o >= interval[..., 0]) & (o <= interval[..., 1])
+        values["pit"][rows] = pit_values(o, members, uniform[rows])
+        values["prob_above"][rows] = probs[..., 2]
+        if products is not None:
+            quantiles = ensemble_quantiles(members, levels)
+            products["quantile"][rows, h] = np.moveaxis(quantiles, -1, 1)
+            products["tercile_probability"][rows, h] = np.moveaxis(probs, -1, 1)
+    return values
 
 
 def _skill(score: float, reference: float) -> float | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def pit_values(obs: np.ndarray, members: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Randomised PIT of an ensemble: ``(n_below + U · (n_equal + 1)) / (K + 1)``.
+def pit_values(obs: np.ndarray, members: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Randomised PIT of an ensemble: ``(n_below + U · (n_equal + 1)) / (K + 1)``, ``U`` the
+    draws ``uniform`` on [0, 1) of ``obs``'s shape.
 
     Uniform on [0, 1] when the observation is exchangeable with the members; the random
     part spreads ties (e.g. dry months) instead of piling them on one bin.
@@ -19,7 +20,7 @@ def pit_values(obs: np.ndarray, members: np.ndarray, rng: np.random.Generator) -
     below = (members < obs[..., None]).sum(axis=-1)
     equal = (members == obs[..., None]).sum(axis=-1)
     k = members.shape[-1]
-    return (below + rng.uniform(size=below.shape) * (equal + 1)) / (k + 1)
+    return (below + uniform * (equal + 1)) / (k + 1)
 
 
 def reliability_counts(prob_above: np.ndarray, observed: np.ndarray, bins: int) -> np.ndarray:

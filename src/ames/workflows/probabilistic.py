@@ -256,7 +256,7 @@ def score_probabilistic(
     month = target_months(run.inputs.months[origins], run.horizon)
     reference = next(iter(predictives.values()))
     ref_sums = _sums(
-        lambda h: reference.reference_members(month[:, h], valid),
+        lambda h, rows: reference.reference_members(month[rows, h], valid),
         obs,
         month,
         reference,
@@ -266,7 +266,9 @@ def score_probabilistic(
     products: dict[str, np.ndarray] = {}
     sums = {
         name: _sums(
-            lambda h, f=point[name], p=predictive: p.lead_members(f[:, h], month[:, h], h, valid),
+            lambda h, rows, f=point[name], p=predictive: p.lead_members(
+                f[rows, h], month[rows, h], h, valid
+            ),
             obs,
             month,
             predictive,
