@@ -210,8 +210,15 @@ def test_pyg_and_dense_graph_attention_compute_the_same_function() -> None:
         edge_coefficient = conv.lin_edge.weight.view(4, 2) * conv.att_edge[0]
         dense.att_edge.copy_(edge_coefficient.sum(-1))
 
-    x = torch.randn(6, 3, 5)  # node-major [N, B, F]
-    torch.testing.assert_close(pyg(x, graph), dense(x, graph), rtol=1e-5, atol=1e-6)
+    x = torch.randn(6, 3, 5, requires_grad=True)  # node-major [N, B, F]
+    out_pyg, out_dense = pyg(x, graph), dense(x, graph)
+    torch.testing.assert_close(out_pyg, out_dense, rtol=1e-5, atol=1e-6)
+    # and the same gradients (the dense layer's backward goes through its own reordering)
+    weights = torch.randn(out_dense.shape)
+    grad_pyg = torch.autograd.grad((out_pyg * weights).sum(), [x, conv.lin.weight, conv.bias])
+    grad_dense = torch.autograd.grad((out_dense * weights).sum(), [x, dense.lin.weight, dense.bias])
+    for expected, got in zip(grad_pyg, grad_dense, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------- experts

@@ -79,6 +79,18 @@ class PygGraphAttention(nn.Module):
         return out.view(b, n, -1).transpose(0, 1)
 
 
+class _ContiguousGradient(torch.autograd.Function):
+    """Identity whose backward hands on its gradient contiguous (same values)."""
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor) -> Tensor:
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
 class GraphAttention(nn.Module):
     """``gat_impl: dense``: graph attention (GAT) with the edge weight as edge attribute.
 
@@ -128,6 +140,9 @@ class GraphAttention(nn.Module):
         h = self.lin(x).view(n, b, self.heads, self.head_dim).permute(0, 3, 1, 2).contiguous()
         messages = h.index_select(0, neighbors).view(n, k, self.head_dim, b, self.heads)
         out = (alpha.unsqueeze(2) * messages).sum(1)  # [N, C, B, heads]
+        # the permute below would hand the neighbour sum's backward a gradient in
+        # [N, B, heads, C] memory order, on which its broadcast products run ~2x slower
+        out = _ContiguousGradient.apply(out)
         return out.permute(0, 2, 3, 1).reshape(n, b, -1) + self.bias
 
 
