@@ -2,11 +2,13 @@
 
 For every training stage of the default profile (experts 1–3 with their zone-masked loss,
 fine-tuning of the whole AMES model with its physics losses) and for two settings measured
-in the same run, ``current`` (params.yaml) and ``previous`` (params.yaml with ``--previous``
-overrides; default: the graph-attention layer of the previous commit, ``gat_impl: pyg``):
+in the same run, ``current`` (params.yaml, glibc's allocator keeping freed memory as the
+stages do, see ``ames.allocator``) and ``previous`` (params.yaml with ``--previous``
+overrides, default: torch-geometric's ``GATConv``, ``gat_impl: pyg``; experts on the whole
+graph; the allocator as it comes), each stage and setting in a fresh process:
 
 * seconds per training step (forward + backward + AdamW, data loading included) and per
-  validation batch, the median of ``--steps`` after one warm-up step;
+  validation batch, the median of ``--steps`` after five warm-up steps;
 * seconds per epoch (steps per epoch × step time + validation batches × batch time), which
   matches the ``epoch …: … Ns`` lines ``dvc repro`` logs, and samples per second;
 * FLOPs per training sample (``torch.utils.flop_counter``: matrix products and convolutions,
@@ -33,7 +35,9 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ import yaml
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from ames.allocator import keep_freed_memory
 from ames.models.losses import masked_mse
 from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
 from ames.settings import AmesConfig, load_config, parse_config
@@ -50,6 +55,7 @@ from ames.workflows.common import build_experts, load_graph
 from ames.workflows.expert import zone_computation
 
 STAGES = ("expert1", "expert2", "expert3", "finetune")
+WARMUP_STEPS = 5  # with glibc's allocator as it comes, the first ~3 steps are up to 2.5x slower
 PREVIOUS = ("expert1.model.gat_impl=pyg", "expert3.model.gat_impl=pyg")
 
 
@@ -116,8 +122,9 @@ def batches(run: RunInputs, split: str, batch_size: int) -> Iterator[dict[str, t
         yield from loader
 
 
-def median_seconds(fn: Callable[[], None], steps: int) -> float:
-    fn()  # warm-up: allocator, oneDNN primitives
+def median_seconds(fn: Callable[[], None], steps: int, warmup: int = WARMUP_STEPS) -> float:
+    for _ in range(warmup):  # allocator (glibc adapts its mmap threshold), oneDNN primitives
+        fn()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -186,6 +193,31 @@ def _time_steps(
     }
 
 
+def bench_in_fresh_process(
+    cfg: AmesConfig,
+    stage: str,
+    steps: int,
+    peak_gflops: float,
+    current: bool,
+    threads: int,
+) -> dict[str, Any]:
+    """``bench_stage`` in a new process, so that one setting's allocator state and
+    warm caches do not carry over to the next; ``current`` also keeps freed memory."""
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(_bench_child, cfg, stage, steps, peak_gflops, current, threads).result()
+
+
+def _bench_child(
+    cfg: AmesConfig, stage: str, steps: int, peak_gflops: float, current: bool, threads: int
+) -> dict[str, Any]:
+    if current:
+        keep_freed_memory()
+    if threads:
+        torch.set_num_threads(threads)
+    run = load_run_inputs(cfg, DATASET, MASKS)
+    return bench_stage(cfg, run, stage, steps, peak_gflops, zone_only=current)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -198,12 +230,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     current = load_config(args.params)
-    # previous: the overrides, and experts computing on the whole graph (before zone_computation)
+    # previous: the overrides, experts on the whole graph (before zone_computation), and the
+    # allocator as it comes (before ames.allocator)
     settings = {
         "previous": (with_overrides(current, args.previous), False),
         "current": (current, True),
     }
-    run = load_run_inputs(current, DATASET, MASKS)
+    load_run_inputs(current, DATASET, MASKS)  # a missing input fails here, before any child
     peak = matmul_gflops()
     print(
         f"{cpu_name()}, {torch.get_num_threads()} torch "
@@ -219,8 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     for stage in args.stages:
         rows = {
-            name: bench_stage(p, run, stage, args.steps, peak, zone_only)
-            for name, (p, zone_only) in settings.items()
+            name: bench_in_fresh_process(cfg, stage, args.steps, peak, is_current, args.threads)
+            for name, (cfg, is_current) in settings.items()
         }
         speedup = rows["previous"]["epoch_s"] / rows["current"]["epoch_s"]
         results[stage] = {**rows, "epoch_speedup": round(speedup, 2)}

@@ -9,13 +9,16 @@ import os
 import sys
 from collections.abc import Callable
 
+from ames.allocator import keep_freed_memory
 from ames.errors import UserError
 
 DEBUG_ENV = "AMES_DEBUG"
 
 
 def run_stage(name: str, main: Callable[[], object]) -> None:
-    """Run ``main``; a ``UserError`` exits with status 1 and ``<name>: <message>`` on stderr."""
+    """Run ``main`` with glibc's allocator keeping freed memory (``ames.allocator``); a
+    ``UserError`` exits with status 1 and ``<name>: <message>`` on stderr."""
+    keep_freed_memory()
     try:
         main()
     except UserError as err:
