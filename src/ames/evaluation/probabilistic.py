@@ -195,9 +195,11 @@ def _lead_values(
     calibrated: bool,
 ) -> dict[str, np.ndarray]:
     """Per origin and valid cell ``[S, N]`` of lead ``h``: CRPS, RPS, inside the central
-    interval, PIT and P(above normal). The members are built and scored a few origins at a
-    time (the whole lead's would be ~100 MB); every value is computed as on the whole array."""
-    lo, hi = min(levels), max(levels)
+    interval, PIT and P(above normal). The members are built and scored ``ORIGINS_PER_CHUNK``
+    origins at a time (the whole lead's would be ~100 MB); every value is computed as on the
+    whole array. The central interval's bounds are the outer ``levels``' quantiles."""
+    levels = list(levels) if products is not None else [min(levels), max(levels)]
+    lo, hi = levels.index(min(levels)), levels.index(max(levels))
     values = {key: np.empty(obs.shape) for key in ("crps", "rps", "pit", "prob_above")}
     values["covered"] = np.empty(obs.shape, dtype=bool)
     for start in range(0, len(obs), ORIGINS_PER_CHUNK):
@@ -206,14 +208,13 @@ def _lead_values(
         probs = predictive.lead_probabilities(
             members, month[rows], h if calibrated else None, valid
         )
-        interval = ensemble_quantiles(members, (lo, hi))
+        quantiles = ensemble_quantiles(members, levels)
         values["crps"][rows] = crps(o, members)
         values["rps"][rows] = rps(observed_category(o, lower[rows], upper[rows]), probs)
-        values["covered"][rows] = (o >= interval[..., 0]) & (o <= interval[..., 1])
+        values["covered"][rows] = (o >= quantiles[..., lo]) & (o <= quantiles[..., hi])
         values["pit"][rows] = pit_values(o, members, uniform[rows])
         values["prob_above"][rows] = probs[..., 2]
         if products is not None:
-            quantiles = ensemble_quantiles(members, levels)
             products["quantile"][rows, h] = np.moveaxis(quantiles, -1, 1)
             products["tercile_probability"][rows, h] = np.moveaxis(probs, -1, 1)
     return values
