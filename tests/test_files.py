@@ -258,6 +258,8 @@ def test_float32_coordinates_are_cleaned(tmp_path: Path) -> None:
         ("kg m-2 s-1", 31 * 86400.0, 29 * 86400.0),
         ("mm month-1", 1.0, 1.0),
         ("mm", 1.0, 1.0),
+        ("kg m-2", 1.0, 1.0),
+        ("kg m-2 month-1", 1.0, 1.0),
     ],
 )
 def test_units_are_converted_to_mm_per_month(
@@ -505,8 +507,40 @@ def test_negative_precipitation_reports_count_and_first_location(tmp_path: Path)
         "2 negative values",
         "time 2000-03, latitude 4.2500, longitude -74.5000",
         "_FillValue",
+        "negative_values: clip",
         precip=source,
     )
+
+
+def test_negative_precipitation_is_clipped_and_counted_when_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = precip_ds()
+    source["precip"].loc[dict(time="2000-03-01", latitude=4.25, longitude=-74.5)] = -5.0
+    source["precip"].loc[dict(time="2001-03-01", latitude=4.5, longitude=-74.5)] = -0.3
+    source["precip"].loc[dict(time="2001-03-01", latitude=3.0, longitude=-76.0)] = -9.0  # outside
+    with caplog.at_level("WARNING"):
+        ds = load(tmp_path, precip=source, negative_values="clip")
+    assert ds.attrs["negative_values"] == "clip"
+    assert ds.attrs["n_clipped_negative_values"] == 2
+    assert "clipped 2 negative precipitation values" in caplog.text
+    clipped = ds["precip"].sel(time=["2000-03-01", "2001-03-01"], latitude=[4.25, 4.5])
+    assert float(clipped.sel(longitude=-74.5).min()) == 0.0
+    assert float(ds["precip"].min()) >= 0.0
+    (tmp_path / "again").mkdir()
+    untouched = load(tmp_path / "again", precip=precip_ds(), negative_values="clip")
+    assert untouched.attrs["n_clipped_negative_values"] == 0
+
+
+def test_a_no_data_marker_is_not_clipped(tmp_path: Path) -> None:
+    source = precip_ds()
+    source["precip"].loc[dict(time="2000-03-01", latitude=4.25, longitude=-74.5)] = -9999.0
+    expect_error(tmp_path, "p.nc", "-9999", "no-data marker", precip=source, negative_values="clip")
+
+
+def test_unknown_negative_values_policy_names_the_options(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="negative_values is 'drop'.*error, clip"):
+        load(tmp_path, negative_values="drop")
 
 
 def test_dem_that_does_not_cover_the_box(tmp_path: Path) -> None:

@@ -46,8 +46,9 @@ from ames.data.dem_file import REGRID_METHODS, Dem, read_dem
 from ames.data.files_config import BBox, FilesConfig, parse_bbox, parse_files_config
 from ames.data.precip_file import (
     Precip,
-    check_finite_non_negative,
+    check_finite,
     handle_interior_nans,
+    handle_negative_values,
     month_name,
     month_starts,
     read_precip,
@@ -85,12 +86,13 @@ def load_user_data(
     box = parse_bbox(bbox)
     precip = read_precip(cfg, box, min_months)
     values = to_mm_per_month(precip.values, precip.units, precip.months, cfg.precip_path)
-    check_finite_non_negative(values, precip, cfg.precip_path)
+    check_finite(values, precip, cfg.precip_path)
+    values, n_clipped = handle_negative_values(values, precip, cfg.precip_path, cfg.negative_values)
     valid = require_valid_cells(values, cfg.precip_path, box)
     fit = np.arange(values.shape[0]) < values.shape[0] - holdout_months
     values, n_filled = handle_interior_nans(values, valid, precip, cfg, fit)
     dem = read_dem(cfg, precip.lat, precip.lon, valid, box)
-    ds = _assemble(values, dem, precip, cfg, box, n_filled, files_cfg)
+    ds = _assemble(values, dem, precip, cfg, box, n_filled, n_clipped, files_cfg)
     validate_dataset(ds, str(cfg.precip_path))
     logger.info(
         "user data: %d months %s…%s on a %d×%d grid, %d valid cells",
@@ -111,6 +113,7 @@ def _assemble(
     cfg: FilesConfig,
     box: BBox,
     n_filled: int,
+    n_clipped: int,
     files_cfg: Mapping[str, Any],
 ) -> xr.Dataset:
     coords = {
@@ -144,12 +147,17 @@ def _assemble(
             "elevation": (GRID_DIMS, dem.elevation.astype(np.float32), elevation_attrs),
         },
         coords=coords,
-        attrs=_provenance(cfg, box, dem, n_filled, files_cfg),
+        attrs=_provenance(cfg, box, dem, n_filled, n_clipped, files_cfg),
     )
 
 
 def _provenance(
-    cfg: FilesConfig, box: BBox, dem: Dem, n_filled: int, files_cfg: Mapping[str, Any]
+    cfg: FilesConfig,
+    box: BBox,
+    dem: Dem,
+    n_filled: int,
+    n_clipped: int,
+    files_cfg: Mapping[str, Any],
 ) -> dict[str, Any]:
     return {
         "Conventions": "CF-1.8",
@@ -172,4 +180,6 @@ def _provenance(
         "bbox_lon_max": box.lon_max,
         "fill_missing": cfg.fill_missing,
         "n_filled_values": n_filled,
+        "negative_values": cfg.negative_values,
+        "n_clipped_negative_values": n_clipped,
     }

@@ -28,8 +28,10 @@ FILES_DEFAULTS: dict[str, Any] = {
     "lon_name": None,
     "time_name": None,
     "fill_missing": "none",
+    "negative_values": "error",
 }
 FILL_OPTIONS = ("none", "climatology")
+NEGATIVE_OPTIONS = ("error", "clip")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class FilesConfig:
     lon_name: str | None = None
     time_name: str | None = None
     fill_missing: str = "none"
+    negative_values: str = "error"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,14 @@ def parse_files_config(files_cfg: Mapping[str, Any] | None, root: Path) -> Files
             f"use one of: {', '.join(FILL_OPTIONS)}",
         )
     merged["fill_missing"] = fill
+    negative = str(merged["negative_values"]).strip().lower()
+    if negative not in NEGATIVE_OPTIONS:
+        raise DataError(
+            CONFIG_SOURCE,
+            f"negative_values is {merged['negative_values']!r}",
+            f"use one of: {', '.join(NEGATIVE_OPTIONS)}",
+        )
+    merged["negative_values"] = negative
     for key in ("precip_var", "precip_units", "dem_var", "lat_name", "lon_name", "time_name"):
         if merged[key] is not None:
             merged[key] = str(merged[key])

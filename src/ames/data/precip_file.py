@@ -6,7 +6,7 @@
    months, wraps longitudes to −180…180, crops to the bounding box and reads only the
    cropped block, ascending in both axes.
 2. :func:`to_mm_per_month` converts daily rates and mass fluxes to monthly totals.
-3. :func:`check_finite_non_negative`, :func:`require_valid_cells` and
+3. :func:`check_finite`, :func:`handle_negative_values`, :func:`require_valid_cells` and
    :func:`handle_interior_nans` check the values (and fill interior NaNs with the
    calendar-month mean of the training period when ``fill_missing: climatology``).
 """
@@ -47,10 +47,23 @@ logger = logging.getLogger(__name__)
 
 TIME_NAMES = ("time", "T", "t", "Time", "date")
 
-MONTHLY_UNITS = ("mm/month", "mm", "mm month-1", "mm/mon", "mm mon-1")
+# kg m-2 of water is 1 mm: CF writes a monthly total as `kg m-2` (or `kg m-2 month-1`)
+MONTHLY_UNITS = (
+    "mm/month",
+    "mm",
+    "mm month-1",
+    "mm/mon",
+    "mm mon-1",
+    "kg m-2",
+    "kg m-2 month-1",
+    "kg/m2",
+    "kg/m2/month",
+)
 DAILY_UNITS = ("mm/day", "mm d-1", "mm day-1", "mm/d")
 FLUX_UNITS = ("kg m-2 s-1", "kg/m2/s", "kg m-2s-1")
 SECONDS_PER_DAY = 86400.0
+# values at or below this are no-data markers (-999, -9999, ...), never clipped to 0
+NO_DATA_LIKE = -999.0
 
 _EPOCH_YEAR = 1970
 
@@ -206,27 +219,59 @@ def to_mm_per_month(
     )
 
 
-def check_finite_non_negative(values: np.ndarray, precip: Precip, path: Path) -> None:
-    """Raise on infinite or negative precipitation (NaN is checked elsewhere)."""
-    coords = _precip_coords(precip)
+def check_finite(values: np.ndarray, precip: Precip, path: Path) -> None:
+    """Raise on infinite precipitation (NaN is checked elsewhere)."""
     infinite = np.isinf(values)
     if infinite.any():
         raise DataError(
             path,
             f"precipitation has {int(infinite.sum())} infinite values "
-            f"(first at {first_location(infinite, **coords)})",
+            f"(first at {first_location(infinite, **_precip_coords(precip))})",
             "replace them with valid totals, or declare them as _FillValue if they mean no data",
         )
+
+
+def handle_negative_values(
+    values: np.ndarray, precip: Precip, path: Path, policy: str
+) -> tuple[np.ndarray, int]:
+    """``values`` with negative totals set to 0 (``policy: clip``) or raise; the count clipped.
+
+    Gridded products interpolated from stations can carry small negative totals; a no-data
+    marker such as -9999 must be declared as ``_FillValue`` instead, so it is refused even
+    with ``clip`` when it is far below any plausible interpolation artefact.
+    """
     negative = values < 0  # NaN compares False
-    if negative.any():
-        first = tuple(np.argwhere(negative)[0])
+    n_negative = int(negative.sum())
+    if n_negative == 0:
+        return values, 0
+    first = tuple(np.argwhere(negative)[0])
+    where = first_location(negative, **_precip_coords(precip))
+    lowest = float(values[negative].min())
+    if policy != "clip":
         raise DataError(
             path,
-            f"precipitation has {int(negative.sum())} negative values (first: {values[first]:g} "
-            f"at {first_location(negative, **coords)})",
-            "correct the values; if they are a no-data marker such as -9999, declare it in "
-            "the variable's _FillValue or missing_value attribute",
+            f"precipitation has {n_negative} negative values (first: {values[first]:g} at "
+            f"{where}; lowest {lowest:g})",
+            "set data.files.negative_values: clip to set them to 0 (interpolation artefacts), "
+            "or declare a no-data marker such as -9999 in the variable's _FillValue or "
+            "missing_value attribute",
         )
+    if lowest <= NO_DATA_LIKE:
+        raise DataError(
+            path,
+            f"precipitation has negative values down to {lowest:g} (first at {where}), which "
+            "look like a no-data marker, not an interpolation artefact",
+            "declare the marker in the variable's _FillValue or missing_value attribute",
+        )
+    logger.warning(
+        "%s: clipped %d negative precipitation values (lowest %g mm/month, first at %s) to 0 "
+        "(data.files.negative_values: clip)",
+        path,
+        n_negative,
+        lowest,
+        where,
+    )
+    return np.where(negative, 0.0, values).astype(values.dtype), n_negative
 
 
 def require_valid_cells(values: np.ndarray, path: Path, box: BBox) -> np.ndarray:
