@@ -48,7 +48,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ames.allocator import keep_freed_memory
 from ames.models.losses import masked_mse
-from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
+from ames.paths import DATASET, MASKS
+from ames.run import RunInputs, load_run_inputs
 from ames.settings import AmesConfig, load_config, parse_config
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
 from ames.workflows.common import build_experts, load_graph

@@ -8,42 +8,37 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from functools import reduce
 from pathlib import Path
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import _src_path  # noqa: F401  (this checkout's src before ames)
 
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.evaluation.error_sums import merge_error_sums, read_error_sums
 from ames.evaluation.forecast_set import member_name
 from ames.io import read_json, write_json
+from ames.paths import ABLATION_ERRORS, ABLATIONS, ERRORS, METRICS, MODELS, PLOTS
 from ames.plotting.evaluation import plot_ablation_bars
-from ames.settings import load_config
-from ames.workflows.ablation import ERRORS_FILE, ablation_table
-from ames.workflows.common import MODELS
+from ames.settings import AmesConfig
+from ames.workflows.ablation import ablation_table
 from ames.workflows.significance import ablation_significance
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=Path, default=MODELS, help="holds ablations/<name>/")
-    parser.add_argument("--reports", type=Path, default=Path("metrics/ablations"))
-    parser.add_argument("--test", default="metrics/test.json", help="evaluate's report")
-    parser.add_argument("--errors", default="predictions/test_errors.nc")
-    parser.add_argument("--out", default="metrics/ablations.json")
-    parser.add_argument("--plot", type=Path, default=Path("plots/ablations/ablation_bars.png"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    cfg = load_config(args.params)
+    parser.add_argument("--reports", type=Path, default=METRICS / ABLATIONS)
+    parser.add_argument("--test", default=str(METRICS / "test.json"), help="evaluate's report")
+    parser.add_argument("--errors", default=str(ERRORS))
+    parser.add_argument("--out", default=str(METRICS / "ablations.json"))
+    parser.add_argument("--plot", type=Path, default=PLOTS / ABLATIONS / "ablation_bars.png")
+
+
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     names = list(cfg.ablations)
     results = {name: read_json(args.reports / f"{name}.json") for name in names}
     sums = reduce(
         merge_error_sums,
-        [read_error_sums(args.models / "ablations" / name / ERRORS_FILE) for name in names],
+        [read_error_sums(args.models / ABLATIONS / name / ABLATION_ERRORS) for name in names],
         read_error_sums(args.errors),
     )
     seed = cfg.seed
@@ -66,5 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
 
+main = stage_main("ablation_table", __doc__, add_arguments, run)
+
 if __name__ == "__main__":
-    run_stage("ablation_table", main)
+    main()

@@ -11,61 +11,57 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
-from pathlib import Path
 
+import _src_path  # noqa: F401  (this checkout's src before ames)
 import numpy as np
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
-from ames.paths import add_run_paths
+from ames.paths import METRICS, PREDICTIVE, add_run_paths
 from ames.run import load_run_inputs
-from ames.settings import load_config
+from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.workflows.common import load_graph
 from ames.workflows.evaluate import baseline_forecasts
-from ames.workflows.probabilistic import PREDICTIVE, calibrate
+from ames.workflows.probabilistic import calibrate
 from ames.workflows.seeds import ensemble_test_forecasts, load_members
 
 log = logging.getLogger("ames.calibrate")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_paths(parser)
     parser.add_argument("--out", default=str(PREDICTIVE))
-    parser.add_argument("--metrics", default="metrics/calibration.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    parser.add_argument("--metrics", default=str(METRICS / "calibration.json"))
+
+
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     start = time.perf_counter()
-    cfg = load_config(args.params)
-    run = load_run_inputs(cfg, args.dataset, args.masks)
+    inputs = load_run_inputs(cfg, args.dataset, args.masks)
     device = select_device(cfg.train.device)
-    members = load_members(cfg, run, load_graph(run, args.masks), device, args.models)
-    forecasts, _ = ensemble_test_forecasts(members, run, cfg.train.batch_size, "val")
+    members = load_members(cfg, inputs, load_graph(inputs, args.masks), device, args.models)
+    forecasts, _ = ensemble_test_forecasts(members, inputs, cfg.train.batch_size, "val")
     origins = forecasts["origin"]
     split = cfg.split
-    damped = baseline_forecasts(run, origins, split.test_months, split.val_months)
+    damped = baseline_forecasts(inputs, origins, split.test_months, split.val_months)
     point = {"ames": forecasts["pred"], "damped_persistence": damped["damped_persistence"]}
     predictive, report = calibrate(
-        point, forecasts["obs"], origins, run, cfg.probabilistic.spread_scale_bounds
+        point, forecasts["obs"], forecasts["clim"], origins, inputs, cfg.probabilistic
     )
     write_netcdf(predictive, args.out)
     report["time_s"] = round(time.perf_counter() - start, 1)
     write_json(args.metrics, report)
     log.info(
-        "spread scale by lead (ames): %s; validation CRPSS %s",
+        "climatology weight by lead: %s; spread scale by lead (ames): %s; validation CRPSS %s",
+        np.round(report["climatology_weight"], 2).tolist(),
         np.round(report["spread_scale"]["ames"], 2).tolist(),
         [round(r["crpss"], 3) for r in report["val"]["ames"]["by_lead"]],
     )
 
 
+main = stage_main("calibrate", __doc__, add_arguments, run)
+
 if __name__ == "__main__":
-    run_stage("calibrate", main)
+    main()

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import _src_path  # noqa: F401  (this checkout's src before ames)
 
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.data.netcdf import write_netcdf
 from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.forecast_set import MODEL, TRUTH, member_name, zone_masks
 from ames.evaluation.metrics import score_dataset
+from ames.evaluation.probabilistic import shrink_to_climatology
 from ames.io import write_json
-from ames.paths import ORACLE, add_run_paths
+from ames.paths import ERRORS, HINDCAST, METRICS, ORACLE, PLOTS, PREDICTIVE, add_run_paths
 from ames.plotting.evaluation import (
     plot_maps,
     plot_obs_vs_forecast_by_zone,
@@ -35,7 +33,7 @@ from ames.plotting.evaluation import (
 )
 from ames.plotting.probabilistic import plot_pit_histograms, plot_reliability
 from ames.run import load_run_inputs
-from ames.settings import load_config
+from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.workflows.common import load_graph
 from ames.workflows.evaluate import (
@@ -48,8 +46,8 @@ from ames.workflows.evaluate import (
     ridge_baseline,
 )
 from ames.workflows.probabilistic import (
-    PREDICTIVE,
     SCALE_VARS,
+    load_climatology_weights,
     load_predictive,
     score_probabilistic,
 )
@@ -60,31 +58,32 @@ from ames.workflows.significance import forecast_error_sums
 log = logging.getLogger("ames.evaluate")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_paths(parser)
     parser.add_argument("--oracle", default=str(ORACLE))
-    parser.add_argument("--metrics", default="metrics/test.json")
-    parser.add_argument("--hindcast", default="predictions/hindcast_test.nc")
-    parser.add_argument("--errors", default="predictions/test_errors.nc")
+    parser.add_argument("--metrics", default=str(METRICS / "test.json"))
+    parser.add_argument("--hindcast", default=str(HINDCAST))
+    parser.add_argument("--errors", default=str(ERRORS))
     parser.add_argument("--predictive", default=str(PREDICTIVE))
-    parser.add_argument("--plots", default="plots/evaluate")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    parser.add_argument("--plots", default=str(PLOTS / "evaluate"))
+
+
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     start = time.perf_counter()
-    cfg = load_config(args.params)
-    run = load_run_inputs(cfg, args.dataset, args.masks)
+    inputs = load_run_inputs(cfg, args.dataset, args.masks)
     device = select_device(cfg.train.device)
-    members = load_members(cfg, run, load_graph(run, args.masks), device, args.models)
-    forecasts, by_seed = ensemble_test_forecasts(members, run, cfg.train.batch_size)
+    members = load_members(cfg, inputs, load_graph(inputs, args.masks), device, args.models)
+    forecasts, by_seed = ensemble_test_forecasts(members, inputs, cfg.train.batch_size)
+    # the published forecast: each lead shrunk toward climatology by its calibrated weight
+    weights = load_climatology_weights(args.predictive)
+    forecasts["pred"] = shrink_to_climatology(forecasts["pred"], forecasts["clim"], weights)
     split = cfg.split
-    baselines = baseline_forecasts(run, forecasts["origin"], split.test_months, split.val_months)
+    baselines = baseline_forecasts(inputs, forecasts["origin"], split.test_months, split.val_months)
     baselines["ridge"], ridge_selection = ridge_baseline(
-        run, forecasts["origin"], cfg.selection_folds
+        inputs, forecasts["origin"], cfg.selection_folds
     )
-    oracle = oracle_forecasts(Path(args.oracle), run, forecasts["origin"])
-    test_set = evaluation_forecast_set(forecasts, by_seed, baselines, oracle, run)
+    oracle = oracle_forecasts(Path(args.oracle), inputs, forecasts["origin"])
+    test_set = evaluation_forecast_set(forecasts, by_seed, baselines, oracle, inputs)
     scores = score_dataset(test_set)
     report = evaluation_report(test_set, scores)
     obs = test_set[TRUTH].values
@@ -97,11 +96,12 @@ def main(argv: list[str] | None = None) -> None:
         point,
         obs,
         forecasts["origin"],
-        run,
+        inputs,
         predictives,
         options,
         cfg.uncertainty,
     )
+    report["climatology_weight"] = [round(float(w), 4) for w in weights]
     report["n_test_origins"] = int(len(forecasts["origin"]))
     report["time_s"] = round(time.perf_counter() - start, 1)
     write_json(args.metrics, report)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     hindcast = add_products(
         hindcast_dataset(test_set, attrs),
         products,
-        run.masks.valid,
+        inputs.masks.valid,
         options.quantiles,
         ("origin", "lead"),
     )
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     maps = maps_for(test_set)
     plot_maps(
         maps,
-        run.data.lat,
-        run.data.lon,
+        inputs.data.lat,
+        inputs.data.lon,
         plots / "test_maps.png",
         titles={"rmse": "Test RMSE (mm/month)", "msess": "Test MSESS vs climatology"},
     )
@@ -182,5 +182,7 @@ def probabilistic_lead_rows(by_lead: dict[str, dict]) -> list[dict]:
     ]
 
 
+main = stage_main("evaluate", __doc__, add_arguments, run)
+
 if __name__ == "__main__":
-    run_stage("evaluate", main)
+    main()

@@ -8,32 +8,30 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import _src_path  # noqa: F401  (this checkout's src before ames)
 
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.io import read_json, write_json
+from ames.paths import ABLATIONS, METRICS, PLOTS
 from ames.workflows.headline import headline_metrics, stage_times
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--reports", default="metrics", help="folder of the stages' reports")
-    parser.add_argument("--comparisons", default="plots/significance/comparisons.json")
-    parser.add_argument("--out", default="metrics/headline.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reports", default=str(METRICS), help="folder of the stages' reports")
+    parser.add_argument("--comparisons", default=str(PLOTS / "significance" / "comparisons.json"))
+    parser.add_argument("--out", default=str(METRICS / "headline.json"))
+
+
+def run(args: argparse.Namespace, _: None) -> None:
     reports_dir = Path(args.reports)
     names = ["data", "masks", "expert1", "expert2", "expert3", "gating", "finetune"]
     names += ["seed_members", "calibration", "test", "significance"]
     reports = {name: read_json(reports_dir / f"{name}.json") for name in names}
     ablations = [n for n in read_json(reports_dir / "ablations.json") if n != "full_model"]
     for name in ablations:
-        reports[f"ablations/{name}"] = read_json(reports_dir / "ablations" / f"{name}.json")
+        reports[f"ablations/{name}"] = read_json(reports_dir / ABLATIONS / f"{name}.json")
     headline = headline_metrics(
         test=reports["test"],
         comparisons=read_json(args.comparisons),
@@ -53,5 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+# reads the stages' reports, not params.yaml: no --params
+main = stage_main("headline", __doc__, add_arguments, run, params_help=None)
+
 if __name__ == "__main__":
-    run_stage("headline", main)
+    main()

@@ -12,44 +12,33 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
+import _src_path  # noqa: F401  (this checkout's src before ames)
 import numpy as np
 import xarray as xr
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.data.netcdf import write_netcdf
+from ames.evaluation.probabilistic import shrink_to_climatology
 from ames.io import write_json
-from ames.paths import MODELS
+from ames.paths import DATASET, FORECAST, MASKS, MODELS, PREDICTIVE
 from ames.plotting.probabilistic import plot_tercile_outlook
-from ames.run import DATASET, MASKS
-from ames.settings import AmesConfig, load_config
+from ames.settings import AmesConfig
 from ames.workflows.inference import (
-    FORECAST,
     companion_paths,
     forecast_from_dataset,
     forecast_metadata,
     plot_forecast,
 )
-from ames.workflows.probabilistic import PREDICTIVE, load_predictive
+from ames.workflows.probabilistic import load_climatology_weights, load_predictive
 from ames.workflows.probabilistic_products import add_products, forecast_products
 from ames.workflows.seeds import final_checkpoints
 
 log = logging.getLogger("ames.inference")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--params", default="params.yaml", help="the params the model was trained with"
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=str(DATASET), help="NetCDF in the SPEC §2.1 schema")
     parser.add_argument(
         "--checkpoint",
@@ -79,7 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--outlook-months", type=int, default=3, help="target months in the tercile outlook"
     )
-    return parser.parse_args(argv)
 
 
 def outlook_path_for(plot_path: Path) -> Path:
@@ -88,8 +76,22 @@ def outlook_path_for(plot_path: Path) -> Path:
     return plot_path.with_name(f"{stem}_outlook.png")
 
 
+def shrunk_forecast(forecast: xr.Dataset, weights: np.ndarray) -> xr.Dataset:
+    """``precip`` = climatology + w (model − climatology) per lead; the model's own forecast
+    stays as ``precip_model``."""
+    model = forecast["precip"]
+    clim = forecast["climatology"].values
+    shrunk = shrink_to_climatology(model.values[None], clim[None], weights)[0]
+    out = forecast.assign(precip_model=model.copy())
+    out["precip_model"].attrs["long_name"] = "AMES model forecast before the climatology weight"
+    out["precip"] = (model.dims, shrunk, {**model.attrs, "climatology_weight_by_lead": weights})
+    return out
+
+
 def with_probabilities(forecast: xr.Dataset, cfg: AmesConfig, predictive_path: str) -> xr.Dataset:
-    """The forecast with quantiles and tercile probabilities of the calibrated distribution."""
+    """The forecast shrunk toward climatology by the calibrated weight of each lead, with the
+    quantiles and tercile probabilities of the calibrated distribution."""
+    forecast = shrunk_forecast(forecast, load_climatology_weights(predictive_path))
     levels = cfg.probabilistic.quantiles
     valid = np.isfinite(forecast["climatology"].values[0])
     target_month = forecast["time"].dt.month.values - 1
@@ -99,10 +101,7 @@ def with_probabilities(forecast: xr.Dataset, cfg: AmesConfig, predictive_path: s
     return add_products(forecast, products, valid, levels, ("time",))
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    cfg = load_config(args.params)
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     checkpoints = args.checkpoint or [str(p) for p in final_checkpoints(cfg, args.models).values()]
     checkpoint = checkpoints[0] if len(checkpoints) == 1 else checkpoints
     forecast = forecast_from_dataset(cfg, args.dataset, checkpoint=checkpoint, masks_dir=args.masks)
@@ -131,5 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+main = stage_main(
+    "inference", __doc__, add_arguments, run, params_help="the params the model was trained with"
+)
+
 if __name__ == "__main__":
-    run_stage("inference", main)
+    main()

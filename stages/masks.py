@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
-from pathlib import Path
 
+import _src_path  # noqa: F401  (this checkout's src before ames)
 import numpy as np
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.climatology import training_month_mask
 from ames.data.dataset import load_grid_data
 from ames.io import write_json
@@ -26,8 +21,9 @@ from ames.masks import (
     training_statistics,
 )
 from ames.masks_io import MaskBundle, save_masks
+from ames.paths import DATASET, MASKS, METRICS, PLOTS
 from ames.plotting.masks import plot_zone_map
-from ames.settings import load_config
+from ames.settings import AmesConfig
 from ames.zones import resolve_zones
 
 log = logging.getLogger("ames.masks")
@@ -59,22 +55,15 @@ def masks_metrics(bundle: MaskBundle, elapsed_s: float) -> dict:
     }
 
 
-def main() -> None:
-    run_stage("masks", run)  # a bad file or setting: one line naming it, the problem, the fix
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default=str(DATASET))
+    parser.add_argument("--out", default=str(MASKS))
+    parser.add_argument("--metrics", default=str(METRICS / "masks.json"))
+    parser.add_argument("--plot", default=str(PLOTS / "masks" / "zones.png"))
 
 
-def run() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--dataset", default="data/processed/dataset.nc")
-    parser.add_argument("--out", default="data/processed/masks")
-    parser.add_argument("--metrics", default="metrics/masks.json")
-    parser.add_argument("--plot", default="plots/masks/zones.png")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     start = time.perf_counter()
-
-    cfg = load_config(args.params)
     split_cfg = cfg.split
     data = load_grid_data(args.dataset)
     months = data.months
@@ -116,6 +105,9 @@ def run() -> None:
     write_json(args.metrics, metrics)
     log.info("zones %s, graph %s, split %s", metrics["zones"], metrics["graph"], metrics["split"])
 
+
+# a bad file or setting: one line naming it, the problem, the fix
+main = stage_main("masks", __doc__, add_arguments, run)
 
 if __name__ == "__main__":
     main()

@@ -4,28 +4,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import _src_path  # noqa: F401  (this checkout's src before ames)
 import numpy as np
 import xarray as xr
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.data.calibration import calibration_report
 from ames.data.files import load_user_data
 from ames.data.netcdf import write_netcdf
 from ames.data.schema import validate_dataset
 from ames.data.synthetic import generate_synthetic
 from ames.io import write_json
+from ames.paths import DATASET, METRICS, ORACLE, PLOTS
 from ames.plotting.data import plot_mean_annual_precip, plot_seasonal_cycle_by_zone
 from ames.sections import ZoneConfig
-from ames.settings import load_config
+from ames.settings import AmesConfig
 from ames.zones import ZoneThresholds, resolve_thresholds
 
 log = logging.getLogger("ames.prepare")
@@ -75,22 +72,15 @@ def plot_zone_thresholds(ds: xr.Dataset, zones: ZoneConfig) -> ZoneThresholds:
     return resolve_thresholds(ds["elevation"].values, valid, zones)
 
 
-def main() -> None:
-    run_stage("prepare", run)  # a bad file or setting: one line naming it, the problem, the fix
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=str(DATASET))
+    parser.add_argument("--oracle", default=str(ORACLE))
+    parser.add_argument("--metrics", default=str(METRICS / "data.json"))
+    parser.add_argument("--plots", default=str(PLOTS / "data"))
 
 
-def run() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out", default="data/processed/dataset.nc")
-    parser.add_argument("--oracle", default="data/processed/oracle.nc")
-    parser.add_argument("--metrics", default="metrics/data.json")
-    parser.add_argument("--plots", default="plots/data")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     start = time.perf_counter()
-
-    cfg = load_config(args.params)
     data_cfg, split_cfg = cfg.data, cfg.split
     horizon = split_cfg.horizon
     source = data_cfg.source
@@ -145,6 +135,9 @@ def run() -> None:
     write_json(args.metrics, metrics)
     log.info("calibration %s", calibration)
 
+
+# a bad file or setting: one line naming it, the problem, the fix
+main = stage_main("prepare", __doc__, add_arguments, run)
 
 if __name__ == "__main__":
     main()

@@ -9,29 +9,24 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from pathlib import Path
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import _src_path  # noqa: F401  (this checkout's src before ames)
 
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.io import write_json
-from ames.paths import add_run_paths
-from ames.settings import load_config
+from ames.paths import METRICS, add_run_paths
+from ames.settings import AmesConfig
 from ames.workflows.seeds import train_members
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_paths(parser)
-    parser.add_argument("--metrics", default="metrics/seed_members.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    parser.add_argument("--metrics", default=str(METRICS / "seed_members.json"))
+
+
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     result = train_members(
-        load_config(args.params),
+        cfg,
         models_dir=args.models,
         dataset=args.dataset,
         masks_dir=args.masks,
@@ -45,5 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+main = stage_main("seed_members", __doc__, add_arguments, run)
+
 if __name__ == "__main__":
-    run_stage("seed_members", main)
+    main()

@@ -9,39 +9,36 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import _src_path  # noqa: F401  (this checkout's src before ames)
 
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.evaluation.error_sums import read_error_sums
 from ames.io import write_json
+from ames.paths import ERRORS, METRICS, PLOTS
 from ames.plotting.significance import plot_msess_band
-from ames.settings import load_config
+from ames.settings import AmesConfig
 from ames.workflows.significance import BAND_FORECASTS, MODEL, significance_report
 
 log = logging.getLogger("ames.significance")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--errors", default="predictions/test_errors.nc")
-    parser.add_argument("--plots", default="plots/significance")
-    parser.add_argument("--metrics", default="metrics/significance.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    cfg = load_config(args.params).uncertainty
-    report = significance_report(read_error_sums(args.errors), cfg)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--errors", default=str(ERRORS))
+    parser.add_argument("--plots", default=str(PLOTS / "significance"))
+    parser.add_argument("--metrics", default=str(METRICS / "significance.json"))
+
+
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
+    uncertainty = cfg.uncertainty
+    report = significance_report(read_error_sums(args.errors), uncertainty)
     write_json(args.metrics, report["headline"])
     plots = Path(args.plots)
     write_json(plots / "comparisons.json", report["detail"])
     write_json(plots / "msess_by_lead_ci.json", {"rows": report["band"]})
     names = [n for n in BAND_FORECASTS if n in report["band"][0]]
-    plot_msess_band(report["band"], names, cfg.level, plots / "msess_by_lead_ci.png")
+    plot_msess_band(report["band"], names, uncertainty.level, plots / "msess_by_lead_ci.png")
     head = report["headline"]
     ames = head[MODEL]
     log.info(
@@ -64,5 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
 
+main = stage_main("significance", __doc__, add_arguments, run)
+
 if __name__ == "__main__":
-    run_stage("significance", main)
+    main()

@@ -4,38 +4,34 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-# Run the ames package of this checkout (a queued `dvc exp run` executes a copy of the
-# repository), not whichever checkout an editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import _src_path  # noqa: F401  (this checkout's src before ames)
 
-from ames.cli import run_stage
+from ames.cli import stage_main
 from ames.io import write_json
-from ames.paths import add_run_paths
-from ames.settings import load_config
+from ames.paths import LIVE, METRICS, add_run_paths
+from ames.settings import AmesConfig
 from ames.workflows.expert import train_expert
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expert", type=int, choices=(1, 2, 3), required=True)
-    parser.add_argument("--params", default="params.yaml")
     add_run_paths(parser)
     parser.add_argument("--metrics", type=Path, help="default: metrics/expert<N>.json")
     parser.add_argument("--live", type=Path, help="default: metrics/live/expert<N>")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+
+
+def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     metrics = train_expert(
-        load_config(args.params),
+        cfg,
         args.expert,
-        live_dir=args.live or Path(f"metrics/live/expert{args.expert}"),
+        live_dir=args.live or LIVE / f"expert{args.expert}",
         models_dir=args.models,
         dataset=args.dataset,
         masks_dir=args.masks,
     )
-    write_json(args.metrics or Path(f"metrics/expert{args.expert}.json"), metrics)
+    write_json(args.metrics or METRICS / f"expert{args.expert}.json", metrics)
     in_zone = metrics["val"]["in_zone"]
     logging.getLogger("ames.expert").info(
         "expert%d: in-zone validation MSESS %.3f, RMSE %.1f mm/month (%s s)",
@@ -46,5 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+main = stage_main("expert", __doc__, add_arguments, run)
+
 if __name__ == "__main__":
-    run_stage("expert", main)
+    main()

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from ames.data.schema import PREVAILING_WIND_ATTR
 from ames.models.ames import (
     AMESModel,
     PhysicsContext,
@@ -19,6 +20,7 @@ from ames.models.gating import PhysicsGuidedGating, routing_diversity_penalty
 from ames.models.meta import PhysicsInformedMetaLearner, weighted_forecast
 from ames.physics import elevation_priors
 from ames.windows import TargetTransform
+from ames.workflows.ames_model import prevailing_wind
 
 H, W, C = 12, 3, 8
 N_LAT, N_LON = 5, 6
@@ -91,7 +93,12 @@ def make_model(gating_cfg: dict | None = None, meta_cfg: dict | None = None, off
     transform = make_transform()
     experts = [DummyExpert(o) for o in offsets]
     model = build_ames_model(
-        experts, transform, statics, gating_cfg or {}, meta_cfg or {}, horizon=H
+        experts,
+        transform,
+        statics,
+        gating_cfg or {},
+        {"wind_from_deg": 90.0, **(meta_cfg or {})},
+        horizon=H,
     )
     return model, statics, transform
 
@@ -185,12 +192,32 @@ def test_meta_disabled_is_exactly_relu_of_weighted_sum() -> None:
     assert not any(p.requires_grad for p in meta.parameters())
 
 
-def test_untrained_meta_without_physics_passes_the_weighted_forecast() -> None:
+@pytest.mark.parametrize("wind_from_deg", [90.0, 270.0, None])
+def test_untrained_meta_passes_the_weighted_forecast_whatever_the_wind(wind_from_deg) -> None:
+    """Default params, any region's wind (or none): untrained means an exact pass-through."""
     statics = make_statics()
-    meta = build_meta(statics, {"orographic_init": 0.0, "rain_shadow_init": 0.0}, H)
+    meta = build_meta(statics, {"wind_from_deg": wind_from_deg}, H)
     inputs = _meta_inputs(statics)
     expected = torch.relu(weighted_forecast(inputs[1], inputs[2]))
-    torch.testing.assert_close(meta(*inputs), expected)
+    assert meta(*inputs).equal(expected)
+    assert meta.orographic_enhancement.item() == meta.rain_shadow_suppression.item() == 0.0
+
+
+def test_without_a_wind_the_orographic_terms_are_off_and_frozen() -> None:
+    statics = make_statics()
+    meta = build_meta(statics, {"orographic_init": 0.05, "rain_shadow_init": 0.05}, H)
+    assert not meta.physics_terms
+    assert not meta.orographic_enhancement.requires_grad
+    assert not meta.rain_shadow_suppression.requires_grad
+    assert meta.physics_correction(torch.full((1, H, N_LAT, N_LON), 100.0)).abs().max() == 0
+
+
+def test_the_wind_comes_from_params_else_the_dataset_else_none(caplog) -> None:
+    assert prevailing_wind({"wind_from_deg": 270}, {PREVAILING_WIND_ATTR: 83.6}) == 270.0
+    assert prevailing_wind({"wind_from_deg": None}, {PREVAILING_WIND_ATTR: 83.6}) == 83.6
+    with caplog.at_level("WARNING"):
+        assert prevailing_wind({}, {"source": "files"}) is None
+    assert "meta.wind_from_deg" in caplog.text and "Fix:" in caplog.text
 
 
 def test_physics_correction_enhances_windward_high_and_suppresses_leeward() -> None:
@@ -199,7 +226,16 @@ def test_physics_correction_enhances_windward_high_and_suppresses_leeward() -> N
     aspect = np.array([[90.0, 270.0, 0.0]] * 3)  # east-, west-, north-facing columns
     high = np.zeros(shape, dtype=bool)
     high[:, 0] = True
-    meta = PhysicsInformedMetaLearner(np.zeros((5, *shape)), slope, aspect, high, horizon=1)
+    meta = PhysicsInformedMetaLearner(
+        np.zeros((5, *shape)),
+        slope,
+        aspect,
+        high,
+        horizon=1,
+        wind_from_deg=90.0,
+        orographic_init=0.05,
+        rain_shadow_init=0.05,
+    )
     weighted = torch.full((1, 1, *shape), 100.0)
     correction = meta.physics_correction(weighted)[0, 0]
     torch.testing.assert_close(correction[:, 0], torch.full((3,), 5.0))  # 0.05 × 1 × 100

@@ -302,7 +302,8 @@ def test_stage_cli_writes_forecast_metadata_and_maps(setup: Setup, tmp_path: Pat
     ratios, mean, edges = climatological_parts(run)
     predictive = tmp_path / "predictive.nc"
     scales, weights = {"ames": np.ones(H)}, {"ames": np.full(H, 0.5)}
-    write_netcdf(predictive_dataset(ratios, mean, edges, scales, weights, run), predictive)
+    shrink = np.linspace(0.0, 1.0, H)  # lead 1 falls back to climatology, lead H keeps AMES
+    write_netcdf(predictive_dataset(ratios, mean, edges, scales, weights, shrink, run), predictive)
     stage.main(
         [
             *("--params", str(params), "--dataset", str(setup.dataset)),
@@ -319,6 +320,11 @@ def test_stage_cli_writes_forecast_metadata_and_maps(setup: Setup, tmp_path: Pat
     assert plot.stat().st_size > 10_000
     with xr.open_dataset(out) as ds:
         assert ds["precip"].shape == (H, *setup.ds["precip"].shape[1:])
+        clim, model = ds["climatology"].values, ds["precip_model"].values
+        expected = clim + shrink[:, None, None] * (model - clim)
+        np.testing.assert_allclose(ds["precip"].values, expected, rtol=1e-5)
+        np.testing.assert_allclose(ds["precip"].values[0], clim[0], rtol=1e-6)
+        assert not np.allclose(model[-1][np.isfinite(model[-1])], clim[-1][np.isfinite(clim[-1])])
         probs = ds["tercile_probability"].sum("category", skipna=False).values
         np.testing.assert_allclose(probs[np.isfinite(probs)], 1.0, atol=1e-6)
         quantiles = ds["precip_quantile"].transpose("quantile", ...).values

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
 import xarray as xr
 import yaml
-from pipeline_repo import TINY_MODELS, dvc, make_tiny_repo
+from pipeline_repo import TINY_MODELS, dvc, make_tiny_repo, pipeline_env
 
 from ames.config import deep_merge
 
@@ -129,7 +130,7 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
     seeds = test["seeds"]
     assert seeds["n"] == 2 and set(seeds["by_seed"]) == {"42", "43"}
     assert seeds["mean_sd"]["msess"]["sd"] is not None
-    assert (repo / "models/members/seed43/v7_ames_final_best.pt").exists()
+    assert (repo / "models/members/seed43/ames_final_best.pt").exists()
     assert set(_json(repo, "metrics/seed_members.json")["members"]) == {"43"}
 
     significance = _json(repo, "metrics/significance.json")
@@ -180,3 +181,32 @@ def test_whole_pipeline_on_a_tiny_config(tmp_path):
 
     status = dvc(repo, "status")
     assert "changed" not in status.stdout
+    _check_round_trip_through_the_remote(repo, tmp_path / "clone")
+
+
+def _git(repo, *args):
+    return subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=pipeline_env(repo),
+    )
+
+
+def _check_round_trip_through_the_remote(repo, clone):
+    """`dvc push` to the project's default remote (a local folder beside the checkout), a
+    fresh `git clone` + `dvc pull`: every output is there and nothing needs to run again."""
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "tiny run")
+    dvc(repo, "push")
+    remote = repo.parent / "ames-dvc-remote"
+    assert remote.is_dir() and any(remote.rglob("*")), "dvc push wrote nothing to the remote"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, capture_output=True)
+    dvc(clone, "pull")
+    assert (clone / "models/ames_final_best.pt").exists()
+    assert (clone / "predictions/forecast.nc").exists()
+    assert "up to date" in dvc(clone, "status").stdout
+    repro = dvc(clone, "repro").stdout
+    assert "Running stage" not in repro, repro

@@ -20,11 +20,14 @@ from ames.evaluation.predictive import (
 from ames.evaluation.probabilistic import (
     crps,
     distribution_sums,
+    fit_climatology_weights,
     fit_spread_scales,
     fit_tercile_weight,
     mean_crps,
     probabilistic_scores,
     rps,
+    shrink_to_climatology,
+    spread_floors,
 )
 from ames.evaluation.reliability import pit_histogram, reliability_table
 
@@ -276,3 +279,81 @@ def test_mean_crps_origin_by_origin_equals_the_whole_array_bitwise() -> None:
     for scale in (0.3, 1.0, 1.7):
         whole = float(crps(obs, dressed_members(point, ratios, scale)).mean())
         assert mean_crps(obs, point, ratios, scale) == whole
+
+
+def _msess(forecast: np.ndarray, obs: np.ndarray, clim: np.ndarray) -> float:
+    return 1.0 - float(np.mean((forecast - obs) ** 2) / np.mean((clim - obs) ** 2))
+
+
+def test_climatology_weight_drops_a_forecast_without_skill_and_keeps_a_skilful_one():
+    rng = np.random.default_rng(11)
+    shape = (120, 12, 6, 7)
+    clim = np.full(shape, 100.0)
+    signal = rng.normal(0.0, 20.0, shape)
+    obs = clim + signal + rng.normal(0.0, 20.0, shape)
+    valid = np.ones(shape[2:], dtype=bool)
+    noise = clim + rng.normal(0.0, 20.0, shape)  # no relation to the observations
+    skilful = clim + signal
+    np.testing.assert_allclose(fit_climatology_weights(noise, obs, clim, valid), 0.0, atol=0.05)
+    np.testing.assert_allclose(fit_climatology_weights(skilful, obs, clim, valid), 1.0, atol=0.05)
+    halfway = clim + 2.0 * signal  # twice too strong: the best weight is one half
+    np.testing.assert_allclose(fit_climatology_weights(halfway, obs, clim, valid), 0.5, atol=0.05)
+    same = fit_climatology_weights(clim, obs, clim, valid)
+    np.testing.assert_array_equal(same, 1.0)  # nothing to shrink
+
+
+def test_a_forecast_of_pure_noise_falls_back_to_climatology_and_its_coverage():
+    """Weights and spread fitted on the first origins, scored on the later ones."""
+    predictive, _, obs, month, valid = _calibrated_case(n_origins=120, seed=5)
+    rng = np.random.default_rng(6)
+    clim = np.ones_like(obs)
+    noise = np.maximum(1.0 + rng.normal(0.0, 0.5, obs.shape), 0.0)
+    fit, score = slice(0, 60), slice(60, 120)
+    weights = fit_climatology_weights(noise[fit], obs[fit], clim[fit], valid)
+    shrunk = shrink_to_climatology(noise, clim, weights)
+    floors = spread_floors(shrunk[fit], obs[fit], clim[fit], valid)
+    scales, _ = fit_spread_scales(
+        shrunk[fit], obs[fit], month[fit], predictive.ratios, valid, (0.2, 2.0), floors
+    )
+    assert _msess(shrunk[score], obs[score], clim[score]) == pytest.approx(0.0, abs=0.002)
+    assert _msess(noise[score], obs[score], clim[score]) < -0.1  # what it would have cost
+    dressed = Predictive(predictive.ratios, predictive.edges, scales, predictive.clim_mean)
+
+    def members_at(h, rows):
+        return dressed.lead_members(shrunk[score][rows, h], month[score][rows, h], h, valid)
+
+    sums = distribution_sums(members_at, obs[score], month[score], dressed, valid, (0.1, 0.5, 0.9))
+    reference = distribution_sums(
+        lambda h, rows: dressed.reference_members(month[score][rows, h], valid),
+        obs[score],
+        month[score],
+        dressed,
+        valid,
+        (0.1, 0.5, 0.9),
+    )
+    overall = probabilistic_scores(sums, reference, {"all": valid}, valid)["overall"]
+    assert overall["coverage"] == pytest.approx(0.8, abs=0.03)
+    assert overall["crpss"] >= -0.002
+
+
+def test_the_spread_floor_is_the_square_root_of_the_error_ratio():
+    rng = np.random.default_rng(2)
+    shape = (200, 12, 5, 5)
+    clim = np.zeros(shape)
+    signal = rng.normal(0.0, 1.0, shape)
+    obs = signal + rng.normal(0.0, 1.0, shape)
+    valid = np.ones(shape[2:], dtype=bool)
+    np.testing.assert_allclose(spread_floors(signal, obs, clim, valid), np.sqrt(0.5), atol=0.02)
+    np.testing.assert_array_equal(spread_floors(clim, obs, clim, valid), 1.0)
+    worse = spread_floors(signal * 3.0, obs, clim, valid)
+    np.testing.assert_array_equal(worse, 1.0)  # never wider than climatology's own spread
+
+
+def test_an_overconfident_fit_is_held_at_the_floor():
+    predictive, point, obs, month, valid = _calibrated_case(spread=0.5, n_origins=30)
+    floors = np.full(12, 0.9)
+    scales, report = fit_spread_scales(
+        point, obs, month, predictive.ratios, valid, bounds=(0.1, 2.0), floors=floors
+    )
+    np.testing.assert_allclose(scales, 0.9)  # the CRPS alone would pick about 0.5
+    assert all(row["floor"] == 0.9 for row in report)

@@ -14,9 +14,9 @@ from torch import nn
 
 from ames.config import ConfigError, resolve_profile
 from ames.io import write_json
+from ames.paths import MEMBERS_MANIFEST
 from ames.settings import load_config, parse_config
 from ames.workflows.seeds import (
-    MANIFEST,
     ensemble_test_forecasts,
     final_checkpoints,
     member_seeds,
@@ -37,13 +37,13 @@ def test_final_checkpoints_need_a_matching_manifest(tmp_path: Path):
     assert list(final_checkpoints(config_with({"seed": 42, "seeds": 1}), tmp_path)) == [42]
     with pytest.raises(FileNotFoundError, match="seed_members"):
         final_checkpoints(params, tmp_path)
-    write_json(tmp_path / "members" / MANIFEST, {"base_seed": 42, "seeds": [43]})
+    write_json(tmp_path / "members" / MEMBERS_MANIFEST, {"base_seed": 42, "seeds": [43]})
     with pytest.raises(ValueError, match="ask for \\[43, 44\\]"):
         final_checkpoints(params, tmp_path)
-    write_json(tmp_path / "members" / MANIFEST, {"base_seed": 42, "seeds": [43, 44]})
+    write_json(tmp_path / "members" / MEMBERS_MANIFEST, {"base_seed": 42, "seeds": [43, 44]})
     paths = final_checkpoints(params, tmp_path)
     assert list(paths) == [42, 43, 44]
-    assert paths[44] == tmp_path / "members" / "seed44" / "v7_ames_final_best.pt"
+    assert paths[44] == tmp_path / "members" / "seed44" / "ames_final_best.pt"
 
 
 class ConstantModel(nn.Module):

@@ -105,6 +105,8 @@ def test_dataset_schema(tmp_path: Path, small_pair) -> None:
             == SyntheticConfig.from_dict(DEFAULT_SYNTHETIC_CONFIG).as_dict()
         )
         assert ds.attrs["dem_source"] == "idealised ridge"
+        # the easterly trades of the default, weighted by their monthly speed
+        assert ds.attrs["prevailing_wind_from_deg"] == pytest.approx(83.62, abs=0.01)
 
 
 def test_oracle_covers_every_validation_and_test_origin(small_pair) -> None:

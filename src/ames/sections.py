@@ -206,6 +206,8 @@ class ProbabilisticConfig:
     pit_bins: int
     reliability_bins: int
     pit_seed: int
+    shrink_to_climatology: bool = False
+    spread_floor: bool = True
 
 
 @dataclass(frozen=True)

@@ -318,9 +318,15 @@ def _probabilistic(r: _Reader, section: Mapping[str, Any]) -> ProbabilisticConfi
         lo = hi = 0.0
     if not 0.0 < lo < hi:
         raise r.fail(f"{path}.spread_scale_bounds", f"expected 0 < low < high, got {bounds}")
+    switches = {}
+    for key in ("shrink_to_climatology", "spread_floor"):
+        switches[key] = r.value(section, f"{path}.{key}")
+        if not isinstance(switches[key], bool):
+            raise r.fail(f"{path}.{key}", f"expected true or false, got {switches[key]!r}")
     return ProbabilisticConfig(
         quantiles=levels,
         spread_scale_bounds=(lo, hi),
+        **switches,
         pit_bins=r.integer(section, f"{path}.pit_bins", minimum=1),
         reliability_bins=r.integer(section, f"{path}.reliability_bins", minimum=1),
         pit_seed=r.integer(section, f"{path}.pit_seed"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ class GridData:
     lon: np.ndarray
     times: pd.DatetimeIndex
     valid: np.ndarray  # [lat, lon] bool
+    attrs: dict = field(default_factory=dict)  # the file's global attributes
 
     @property
     def months(self) -> np.ndarray:
@@ -43,5 +44,6 @@ def load_grid_data(path: str | Path) -> GridData:
         lat = ds["latitude"].values.astype(np.float64)
         lon = ds["longitude"].values.astype(np.float64)
         times = pd.DatetimeIndex(ds["time"].values)
+        attrs = dict(ds.attrs)
     valid = valid_cells(precip)
-    return GridData(precip, elevation, lat, lon, times, valid)
+    return GridData(precip, elevation, lat, lon, times, valid, attrs)

@@ -22,6 +22,11 @@ METRE_UNITS = ("m", "metre", "metres", "meter", "meters", "m asl", "m a.s.l.")
 
 _REGENERATE = "regenerate the dataset with `dvc repro prepare`"
 
+#: Global attribute of ``dataset.nc``: the direction (degrees, clockwise from north) the
+#: region's prevailing low-level wind blows from; the meta-learner's orographic terms use it
+#: when ``meta.wind_from_deg`` is null. The synthetic generator writes it; user files do not.
+PREVAILING_WIND_ATTR = "prevailing_wind_from_deg"
+
 
 def valid_cells(precip: np.ndarray | xr.DataArray) -> np.ndarray:
     """Boolean ``[lat, lon]``: True for cells inside the domain.

@@ -26,6 +26,7 @@ The parts live in their own modules: the parameters in ``ames.data.synthetic_con
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from ames.climatology import split_month_bounds
+from ames.data.schema import PREVAILING_WIND_ATTR
 from ames.data.synthetic_config import SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import LatentState, sample_latent
@@ -117,6 +119,14 @@ def _check_grid(elevation: xr.DataArray) -> None:
             raise ValueError(f"elevation {dim} must be ascending with at least 2 values")
 
 
+def prevailing_wind_from_deg(directions: Sequence[float], speeds: Sequence[float]) -> float:
+    """Speed-weighted circular mean of the monthly directions the wind blows from, 0…360."""
+    angle = np.deg2rad(np.asarray(directions, dtype=np.float64))
+    weight = np.asarray(speeds, dtype=np.float64)
+    mean = np.arctan2((weight * np.sin(angle)).sum(), (weight * np.cos(angle)).sum())
+    return round(float(np.rad2deg(mean) % 360.0), 2)
+
+
 def _attrs(elevation: xr.DataArray, cfg: SyntheticConfig, seed: int, start: str) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "title": "AMES embedded default: real terrain, physically based synthetic precipitation",
@@ -130,6 +140,7 @@ def _attrs(elevation: xr.DataArray, cfg: SyntheticConfig, seed: int, start: str)
         "generator_seed": int(seed),
         "generator_start": str(start),
         "generator_params": json.dumps(cfg.as_dict(), sort_keys=True),
+        PREVAILING_WIND_ATTR: prevailing_wind_from_deg(cfg.wind_from_deg, cfg.wind_speed_ms),
         "Conventions": "CF-1.8",
     }
     for key, value in elevation.attrs.items():

@@ -61,8 +61,10 @@ def fit_spread_scales(
     ratios: np.ndarray,
     valid: np.ndarray,
     bounds: tuple[float, float],
+    floors: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[dict[str, float]]]:
-    """Spread scale per lead minimising the mean CRPS over ``point``'s origins and valid cells.
+    """Spread scale per lead minimising the mean CRPS over ``point``'s origins and valid cells,
+    searched in ``bounds`` raised to ``floors[h]`` (``spread_floors``) when given.
 
     ``point``/``obs`` ``[S, H, lat, lon]`` (validation origins), ``target_month`` ``[S, H]``.
     Returns the scales ``[H]`` and, per lead, the CRPS at the fitted scale and at scale 1.
@@ -73,22 +75,75 @@ def fit_spread_scales(
         r = np.moveaxis(ratios[target_month[:, h]][..., valid], 1, -1)
         o = obs[:, h][:, valid].astype(np.float64)
         p = point[:, h][:, valid]
+        low = bounds[0] if floors is None else min(max(bounds[0], floors[h]), bounds[1])
         result = minimize_scalar(
             lambda s, o=o, p=p, r=r: mean_crps(o, p, r, s),
-            bounds=bounds,
+            bounds=(low, bounds[1]),
             method="bounded",
             options={"xatol": 1e-3},
         )
-        scales[h] = float(result.x)
+        scales[h], crps_fit = float(result.x), float(result.fun)
+        if floors is not None and low > bounds[0]:
+            # the bounded search never returns its end point itself: test it
+            at_floor = mean_crps(o, p, r, low)
+            if at_floor <= crps_fit:
+                scales[h], crps_fit = low, at_floor
         report.append(
             {
                 "lead": h + 1,
                 "scale": scales[h],
-                "crps": float(result.fun),
+                "floor": None if floors is None else float(floors[h]),
+                "crps": crps_fit,
                 "crps_scale_1": mean_crps(o, p, r, 1.0),
             }
         )
     return scales, report
+
+
+def fit_climatology_weights(
+    point: np.ndarray, obs: np.ndarray, clim: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Weight ``w`` per lead of ``clim + w (point − clim)`` with the lowest mean squared error.
+
+    ``point``/``obs``/``clim`` ``[S, H, lat, lon]`` (mm/month, validation origins). The error
+    is quadratic in ``w``, so the minimum is ``Σ (p − c)(o − c) / Σ (p − c)²`` over the lead's
+    valid cells, clipped to [0, 1]: 0 where the forecast has no skill over climatology there,
+    1 where shrinking would not help. A forecast equal to climatology gets 1 (nothing to shrink).
+    """
+    weights = np.ones(point.shape[1])
+    for h in range(point.shape[1]):
+        d = point[:, h][:, valid].astype(np.float64) - clim[:, h][:, valid]
+        e = obs[:, h][:, valid].astype(np.float64) - clim[:, h][:, valid]
+        keep = np.isfinite(d) & np.isfinite(e)
+        denominator = float(np.sum(d[keep] ** 2))
+        if denominator > 0:
+            weights[h] = float(np.clip(np.sum(d[keep] * e[keep]) / denominator, 0.0, 1.0))
+    return weights
+
+
+def shrink_to_climatology(point: np.ndarray, clim: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``clim + w_h (point − clim)`` for ``[S, H, ...]`` arrays and weights ``[H]``."""
+    w = np.asarray(weights, dtype=np.float64).reshape(1, -1, *([1] * (point.ndim - 2)))
+    return (clim + w * (point - clim)).astype(point.dtype)
+
+
+def spread_floors(
+    point: np.ndarray, obs: np.ndarray, clim: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Per lead, sqrt(MSE of ``point`` / MSE of climatology) on the valid cells, at most 1.
+
+    Dressing scales the climatological spread around the point forecast; a calibrated
+    distribution's variance is its expected squared error, so a scale below this ratio claims
+    more certainty than the forecast's errors support.
+    """
+    floors = np.ones(point.shape[1])
+    for h in range(point.shape[1]):
+        o = obs[:, h][:, valid].astype(np.float64)
+        model = np.nanmean((point[:, h][:, valid] - o) ** 2)
+        reference = np.nanmean((clim[:, h][:, valid] - o) ** 2)
+        if reference > 0:
+            floors[h] = float(np.sqrt(min(model / reference, 1.0)))
+    return floors
 
 
 def fit_tercile_weight(probs: np.ndarray, reference: np.ndarray, category: np.ndarray) -> float:

@@ -3,10 +3,14 @@
 final = ReLU(Σᵢ wᵢ·predᵢ + residual + correction), all in mm/month, where
 - residual = scale × MLP([expert forecasts (3 × H, transformed units), context (5), season (2)])
   per cell; ``scale`` is the target transform's per-target scale, so the MLP works in the
-  well-conditioned units the experts predict in. Its output layer starts at zero, so an
-  untrained meta-learner passes the weighted forecast through.
+  well-conditioned units the experts predict in.
 - correction = (orographic_enhancement × slope/max slope × windward × high zone
-  − rain_shadow_suppression × leeward) × weighted forecast.
+  − rain_shadow_suppression × leeward) × weighted forecast. Windward and leeward need the
+  region's prevailing wind; without one (``wind_from_deg=None``) both terms are off and their
+  coefficients frozen at 0.
+Untrained, the meta-learner is an exact pass-through of the weighted forecast: the MLP's
+output layer and both coefficients start at zero (``orographic_init``/``rain_shadow_init``),
+so a stage that keeps its starting weights (epoch 0) adds nothing a decision did not confirm.
 ReLU (not softplus) keeps the output non-negative and lets a dry month be exactly 0 mm.
 """
 
@@ -58,10 +62,10 @@ class PhysicsInformedMetaLearner(nn.Module):
         horizon: int,
         hidden_sizes: Sequence[int] = (64, 32),
         dropout: float = 0.0,
-        wind_from_deg: float = 90.0,
+        wind_from_deg: float | None = None,
         min_slope_deg: float = 0.5,
-        orographic_init: float = 0.05,
-        rain_shadow_init: float = 0.05,
+        orographic_init: float = 0.0,
+        rain_shadow_init: float = 0.0,
         enabled: bool = True,
     ) -> None:
         super().__init__()
@@ -69,7 +73,12 @@ class PhysicsInformedMetaLearner(nn.Module):
         slope = static_tensor(slope_deg, fill=0.0)
         aspect = static_tensor(aspect_deg, fill=0.0)
         high = static_tensor(high_mask, fill=0.0) > 0
-        windward, leeward = windward_leeward(aspect, slope, wind_from_deg, min_slope_deg)
+        self.physics_terms = wind_from_deg is not None
+        if self.physics_terms:
+            windward, leeward = windward_leeward(aspect, slope, wind_from_deg, min_slope_deg)
+        else:
+            windward, leeward = torch.zeros_like(slope), torch.zeros_like(slope)
+            orographic_init = rain_shadow_init = 0.0
         self.horizon = int(horizon)
         self.enabled = bool(enabled)
         self.register_buffer("context", context.permute(1, 2, 0).contiguous())  # [lat, lon, C]
@@ -81,6 +90,9 @@ class PhysicsInformedMetaLearner(nn.Module):
         nn.init.zeros_(self.residual[-1].bias)
         self.orographic_enhancement = nn.Parameter(torch.tensor(float(orographic_init)))
         self.rain_shadow_suppression = nn.Parameter(torch.tensor(float(rain_shadow_init)))
+        if not self.physics_terms:
+            self.orographic_enhancement.requires_grad_(False)
+            self.rain_shadow_suppression.requires_grad_(False)
         if not self.enabled:
             self.requires_grad_(False)
 

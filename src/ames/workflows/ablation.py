@@ -11,17 +11,16 @@ from typing import Any
 from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.forecast_set import TRUTH
 from ames.evaluation.metrics import score_dataset
-from ames.run import DATASET, MASKS, load_run_inputs
+from ames.paths import ABLATION_ERRORS, ABLATIONS, DATASET, MASKS, MODELS, STAGE2_CHECKPOINT
+from ames.run import load_run_inputs
 from ames.settings import AmesConfig
-from ames.workflows.ames_model import STAGE2_CHECKPOINT, finetune, train_gating
-from ames.workflows.common import MODELS
+from ames.workflows.ames_model import finetune, train_gating
 from ames.workflows.evaluate import ablation_forecast_set, model_test_forecasts
 from ames.workflows.significance import forecast_error_sums
 
 log = logging.getLogger("ames.ablation")
 
 STAGE2_SECTIONS = ("gating", "meta")
-ERRORS_FILE = "test_errors.nc"  # per-origin error sums, beside the ablation's checkpoints
 
 
 def needs_own_stage2(overrides: Mapping[str, Any]) -> bool:
@@ -40,7 +39,7 @@ def run_ablation(
     start = time.perf_counter()
     p = cfg.ablation(name)
     overrides = cfg.ablations[name] or {}
-    out_dir = Path("ablations") / name
+    out_dir = Path(ABLATIONS) / name
     if needs_own_stage2(overrides):
         log.info("%s: stage 2 with %s", name, overrides)
         train_gating(
@@ -69,7 +68,7 @@ def run_ablation(
     )
     test = score_dataset(forecasts, [name])[name]
     write_error_sums(
-        forecast_error_sums(forecasts[[name, TRUTH]]), models_dir / out_dir / ERRORS_FILE
+        forecast_error_sums(forecasts[[name, TRUTH]]), models_dir / out_dir / ABLATION_ERRORS
     )
     return {
         "overrides": overrides,

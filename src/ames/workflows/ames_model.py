@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ames.data.schema import PREVAILING_WIND_ATTR
 from ames.models.ames import (
     AMESModel,
     PhysicsContext,
@@ -22,8 +23,9 @@ from ames.models.ames import (
 )
 from ames.models.graph import GridGraph
 from ames.models.parameters import count_parameters
+from ames.paths import DATASET, FINAL_CHECKPOINT, MASKS, MODELS, STAGE2_CHECKPOINT, STATE
 from ames.plotting.routing import plot_routing_vs_elevation
-from ames.run import DATASET, MASKS, RunInputs, load_run_inputs
+from ames.run import RunInputs, load_run_inputs
 from ames.settings import AmesConfig
 from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
@@ -31,7 +33,6 @@ from ames.training.engine import fit
 from ames.training.live import record_untrained
 from ames.training.progress import TrainResult
 from ames.workflows.common import (
-    MODELS,
     WithExpertOutputs,
     build_experts,
     load_graph,
@@ -44,8 +45,6 @@ from ames.workflows.stacking import cached_held_out_outputs
 
 log = logging.getLogger("ames.model")
 
-STAGE2_CHECKPOINT = "v7_ames_stage2_best.pt"
-FINAL_CHECKPOINT = "v7_ames_final_best.pt"
 MODEL_SECTIONS = ["seed", "features", "train", "expert1", "expert2", "expert3", "gating", "meta"]
 
 
@@ -60,15 +59,37 @@ def static_fields(run: RunInputs) -> StaticFields:
     )
 
 
+def prevailing_wind(meta: Mapping[str, Any], dataset_attrs: Mapping[str, Any]) -> float | None:
+    """The wind direction of the meta-learner's orographic terms: ``meta.wind_from_deg`` when
+    set, else the dataset's own (the synthetic generator records it), else None (terms off).
+
+    A region's wind is never borrowed from another: user files carry no wind, so unless the
+    user names one the orographic and rain-shadow terms stay off (and say so).
+    """
+    given = meta.get("wind_from_deg")
+    if given is not None:
+        return float(given)
+    if PREVAILING_WIND_ATTR in dataset_attrs:
+        return float(dataset_attrs[PREVAILING_WIND_ATTR])
+    log.warning(
+        "params.yaml (meta.wind_from_deg): not set and the dataset records no prevailing wind; "
+        "the orographic-enhancement and rain-shadow terms are off. Fix: set "
+        "meta.wind_from_deg to the direction your region's low-level wind blows from "
+        "(degrees from north, e.g. 270 for westerlies) to use them."
+    )
+    return None
+
+
 def assemble_model(cfg: AmesConfig, run: RunInputs, experts: list[torch.nn.Module]) -> AMESModel:
     """AMES whose elevation priors follow the zone thresholds the masks stage used."""
     thresholds = run.masks.thresholds
+    meta = {**cfg.meta.model, "wind_from_deg": prevailing_wind(cfg.meta.model, run.data.attrs)}
     return build_ames_model(
         experts,
         run.transform,
         static_fields(run),
         cfg.gating.model,
-        cfg.meta.model,
+        meta,
         run.horizon,
         high_min_m=thresholds.high_min_m,
         low_max_m=thresholds.low_max_m,
@@ -186,7 +207,7 @@ def train_gating(
         masks_dir=masks_dir,
         batch_size=train_cfg.batch_size,
         device=device,
-        cache_dir=(state_root or models_dir / "state") / "stacking",
+        cache_dir=(state_root or models_dir / STATE) / "stacking",
     )
     val = run.windows("val")
     splits = {
@@ -206,7 +227,7 @@ def train_gating(
             splits["val"],
             train_cfg,
             best_path=best_path,
-            state_dir=(state_root or models_dir / "state") / state_name,
+            state_dir=(state_root or models_dir / STATE) / state_name,
             live_dir=live_dir,
             trainable=trainable,
             desc="gating",
@@ -255,7 +276,7 @@ def finetune(
         run.windows("val"),
         train_cfg,
         best_path=models_dir / checkpoint_name,
-        state_dir=(state_root or models_dir / "state") / state_name,
+        state_dir=(state_root or models_dir / STATE) / state_name,
         live_dir=live_dir,
         trainable=trainable,
         desc="finetune",
@@ -265,6 +286,7 @@ def finetune(
     summary.update(
         orographic_enhancement=model.meta.orographic_enhancement.item(),
         rain_shadow_suppression=model.meta.rain_shadow_suppression.item(),
+        wind_from_deg=prevailing_wind(cfg.meta.model, run.data.attrs),
         loss_at_best_epoch=result.best_components,
         lr=train_cfg.lr,
         time_s=round(time.perf_counter() - start, 1),

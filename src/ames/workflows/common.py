@@ -19,8 +19,8 @@ from ames.evaluation.ridge_spatial import fit_spatial_ridge
 from ames.models.experts import build_expert
 from ames.models.graph import GridGraph, load_grid_graph
 from ames.models.linear_path import SpatialRegressors, grid_spacing_km
-from ames.paths import MODELS
-from ames.run import MASKS, RunInputs, collect_forecasts
+from ames.paths import EXPERT_CHECKPOINT, MASKS, MODELS
+from ames.run import RunInputs, collect_forecasts
 from ames.selection import Fold, pretest_folds
 from ames.settings import EXPERT_IDS, AmesConfig
 from ames.training.checkpoints import load_state_dict_checked
@@ -30,7 +30,7 @@ log = logging.getLogger("ames")
 
 
 def expert_checkpoint(index: int, models_dir: Path = MODELS) -> Path:
-    return models_dir / f"expert{index}_best.pt"
+    return models_dir / EXPERT_CHECKPOINT.format(index=index)
 
 
 def file_digest(*paths: str | Path) -> str:

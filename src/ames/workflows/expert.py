@@ -18,12 +18,12 @@ import torch
 from ames.config import ConfigError
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
-from ames.run import DATASET, MASKS, load_run_inputs
+from ames.paths import DATASET, MASKS, MODELS, STATE
+from ames.run import load_run_inputs
 from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.workflows.common import (
-    MODELS,
     build_experts,
     expert_checkpoint,
     expert_forecast_mm,
@@ -114,7 +114,7 @@ def train_expert(
             run.windows("val"),
             train_cfg,
             best_path=expert_checkpoint(index, models_dir),
-            state_dir=(state_root or models_dir / "state") / section,
+            state_dir=(state_root or models_dir / STATE) / section,
             live_dir=live_dir,
             desc=section,
             loss_mask=zone_mask,

@@ -29,20 +29,17 @@ from ames.data.schema import first_location, month_label, validate_dataset
 from ames.io import sha256_file
 from ames.masks_io import MaskBundle, load_masks
 from ames.models.ames import AMESModel
+from ames.paths import CHECKPOINT, FORECAST, INFERENCE_PLOTS, MASKS, METADATA
 from ames.plotting.forecast import plot_forecast_maps
-from ames.run import MASKS, RunInputs, build_run_inputs, check_input_window
+from ames.run import RunInputs, build_run_inputs, check_input_window
 from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.windows import window_inputs
-from ames.workflows.ames_model import FINAL_CHECKPOINT, load_ames_model
-from ames.workflows.common import MODELS, load_graph
+from ames.workflows.ames_model import load_ames_model
+from ames.workflows.common import load_graph
 
 log = logging.getLogger("ames.inference")
 
-CHECKPOINT = MODELS / FINAL_CHECKPOINT
-FORECAST = Path("predictions/forecast.nc")
-METADATA = Path("predictions/metadata.json")
-PLOTS = Path("plots/inference")
 CREATED_BY = f"ames {__version__} (stages/inference.py)"
 COORD_ATOL_DEG = 1e-4  # masks store cell coordinates as float32
 ELEVATION_TOL_M = 1.0
@@ -334,7 +331,7 @@ def companion_paths(
     if metadata is None:
         metadata = METADATA if out == FORECAST else out.with_name(f"{out.stem}_metadata.json")
     if plot is None:
-        plot = PLOTS / f"{out.stem}_maps.png"
+        plot = INFERENCE_PLOTS / f"{out.stem}_maps.png"
     return Path(metadata), Path(plot)
 
 

@@ -29,11 +29,14 @@ from ames.evaluation.probabilistic import (
     DistributionSums,
     crps,
     distribution_sums,
+    fit_climatology_weights,
     fit_spread_scales,
     fit_tercile_weight,
     probabilistic_scores,
     rps,
+    shrink_to_climatology,
     skill_intervals,
+    spread_floors,
 )
 from ames.evaluation.reliability import pit_histogram, reliability_table
 from ames.evaluation.uncertainty import block_indices, n_blocks, origin_counts
@@ -41,8 +44,8 @@ from ames.run import RunInputs
 from ames.sections import BootstrapConfig
 from ames.settings import ProbabilisticConfig
 
-PREDICTIVE = Path("models/predictive.nc")
 SCALE_VARS = {"ames": "spread_scale", "damped_persistence": "spread_scale_damped_persistence"}
+CLIMATOLOGY_WEIGHT = "climatology_weight"
 WEIGHT_VARS = {"ames": "tercile_weight", "damped_persistence": "tercile_weight_damped_persistence"}
 
 
@@ -64,19 +67,32 @@ def climatological_parts(run: RunInputs) -> tuple[np.ndarray, np.ndarray, np.nda
 def calibrate(
     point: Mapping[str, np.ndarray],
     obs: np.ndarray,
+    clim: np.ndarray,
     origins: np.ndarray,
     run: RunInputs,
-    bounds: tuple[float, float],
+    options: ProbabilisticConfig,
 ) -> tuple[xr.Dataset, dict[str, Any]]:
-    """Fit the spread scales of each point forecast in ``point`` (``[S, H, lat, lon]`` on
-    validation ``origins``) and return the predictive dataset plus a report."""
+    """Fit, per lead, the climatology weight of ``ames`` (``options.shrink_to_climatology``)
+    and the spread scales of each point forecast in ``point`` (``[S, H, lat, lon]`` on
+    validation ``origins``; ``clim`` the training climatology of their targets); return the
+    predictive dataset plus a report."""
     ratios, mean, edges = climatological_parts(run)
     month = target_months(run.inputs.months[origins], run.horizon)
     valid = run.masks.valid
+    point = dict(point)
+    climatology_weights = np.ones(run.horizon)
+    if options.shrink_to_climatology:
+        climatology_weights = fit_climatology_weights(point["ames"], obs, clim, valid)
+        point["ames"] = shrink_to_climatology(point["ames"], clim, climatology_weights)
     scales, weights, report = {}, {}, {}
     for name, forecast in point.items():
-        scales[name], rows = fit_spread_scales(forecast, obs, month, ratios, valid, bounds)
+        floors = spread_floors(forecast, obs, clim, valid) if options.spread_floor else None
+        scales[name], rows = fit_spread_scales(
+            forecast, obs, month, ratios, valid, options.spread_scale_bounds, floors
+        )
         report[name] = {"by_lead": rows}
+    for h, row in enumerate(report["ames"]["by_lead"]):
+        row["climatology_weight"] = float(climatology_weights[h])
     reference = Predictive(ratios, edges, np.ones(run.horizon), mean)
     for h in range(run.horizon):
         members = reference.reference_members(month[:, h], valid)
@@ -88,10 +104,11 @@ def calibrate(
     for name, forecast in point.items():
         dressed = Predictive(ratios, edges, scales[name], mean)
         weights[name] = fit_tercile_weights(dressed, forecast, obs, month, valid, report[name])
-    ds = predictive_dataset(ratios, mean, edges, scales, weights, run)
+    ds = predictive_dataset(ratios, mean, edges, scales, weights, climatology_weights, run)
     return ds, {
         "n_val_origins": int(len(origins)),
         "members": int(ratios.shape[1]),
+        "climatology_weight": [round(float(w), 4) for w in climatology_weights],
         "spread_scale": {name: [round(float(s), 4) for s in v] for name, v in scales.items()},
         "tercile_weight": {name: [round(float(w), 4) for w in v] for name, v in weights.items()},
         "val": report,
@@ -138,6 +155,7 @@ def predictive_dataset(
     edges: np.ndarray,
     scales: Mapping[str, np.ndarray],
     weights: Mapping[str, np.ndarray],
+    climatology_weights: np.ndarray,
     run: RunInputs,
 ) -> xr.Dataset:
     grid = ("latitude", "longitude")
@@ -174,6 +192,15 @@ def predictive_dataset(
                 "climatological ensemble's, fitted on validation RPS",
             },
         )
+    data_vars[CLIMATOLOGY_WEIGHT] = (
+        ("lead",),
+        np.asarray(climatology_weights, dtype=np.float32),
+        {
+            "units": "1",
+            "long_name": "weight w of the AMES point forecast in climatology + w (forecast - "
+            "climatology), fitted on validation MSE (1 = the forecast as it is)",
+        },
+    )
     return xr.Dataset(
         data_vars,
         coords={
@@ -189,6 +216,16 @@ def predictive_dataset(
             "climatology_period": " to ".join(run.masks.split["train_months"]),
         },
     )
+
+
+def load_climatology_weights(path: str | Path) -> np.ndarray:
+    """The per-lead climatology weights of the AMES point forecast saved by ``calibrate``."""
+    with xr.open_dataset(path) as ds:
+        if CLIMATOLOGY_WEIGHT not in ds:
+            raise ValueError(
+                f"{path}: no {CLIMATOLOGY_WEIGHT}; re-create it with `dvc repro calibrate`"
+            )
+        return ds[CLIMATOLOGY_WEIGHT].values.astype(np.float64)
 
 
 def load_predictive(path: str | Path, name: str = "ames") -> Predictive:

@@ -21,16 +21,16 @@ import torch
 
 from ames.io import read_json, write_json
 from ames.models.graph import GridGraph
-from ames.run import DATASET, MASKS, RunInputs
+from ames.paths import DATASET, FINAL_CHECKPOINT, MASKS, MEMBERS, MEMBERS_MANIFEST, MODELS, STATE
+from ames.run import RunInputs
 from ames.settings import AmesConfig
-from ames.workflows.ames_model import FINAL_CHECKPOINT, finetune, load_ames_model, train_gating
-from ames.workflows.common import EXPERT_IDS, MODELS
+from ames.workflows.ames_model import finetune, load_ames_model, train_gating
+from ames.workflows.common import EXPERT_IDS
 from ames.workflows.evaluate import model_test_forecasts
 from ames.workflows.expert import train_expert
 
 log = logging.getLogger("ames.seeds")
 
-MANIFEST = "members.json"
 SEED_SCORE_KEYS = ("pooled_r2", "percell_r2", "rmse", "mae", "msess")
 
 
@@ -40,7 +40,7 @@ def member_seeds(cfg: AmesConfig) -> list[int]:
 
 
 def member_dir(seed: int, models_dir: Path = MODELS) -> Path:
-    return models_dir / "members" / f"seed{seed}"
+    return models_dir / MEMBERS / f"seed{seed}"
 
 
 def train_member(
@@ -55,7 +55,7 @@ def train_member(
     start = time.perf_counter()
     member = cfg.with_seed(seed)
     out = member_dir(seed, models_dir)
-    state = models_dir / "state" / "members" / f"seed{seed}"
+    state = models_dir / STATE / MEMBERS / f"seed{seed}"
     common = {"models_dir": out, "dataset": dataset, "masks_dir": masks_dir, "state_root": state}
     experts = {}
     for index in EXPERT_IDS:
@@ -89,7 +89,7 @@ def train_members(
     """Train every member but the first; write the manifest ``evaluate`` checks against."""
     start = time.perf_counter()
     seeds = member_seeds(cfg)
-    root = models_dir / "members"
+    root = models_dir / MEMBERS
     root.mkdir(parents=True, exist_ok=True)
     members = {
         str(seed): train_member(
@@ -97,7 +97,7 @@ def train_members(
         )
         for seed in seeds[1:]
     }
-    write_json(root / MANIFEST, {"base_seed": seeds[0], "seeds": seeds[1:]})
+    write_json(root / MEMBERS_MANIFEST, {"base_seed": seeds[0], "seeds": seeds[1:]})
     return {
         "seeds": seeds,
         "members": members,
@@ -111,7 +111,7 @@ def final_checkpoints(cfg: AmesConfig, models_dir: Path = MODELS) -> dict[int, P
     paths = {seeds[0]: models_dir / FINAL_CHECKPOINT}
     if len(seeds) == 1:
         return paths
-    manifest_path = models_dir / "members" / MANIFEST
+    manifest_path = models_dir / MEMBERS / MEMBERS_MANIFEST
     if not manifest_path.exists():
         raise FileNotFoundError(
             f"{manifest_path} not found: seeds = {len(seeds)} needs the other members; "
