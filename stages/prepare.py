@@ -13,11 +13,11 @@ import numpy as np
 import xarray as xr
 
 from ames.cli import stage_main
-from ames.data.calibration import calibration_report
 from ames.data.files import load_user_data
 from ames.data.netcdf import write_netcdf
 from ames.data.schema import validate_dataset
 from ames.data.synthetic import generate_synthetic
+from ames.evaluation.data_calibration import calibration_report
 from ames.io import write_json
 from ames.paths import DATASET, METRICS, ORACLE, PLOTS
 from ames.plotting.data import plot_mean_annual_precip, plot_seasonal_cycle_by_zone

@@ -11,12 +11,12 @@ import pytest
 import xarray as xr
 
 from ames.climatology import split_month_bounds
-from ames.data.calibration import calibration_report
 from ames.data.netcdf import write_netcdf
 from ames.data.synthetic import generate_synthetic
 from ames.data.synthetic_config import DEFAULT_SYNTHETIC_CONFIG, SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import correlated_fields
+from ames.evaluation.data_calibration import calibration_report
 
 DEM_FILE = Path(__file__).resolve().parents[1] / "data" / "raw" / "dem_boyaca.nc"
 BANDS = {

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ames.sections import BootstrapConfig
+
 
 def n_blocks(n_origins: int, block: int) -> int:
     """Blocks per resample; at least two, or no interval can be estimated."""
@@ -141,3 +143,20 @@ def predictability_horizon(condition: Sequence[bool]) -> int:
             break
         horizon += 1
     return horizon
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """One set of block resamples of the origins, shared by every forecast."""
+
+    counts: np.ndarray  # [n_boot, n_origins]
+    k: int  # blocks per resample
+    cfg: BootstrapConfig
+
+    @classmethod
+    def draw(cls, cfg: BootstrapConfig, n_origins: int) -> Resampling:
+        indices = block_indices(n_origins, cfg.block_months, cfg.n_boot, cfg.seed)
+        return cls(origin_counts(indices, n_origins), n_blocks(n_origins, cfg.block_months), cfg)
+
+    def interval(self, estimate: float, samples: np.ndarray) -> Interval:
+        return interval(estimate, samples, self.cfg.level, self.k)

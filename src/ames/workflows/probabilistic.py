@@ -39,7 +39,7 @@ from ames.evaluation.probabilistic import (
     spread_floors,
 )
 from ames.evaluation.reliability import pit_histogram, reliability_table
-from ames.evaluation.uncertainty import block_indices, n_blocks, origin_counts
+from ames.evaluation.uncertainty import Resampling
 from ames.run import RunInputs
 from ames.sections import BootstrapConfig
 from ames.settings import ProbabilisticConfig
@@ -316,9 +316,8 @@ def score_probabilistic(
         )
         for name, predictive in predictives.items()
     }
-    k = n_blocks(len(origins), bootstrap.block_months)
-    indices = block_indices(len(origins), bootstrap.block_months, bootstrap.n_boot, bootstrap.seed)
-    counts = origin_counts(indices, len(origins))
+    resampling = Resampling.draw(bootstrap, len(origins))
+    counts, k = resampling.counts, resampling.k
     report: dict[str, Any] = {
         "quantiles": list(options.quantiles),
         "interval_nominal": round(max(options.quantiles) - min(options.quantiles), 6),

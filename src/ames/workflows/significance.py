@@ -9,10 +9,8 @@ is better; for an ablation vs the full model a negative ΔMSESS means the remove
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from ames.evaluation.error_sums import REFERENCE, Totals, error_sums, scores, select_totals
@@ -26,11 +24,8 @@ from ames.evaluation.forecast_set import (
 from ames.evaluation.uncertainty import (
     DMResult,
     Interval,
-    block_indices,
+    Resampling,
     dm_test,
-    interval,
-    n_blocks,
-    origin_counts,
     predictability_horizon,
 )
 from ames.sections import BootstrapConfig
@@ -52,23 +47,6 @@ def forecast_error_sums(forecasts: xr.Dataset) -> xr.Dataset:
         zone_masks(forecasts),
         forecasts["origin"].values,
     )
-
-
-@dataclass(frozen=True)
-class Resampling:
-    """One set of block resamples of the origins, shared by every forecast."""
-
-    counts: np.ndarray  # [n_boot, n_origins]
-    k: int  # blocks per resample
-    cfg: BootstrapConfig
-
-    @classmethod
-    def draw(cls, cfg: BootstrapConfig, n_origins: int) -> Resampling:
-        indices = block_indices(n_origins, cfg.block_months, cfg.n_boot, cfg.seed)
-        return cls(origin_counts(indices, n_origins), n_blocks(n_origins, cfg.block_months), cfg)
-
-    def interval(self, estimate: float, samples: np.ndarray) -> Interval:
-        return interval(estimate, samples, self.cfg.level, self.k)
 
 
 def score_intervals(
