@@ -31,7 +31,7 @@ from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import sample_latent
 from ames.evaluation.metrics import score_forecasts
 from ames.evaluation.ridge import RidgeBaseline, ridge_features
-from ames.evaluation.ridge_spatial import refit_at_penalties, smoothed_rows
+from ames.models.linear_path_fit import refit_at_penalties, smoothed_rows
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
 from ames.settings import AmesConfig, load_config

@@ -1,5 +1,5 @@
 """The experts' linear path with grid-aware regressors (ames.models.linear_path,
-ames.evaluation.ridge_spatial) on small grids with a known answer."""
+ames.models.linear_path_fit) on small grids with a known answer."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from scipy.ndimage import gaussian_filter
 
 from ames.config import ConfigError
 from ames.evaluation.ridge import fit_ridge, origin_moments, ridge_features, ridge_targets
-from ames.evaluation.ridge_spatial import (
+from ames.models.linear_path import LinearPath, SpatialRegressors, grid_spacing_km
+from ames.models.linear_path_fit import (
     add_loading_moments,
     cell_loading,
     fit_spatial_ridge,
     months_touched,
     smoothed_rows,
 )
-from ames.models.linear_path import LinearPath, SpatialRegressors, grid_spacing_km
 from ames.selection import blocked_year_folds
 from ames.settings import LinearFeatures, parse_config
 from ames.windows import GridInputs, window_inputs

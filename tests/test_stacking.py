@@ -12,7 +12,7 @@ from config_helpers import config_with
 from conftest import make_small_dataset
 from test_inference import PARAMS, _save_masks
 
-from ames.evaluation.ridge_spatial import refit_at_penalties
+from ames.models.linear_path_fit import refit_at_penalties
 from ames.run import RunInputs, load_run_inputs
 from ames.selection import blocked_year_folds
 from ames.training.checkpoints import save_checkpoint

@@ -15,10 +15,10 @@ from torch.utils.data import Dataset
 from ames.config import derive_seed, params_hash
 from ames.evaluation.metrics import score_forecasts
 from ames.evaluation.ridge import RidgeBaseline, fit_ridge
-from ames.evaluation.ridge_spatial import fit_spatial_ridge
 from ames.models.experts import build_expert
 from ames.models.graph import GridGraph, load_grid_graph
 from ames.models.linear_path import SpatialRegressors, grid_spacing_km
+from ames.models.linear_path_fit import fit_spatial_ridge
 from ames.paths import EXPERT_CHECKPOINT, MASKS, MODELS
 from ames.run import RunInputs, collect_forecasts
 from ames.selection import Fold, pretest_folds

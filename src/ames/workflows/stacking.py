@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ames.evaluation.ridge_spatial import refit_at_penalties
 from ames.io import atomic_write
 from ames.models.graph import GridGraph
+from ames.models.linear_path_fit import refit_at_penalties
 from ames.run import RunInputs
 from ames.settings import EXPERT_IDS, AmesConfig
 from ames.training.engine import fit
