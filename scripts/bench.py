@@ -47,12 +47,13 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from ames.allocator import keep_freed_memory
+from ames.models.experts import build_experts
+from ames.models.graph import load_masks_graph
 from ames.models.losses import masked_mse
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
 from ames.settings import AmesConfig, load_config, parse_config
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
-from ames.workflows.common import build_experts, load_graph
 from ames.workflows.expert import zone_computation
 
 STAGES = ("expert1", "expert2", "expert3", "finetune")
@@ -101,7 +102,7 @@ def training_model(
 ) -> tuple[torch.nn.Module, Callable[[torch.nn.Module, dict], torch.Tensor], torch.Tensor | None]:
     """The network a stage trains, its loss, freshly initialised as the stage does, and the
     cells that loss reads (None: all)."""
-    experts = build_experts(cfg, run, load_graph(run, MASKS))
+    experts = build_experts(cfg, run, load_masks_graph(MASKS, run.masks.valid.shape))
     if stage == "finetune":
         model = assemble_model(cfg, run, experts)
         compute = loss_fn(cfg.finetune.loss, physics_context(run))

@@ -30,12 +30,12 @@ from ames.data.synthetic_config import SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import sample_latent
 from ames.evaluation.metrics import score_forecasts
-from ames.evaluation.ridge import RidgeBaseline, ridge_features
-from ames.models.linear_path_fit import refit_at_penalties, smoothed_rows
+from ames.evaluation.ridge import RidgeBaseline, fit_run_ridge, ridge_features
+from ames.models.linear_path import spatial_regressors
+from ames.models.linear_path_fit import fit_run_linear_path, refit_at_penalties, smoothed_rows
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
 from ames.settings import AmesConfig, load_config
-from ames.workflows.common import fit_run_linear_path, fit_run_ridge, spatial_regressors
 
 
 def latent_state(cfg: AmesConfig, dataset: Path):

@@ -30,11 +30,12 @@ from ames.masks import (
     zone_masks,
 )
 from ames.masks_io import MaskBundle, load_masks, save_masks
+from ames.models.experts import build_experts
+from ames.models.graph import load_masks_graph
 from ames.run import load_run_inputs
 from ames.training.checkpoints import save_checkpoint
 from ames.windows import N_CHANNELS, WindowDataset
 from ames.workflows.ames_model import assemble_model, load_ames_model
-from ames.workflows.common import build_experts, load_graph
 from ames.workflows.inference import (
     companion_paths,
     forecast_from_dataset,
@@ -123,7 +124,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     ds.to_netcdf(dataset)
     _save_masks(dataset, masks)
     run = load_run_inputs(CFG, dataset, masks)
-    model = assemble_model(CFG, run, build_experts(CFG, run, load_graph(run, masks)))
+    model = assemble_model(
+        CFG, run, build_experts(CFG, run, load_masks_graph(masks, run.masks.valid.shape))
+    )
     save_checkpoint(checkpoint, model, {"note": "untrained, for tests"})
     return Setup(root, dataset, masks, checkpoint, ds)
 
@@ -212,7 +215,9 @@ def test_forecast_from_a_shorter_file_uses_training_statistics(setup: Setup) -> 
     short = _write_variant(setup, setup.ds.isel(time=slice(0, n)), "short.nc")
     forecast = _forecast(setup, short)
     run = load_run_inputs(CFG, setup.dataset, setup.masks)
-    model = load_ames_model(CFG, run, load_graph(run, setup.masks), setup.checkpoint, "test")
+    model = load_ames_model(
+        CFG, run, load_masks_graph(setup.masks, run.masks.valid.shape), setup.checkpoint, "test"
+    )
     with torch.no_grad():
         batch = {k: v[None] for k, v in run.windows("test", [n - 1])[0].items()}
         expected = model.eval()(batch)["pred_mm"][0].numpy()

@@ -12,19 +12,15 @@ from config_helpers import config_with
 from conftest import make_small_dataset
 from test_inference import PARAMS, _save_masks
 
-from ames.models.linear_path_fit import refit_at_penalties
+from ames.evaluation.ridge import run_folds
+from ames.models.experts import build_experts, precompute_expert_outputs
+from ames.models.graph import load_masks_graph
+from ames.models.linear_path import spatial_regressors
+from ames.models.linear_path_fit import fit_run_linear_path, refit_at_penalties
+from ames.paths import expert_checkpoint
 from ames.run import RunInputs, load_run_inputs
 from ames.selection import blocked_year_folds
 from ames.training.checkpoints import save_checkpoint
-from ames.workflows.common import (
-    build_experts,
-    expert_checkpoint,
-    fit_run_linear_path,
-    load_graph,
-    precompute_expert_outputs,
-    run_folds,
-    spatial_regressors,
-)
 from ames.workflows.expert import LINEAR_ALPHA
 from ames.workflows.stacking import held_out_blocks, held_out_expert_outputs, kept_by_stage1
 
@@ -127,7 +123,7 @@ def test_the_cache_serves_the_same_experts_and_data_only(tmp_path: Path, monkeyp
 
     run = _run(tmp_path)
     models = _trained_experts(run, tmp_path / "models", 0)
-    graph = load_graph(run, MASKS)
+    graph = load_masks_graph(MASKS, run.masks.valid.shape)
     experts = _loaded_experts(run, models)
     calls = []
     compute = stacking.held_out_expert_outputs
@@ -168,7 +164,9 @@ def _trained_experts(run: RunInputs, models: Path, kept: int) -> Path:
     having kept epoch ``kept`` (what stacking repeats per block)."""
     models.mkdir(parents=True, exist_ok=True)
     path = fit_run_linear_path(CFG, run)
-    for index, expert in enumerate(build_experts(CFG, run, load_graph(run, MASKS)), start=1):
+    for index, expert in enumerate(
+        build_experts(CFG, run, load_masks_graph(MASKS, run.masks.valid.shape)), start=1
+    ):
         expert.linear.set_weights(path.coef, path.intercept, path.loading)
         meta = {"epoch": kept, "extra": {LINEAR_ALPHA: path.alpha.tolist()}}
         save_checkpoint(expert_checkpoint(index, models), expert, meta)
@@ -177,14 +175,14 @@ def _trained_experts(run: RunInputs, models: Path, kept: int) -> Path:
 
 
 def _loaded_experts(run: RunInputs, models: Path) -> list[torch.nn.Module]:
-    experts = build_experts(CFG, run, load_graph(run, MASKS))
+    experts = build_experts(CFG, run, load_masks_graph(MASKS, run.masks.valid.shape))
     for index, expert in enumerate(experts, start=1):
         expert.load_state_dict(torch.load(expert_checkpoint(index, models))["model"])
     return experts
 
 
 def _held_out(run: RunInputs, models: Path, state: Path) -> torch.Tensor:
-    graph = load_graph(run, MASKS)
+    graph = load_masks_graph(MASKS, run.masks.valid.shape)
     experts = _loaded_experts(run, models)
     return held_out_expert_outputs(
         CFG, run, graph, experts, kept_by_stage1(models), 8, torch.device("cpu"), state

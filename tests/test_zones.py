@@ -19,11 +19,12 @@ from torch.utils.data import DataLoader
 from ames.config import deep_merge
 from ames.data.errors import DataError
 from ames.masks_io import load_masks
+from ames.models.experts import build_experts
+from ames.models.graph import load_masks_graph
 from ames.physics import elevation_priors
 from ames.run import load_run_inputs
 from ames.settings import load_config
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
-from ames.workflows.common import build_experts, load_graph
 from ames.zones import (
     ZoneConfig,
     ZoneThresholds,
@@ -203,7 +204,9 @@ def test_masks_stage_saves_the_thresholds_and_the_gating_priors_follow_them(tmp_
 
     cfg = load_config(tmp_path / "params.yaml")
     run = load_run_inputs(cfg, tmp_path / "dataset.nc", masks_dir)
-    model = assemble_model(cfg, run, build_experts(cfg, run, load_graph(run, masks_dir)))
+    model = assemble_model(
+        cfg, run, build_experts(cfg, run, load_masks_graph(masks_dir, run.masks.valid.shape))
+    )
     expected = elevation_priors(run.masks.context[..., 0], used.high_min_m, used.low_max_m, 500.0)
     valid = run.masks.valid
     priors = model.gating.priors.detach().cpu().numpy()

@@ -16,6 +16,7 @@ from ames.zones import ZONES, ZoneThresholds
 
 ZONES_FILE = "zones.json"
 STATIC_FILE = "static.nc"
+GRAPH_FILE = "graph.npz"  # the graph over the valid cells (``ames.models.graph``)
 # channel order of context_features_spatial.npy (the model's static inputs)
 CONTEXT_NAMES = ("elevation_m", "slope_deg", "aspect_deg", "latitude", "longitude")
 CONTEXT_UNITS = {"elevation_m": "m", "slope_deg": "degree", "aspect_deg": "degree"}
@@ -95,7 +96,7 @@ def save_masks(out_dir: str | Path, bundle: MaskBundle) -> None:
         _save_npy(out / f"mask_{name}.npy", bundle.zones[name])
     _save_npy(out / "valid.npy", bundle.valid)
     _save_npy(out / "context_features_spatial.npy", bundle.context.astype(np.float32))
-    _save_npz(out / "graph.npz", bundle.graph)
+    _save_npz(out / GRAPH_FILE, bundle.graph)
     _save_npz(out / "stats.npz", {k: np.asarray(v) for k, v in bundle.stats.items()})
     write_json(out / ZONES_FILE, bundle.thresholds.to_dict())
     write_netcdf(bundle.static, out / STATIC_FILE)
@@ -107,7 +108,7 @@ def load_masks(out_dir: str | Path) -> MaskBundle:
     if not (out / "split.json").exists():
         raise FileNotFoundError(f"{out}: masks outputs not found. Run `dvc repro masks` first.")
     zones = {name: np.load(out / f"mask_{name}.npy") for name in ZONES}
-    with np.load(out / "graph.npz") as g:
+    with np.load(out / GRAPH_FILE) as g:
         graph = {k: g[k] for k in g.files}
     with np.load(out / "stats.npz") as s:
         stats = {k: s[k] for k in s.files}

@@ -39,6 +39,11 @@ METADATA = Path("predictions/metadata.json")  # the default forecast's metadata
 INFERENCE_PLOTS = PLOTS / "inference"
 
 
+def expert_checkpoint(index: int, models_dir: Path = MODELS) -> Path:
+    """Stage 1's checkpoint of expert ``index`` in ``models_dir``."""
+    return models_dir / EXPERT_CHECKPOINT.format(index=index)
+
+
 def add_run_paths(parser: argparse.ArgumentParser) -> None:
     """``--dataset``, ``--masks`` and ``--models``: what every training/evaluation stage reads."""
     parser.add_argument("--dataset", type=Path, default=DATASET, help="prepare's dataset.nc")

@@ -1,7 +1,9 @@
-"""What every training/evaluation stage loads: data, masks outputs, windows, transform."""
+"""What every training/evaluation stage loads: data, masks outputs, windows, transform;
+the fingerprint of a run's params and data, and the one forecast batch loop."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from ames.config import params_hash
 from ames.data.dataset import GridData, load_grid_data
 from ames.masks_io import MaskBundle, load_masks
 from ames.paths import DATASET, MASKS
@@ -63,6 +66,23 @@ def load_run_inputs(
     masks = load_masks(masks_dir)
     window = check_input_window(cfg, masks, masks_dir, "run `dvc repro masks`")
     return build_run_inputs(cfg, data, masks, window)
+
+
+def file_digest(*paths: str | Path) -> str:
+    """sha256 over files (directories: every file inside, sorted), for fingerprints."""
+    digest = hashlib.sha256()
+    for path in map(Path, paths):
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_fingerprint(cfg: AmesConfig, sections: list[str], *data: str | Path) -> str:
+    """Hash of the named raw params sections and the data files (resumes only when equal)."""
+    chosen = {key: cfg.raw.get(key) for key in sections}
+    return f"{params_hash(chosen)}-{file_digest(*data)}"
 
 
 def iterate_batches(

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ames.climatology import target_months
-from ames.selection import Fold
+from ames.run import RunInputs
+from ames.selection import Fold, pretest_folds
 from ames.windows import GridInputs
 
 # A few hundred origins × thousands of strongly correlated cells: the useful penalties are
@@ -186,6 +187,22 @@ def fit_ridge(
         window,
         alphas,
     )
+
+
+def run_folds(run: RunInputs, n_folds: int) -> list[Fold]:
+    """The selection protocol's folds over the run's pre-test origins."""
+    return pretest_folds(run.masks.split, run.data.times, n_folds, run.window, run.horizon)
+
+
+def fit_run_ridge(run: RunInputs, n_folds: int) -> tuple[RidgeBaseline, list[Fold]]:
+    """The ``ridge`` regression of a run, and the folds that chose its penalties: every valid
+    cell, standardised anomalies, fitted on the training origins, each lead's penalty by the
+    blocked cross-validation of ``ames.selection`` over the pre-test origins. The ``ridge``
+    baseline and the experts' ``linear_path: ridge`` both use it."""
+    folds = run_folds(run, n_folds)
+    train = np.asarray(run.masks.split["train"])
+    model = fit_ridge(run.inputs, run.masks.valid, train, folds, run.window, run.horizon)
+    return model, folds
 
 
 def ridge_forecast(

@@ -1,4 +1,5 @@
-"""The three AMES experts (SPEC §4.2): :func:`build_expert` and the checks on their params.
+"""The three AMES experts (SPEC §4.2): :func:`build_expert` and the checks on their params;
+:func:`build_experts`, a run's three; the frozen experts' outputs that stage 2 reads.
 
 Every expert maps ``x [B, W, C, lat, lon]`` to ``[B, H, lat, lon]`` in transformed target
 units over the whole grid; cells outside the graph get finite values that losses mask out
@@ -29,15 +30,20 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 
-from ames.config import ConfigError
+from ames.config import ConfigError, derive_seed
 from ames.models.expert_convlstm import ConvLstmConfig, ConvLstmExpert
 from ames.models.expert_gnn_tat import GnnTatConfig, GnnTatExpert
 from ames.models.expert_hybrid import HybridConfig, HybridExpert
 from ames.models.graph import GridGraph
 from ames.models.layers import GAT_IMPLS, RECURRENT_CONVS
-from ames.windows import N_CONTEXT
+from ames.models.linear_path import spatial_regressors
+from ames.run import RunInputs
+from ames.settings import EXPERT_IDS, AmesConfig
+from ames.windows import N_CHANNELS, N_CONTEXT
 
 ConfigT = TypeVar("ConfigT", GnnTatConfig, ConvLstmConfig, HybridConfig)
 
@@ -145,3 +151,68 @@ def build_expert(
         _check_gat(c3, section)
         return HybridExpert(c3, n_features, n_static, window, horizon, graph)
     raise ValueError(f"expert index must be 1, 2 or 3, got {index}")
+
+
+def build_experts(cfg: AmesConfig, run: RunInputs, graph: GridGraph) -> list[nn.Module]:
+    """The three experts with their params-defined architecture (untrained); a linear path
+    reads the run's standardised anomalies and forecasts in the run's target units."""
+    stats = run.masks.stats
+    units = run.transform.standardized_anomaly_units(stats["clim_mean"], stats["clim_std"])
+    experts = []
+    for index in EXPERT_IDS:
+        torch.manual_seed(derive_seed(cfg.seed, f"expert{index}", "init"))
+        experts.append(
+            build_expert(
+                index,
+                cfg.expert(index).model,
+                n_features=N_CHANNELS,
+                window=run.window,
+                horizon=run.horizon,
+                graph=graph,
+            )
+        )
+        if experts[-1].linear is not None:
+            experts[-1].linear.set_units(*units)
+            if cfg.linear_features.adds_regressors:
+                experts[-1].linear.add_spatial(spatial_regressors(cfg, run))
+    return experts
+
+
+def expert_forecast_mm(expert: nn.Module, run: RunInputs):
+    """mm/month forecast of one expert; negative amounts are clipped to 0 (precipitation ≥ 0)."""
+    transform = run.transform
+
+    def forecast(batch: dict[str, Tensor]) -> Tensor:
+        return transform.to_mm(expert(batch["x"]), batch["target_month"]).clamp_min(0.0)
+
+    return forecast
+
+
+class WithExpertOutputs(Dataset):
+    """A window dataset plus the frozen experts' outputs, computed once and kept in memory."""
+
+    def __init__(self, base: Dataset, experts: Tensor) -> None:
+        self.base = base
+        self.experts = experts
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        item = dict(self.base[index])
+        item["experts"] = self.experts[index]
+        return item
+
+
+@torch.no_grad()
+def precompute_expert_outputs(
+    experts: list[nn.Module], dataset: Dataset, batch_size: int, device: torch.device
+) -> Tensor:
+    """``[S, 3, H, lat, lon]`` outputs (transformed units) of frozen experts, on the CPU."""
+    outputs = []
+    for expert in experts:
+        expert.eval().to(device)
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x = batch["x"].to(device)
+        outputs.append(torch.stack([e(x) for e in experts], dim=1).float().cpu())
+    return torch.cat(outputs)

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ames.masks_io import GRAPH_FILE
+
 SELF_LOOP_WEIGHT = 1.0
 
 
@@ -170,6 +172,11 @@ def load_grid_graph(path_npz: str | Path, grid_shape: tuple[int, int]) -> GridGr
         return GridGraph(*arrays, grid_shape=grid_shape)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+
+
+def load_masks_graph(masks_dir: str | Path, grid_shape: tuple[int, int]) -> GridGraph:
+    """The masks stage's graph (``<masks_dir>/graph.npz``) on a grid of ``grid_shape``."""
+    return load_grid_graph(Path(masks_dir) / GRAPH_FILE, grid_shape)
 
 
 def _check_graph(

@@ -21,7 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ames.run import RunInputs
 from ames.sections import LinearFeatures
+from ames.settings import AmesConfig
 
 _TRUNCATE = 4.0  # Gaussian kernel half-width in standard deviations (as scipy.ndimage)
 _KM_PER_DEGREE = 111.32
@@ -115,6 +117,12 @@ class SpatialRegressors(nn.Module):
         if self.use_loading:
             parts.append(self.loading * domain)
         return torch.cat(parts, dim=1)
+
+
+def spatial_regressors(cfg: AmesConfig, run: RunInputs) -> SpatialRegressors:
+    """The run's ``linear_features`` regressors on its grid (loading not yet fitted)."""
+    spacing = grid_spacing_km(run.data.lat, run.data.lon)
+    return SpatialRegressors(cfg.linear_features, run.window, run.masks.valid, spacing)
 
 
 class LinearPath(nn.Module):

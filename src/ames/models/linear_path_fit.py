@@ -19,14 +19,18 @@ from ames.evaluation.ridge import (
     RidgeBaseline,
     cross_validated_mse,
     fit_ridge_selected,
+    fit_run_ridge,
     ridge_features,
     ridge_targets,
+    run_folds,
     selection_origins,
     solve_at_penalties,
     window_steps,
 )
-from ames.models.linear_path import SpatialRegressors
+from ames.models.linear_path import SpatialRegressors, spatial_regressors
+from ames.run import RunInputs
 from ames.selection import Fold
+from ames.settings import AmesConfig
 from ames.windows import GridInputs
 
 
@@ -171,3 +175,19 @@ def refit_at_penalties(
         coef, intercept = solve_at_penalties(moments.sum(axis=0), np.asarray(alpha), n_features)
         refits.append((coef, intercept, loading))
     return refits
+
+
+def fit_run_linear_path(cfg: AmesConfig, run: RunInputs) -> RidgeBaseline:
+    """The experts' ``linear_path: ridge``: the run's ``ridge`` regression with the
+    ``linear_features`` regressors added, by the same folds, penalties and training origins."""
+    if not cfg.linear_features.adds_regressors:
+        return fit_run_ridge(run, cfg.selection_folds)[0]
+    return fit_spatial_ridge(
+        run.inputs,
+        run.masks.valid,
+        np.asarray(run.masks.split["train"]),
+        run_folds(run, cfg.selection_folds),
+        run.window,
+        run.horizon,
+        spatial_regressors(cfg, run),
+    )

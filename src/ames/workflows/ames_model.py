@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ames.data.schema import PREVAILING_WIND_ATTR
+from ames.evaluation.split_scores import score_split
 from ames.models.ames import (
     AMESModel,
     PhysicsContext,
@@ -21,26 +22,19 @@ from ames.models.ames import (
     build_ames_model,
     routing_by_band,
 )
-from ames.models.graph import GridGraph
+from ames.models.experts import WithExpertOutputs, build_experts, precompute_expert_outputs
+from ames.models.graph import GridGraph, load_masks_graph
 from ames.models.parameters import count_parameters
 from ames.paths import DATASET, FINAL_CHECKPOINT, MASKS, MODELS, STAGE2_CHECKPOINT, STATE
 from ames.plotting.routing import plot_routing_vs_elevation
-from ames.run import RunInputs, load_run_inputs
+from ames.run import RunInputs, load_run_inputs, run_fingerprint
 from ames.settings import AmesConfig
 from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.training.live import record_untrained
 from ames.training.progress import TrainResult
-from ames.workflows.common import (
-    WithExpertOutputs,
-    build_experts,
-    load_graph,
-    load_trained_experts,
-    precompute_expert_outputs,
-    run_fingerprint,
-    score_split,
-)
+from ames.workflows.expert import load_trained_experts
 from ames.workflows.stacking import cached_held_out_outputs
 
 log = logging.getLogger("ames.model")
@@ -188,7 +182,7 @@ def train_gating(
     forecasts of the training windows (``ames.workflows.stacking``)."""
     start = time.perf_counter()
     run = load_run_inputs(cfg, dataset, masks_dir)
-    graph = load_graph(run, masks_dir)
+    graph = load_masks_graph(masks_dir, run.masks.valid.shape)
     model = assemble_model(cfg, run, load_trained_experts(cfg, run, graph, models_dir))
     model.freeze_experts()
     train_cfg = cfg.gating.training
@@ -264,7 +258,7 @@ def finetune(
     """Stage 3: everything trainable, lr = finetune.lr_scale × train.lr, physics losses on."""
     start = time.perf_counter()
     run = load_run_inputs(cfg, dataset, masks_dir)
-    graph = load_graph(run, masks_dir)
+    graph = load_masks_graph(masks_dir, run.masks.valid.shape)
     stage2 = stage2_checkpoint or models_dir / STAGE2_CHECKPOINT
     model = load_ames_model(cfg, run, graph, stage2, stage="gating")
     train_cfg = cfg.finetune.training

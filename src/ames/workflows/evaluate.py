@@ -25,11 +25,10 @@ from ames.evaluation.forecast_set import (
     member_name,
 )
 from ames.evaluation.metrics import per_cell_maps, skill_captured_scores
-from ames.evaluation.ridge import ridge_forecast
+from ames.evaluation.ridge import fit_run_ridge, ridge_forecast
 from ames.models.ames import AMESModel
 from ames.run import RunInputs, collect_forecasts
 from ames.selection import describe_folds
-from ames.workflows.common import fit_run_ridge
 
 log = logging.getLogger("ames.evaluate")
 

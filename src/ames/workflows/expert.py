@@ -14,24 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ames.config import ConfigError
+from ames.evaluation.split_scores import score_split
+from ames.models.experts import build_experts, expert_forecast_mm
+from ames.models.graph import GridGraph, load_masks_graph
+from ames.models.linear_path_fit import fit_run_linear_path
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
-from ames.paths import DATASET, MASKS, MODELS, STATE
-from ames.run import load_run_inputs
-from ames.settings import AmesConfig
+from ames.paths import DATASET, MASKS, MODELS, STATE, expert_checkpoint
+from ames.run import RunInputs, load_run_inputs, run_fingerprint
+from ames.settings import EXPERT_IDS, AmesConfig
+from ames.training.checkpoints import load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
-from ames.workflows.common import (
-    build_experts,
-    expert_checkpoint,
-    expert_forecast_mm,
-    fit_run_linear_path,
-    load_graph,
-    run_fingerprint,
-    score_split,
-)
 
 log = logging.getLogger("ames.expert")
 
@@ -66,6 +63,18 @@ def zone_computation(model: torch.nn.Module, zone_mask: torch.Tensor, desc: str)
         yield
 
 
+def load_trained_experts(
+    cfg: AmesConfig, run: RunInputs, graph: GridGraph, models_dir: Path = MODELS
+) -> list[nn.Module]:
+    """The three experts as stage 1 kept them (checkpoints in ``models_dir``)."""
+    experts = build_experts(cfg, run, graph)
+    for index, expert in zip(EXPERT_IDS, experts, strict=True):
+        load_state_dict_checked(
+            expert, expert_checkpoint(index, models_dir), stage=f"expert@{index}"
+        )
+    return experts
+
+
 def train_expert(
     cfg: AmesConfig,
     index: int,
@@ -88,7 +97,7 @@ def train_expert(
     run = load_run_inputs(cfg, dataset, masks_dir)
     if zone not in run.zones:
         raise ConfigError(f"{cfg.source}: {section}.zone: unknown zone {zone!r}")
-    graph = load_graph(run, masks_dir)
+    graph = load_masks_graph(masks_dir, run.masks.valid.shape)
     model = build_experts(cfg, run, graph)[index - 1]
     zone_mask = torch.from_numpy(run.zones[zone])
     train_cfg = expert.training

@@ -29,6 +29,7 @@ from ames.data.schema import first_location, month_label, validate_dataset
 from ames.io import sha256_file
 from ames.masks_io import MaskBundle, load_masks
 from ames.models.ames import AMESModel
+from ames.models.graph import load_masks_graph
 from ames.paths import CHECKPOINT, FORECAST, INFERENCE_PLOTS, MASKS, METADATA
 from ames.plotting.forecast import plot_forecast_maps
 from ames.run import RunInputs, build_run_inputs, check_input_window
@@ -36,7 +37,6 @@ from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.windows import window_inputs
 from ames.workflows.ames_model import load_ames_model
-from ames.workflows.common import load_graph
 
 log = logging.getLogger("ames.inference")
 
@@ -258,7 +258,7 @@ def forecast_from_dataset(
     checkpoints (a seed ensemble) give the mean of their forecasts, experts and weights.
     """
     run = load_forecast_run(cfg, dataset_path, masks_dir)
-    graph = load_graph(run, Path(masks_dir))
+    graph = load_masks_graph(masks_dir, run.masks.valid.shape)
     paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
     device = select_device(cfg.train.device)
     models = [

@@ -23,9 +23,8 @@ from ames.io import read_json, write_json
 from ames.models.graph import GridGraph
 from ames.paths import DATASET, FINAL_CHECKPOINT, MASKS, MEMBERS, MEMBERS_MANIFEST, MODELS, STATE
 from ames.run import RunInputs
-from ames.settings import AmesConfig
+from ames.settings import EXPERT_IDS, AmesConfig
 from ames.workflows.ames_model import finetune, load_ames_model, train_gating
-from ames.workflows.common import EXPERT_IDS
 from ames.workflows.evaluate import model_test_forecasts
 from ames.workflows.expert import train_expert
 

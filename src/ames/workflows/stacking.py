@@ -36,20 +36,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ames.evaluation.ridge import run_folds
 from ames.io import atomic_write
+from ames.models.experts import build_experts, precompute_expert_outputs
 from ames.models.graph import GridGraph
+from ames.models.linear_path import spatial_regressors
 from ames.models.linear_path_fit import refit_at_penalties
-from ames.run import RunInputs
+from ames.paths import expert_checkpoint
+from ames.run import RunInputs, run_fingerprint
 from ames.settings import EXPERT_IDS, AmesConfig
 from ames.training.engine import fit
-from ames.workflows.common import (
-    build_experts,
-    expert_checkpoint,
-    precompute_expert_outputs,
-    run_fingerprint,
-    run_folds,
-    spatial_regressors,
-)
 from ames.workflows.expert import LINEAR_ALPHA, zone_computation, zone_loss
 
 log = logging.getLogger("ames.stacking")
