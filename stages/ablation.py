@@ -12,6 +12,7 @@ from ames.io import write_json
 from ames.paths import ABLATIONS, METRICS, add_run_paths
 from ames.settings import AmesConfig
 from ames.workflows.ablation import run_ablation
+from ames.workflows.context import RunContext
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,13 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
-    result = run_ablation(
-        cfg,
-        args.name,
-        models_dir=args.models,
-        dataset=args.dataset,
-        masks_dir=args.masks,
-    )
+    result = run_ablation(RunContext.load(cfg, args.dataset, args.masks, args.models), args.name)
     write_json(args.metrics or METRICS / ABLATIONS / f"{args.name}.json", result)
     overall = result["test"]["overall"]
     logging.getLogger("ames.ablation").info(

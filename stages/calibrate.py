@@ -19,11 +19,10 @@ import numpy as np
 from ames.cli import stage_main
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
-from ames.models.graph import load_masks_graph
 from ames.paths import METRICS, PREDICTIVE, add_run_paths
-from ames.run import load_run_inputs
 from ames.settings import AmesConfig
 from ames.training.device import select_device
+from ames.workflows.context import RunContext
 from ames.workflows.evaluate import baseline_forecasts
 from ames.workflows.probabilistic import calibrate
 from ames.workflows.seeds import ensemble_test_forecasts, load_members
@@ -39,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     start = time.perf_counter()
-    inputs = load_run_inputs(cfg, args.dataset, args.masks)
+    ctx = RunContext.load(cfg, args.dataset, args.masks, args.models)
+    inputs = ctx.run
     device = select_device(cfg.train.device)
-    graph = load_masks_graph(args.masks, inputs.masks.valid.shape)
-    members = load_members(cfg, inputs, graph, device, args.models)
+    members = load_members(ctx, device)
     forecasts, _ = ensemble_test_forecasts(members, inputs, cfg.train.batch_size, "val")
     origins = forecasts["origin"]
     split = cfg.split

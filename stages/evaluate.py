@@ -23,7 +23,6 @@ from ames.evaluation.forecast_set import MODEL, TRUTH, member_name, zone_masks
 from ames.evaluation.metrics import score_dataset
 from ames.evaluation.probabilistic import shrink_to_climatology
 from ames.io import write_json
-from ames.models.graph import load_masks_graph
 from ames.paths import ERRORS, HINDCAST, METRICS, ORACLE, PLOTS, PREDICTIVE, add_run_paths
 from ames.plotting.evaluation import (
     plot_maps,
@@ -33,9 +32,9 @@ from ames.plotting.evaluation import (
     skill_by_zone_table,
 )
 from ames.plotting.probabilistic import plot_pit_histograms, plot_reliability
-from ames.run import load_run_inputs
 from ames.settings import AmesConfig
 from ames.training.device import select_device
+from ames.workflows.context import RunContext
 from ames.workflows.evaluate import (
     baseline_forecasts,
     evaluation_forecast_set,
@@ -70,10 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     start = time.perf_counter()
-    inputs = load_run_inputs(cfg, args.dataset, args.masks)
+    ctx = RunContext.load(cfg, args.dataset, args.masks, args.models)
+    inputs = ctx.run
     device = select_device(cfg.train.device)
-    graph = load_masks_graph(args.masks, inputs.masks.valid.shape)
-    members = load_members(cfg, inputs, graph, device, args.models)
+    members = load_members(ctx, device)
     forecasts, by_seed = ensemble_test_forecasts(members, inputs, cfg.train.batch_size)
     # the published forecast: each lead shrunk toward climatology by its calibrated weight
     weights = load_climatology_weights(args.predictive)

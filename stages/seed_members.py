@@ -16,6 +16,7 @@ from ames.cli import stage_main
 from ames.io import write_json
 from ames.paths import METRICS, add_run_paths
 from ames.settings import AmesConfig
+from ames.workflows.context import RunContext
 from ames.workflows.seeds import train_members
 
 
@@ -25,12 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
-    result = train_members(
-        cfg,
-        models_dir=args.models,
-        dataset=args.dataset,
-        masks_dir=args.masks,
-    )
+    result = train_members(RunContext.load(cfg, args.dataset, args.masks, args.models))
     write_json(args.metrics, result)
     logging.getLogger("ames.seeds").info(
         "seeds %s: %d extra members trained (%.0f s)",

@@ -18,6 +18,7 @@ from ames.io import write_json
 from ames.paths import LIVE, METRICS, PLOTS, add_run_paths
 from ames.settings import AmesConfig
 from ames.workflows.ames_model import finetune, train_gating
+from ames.workflows.context import RunContext
 
 TRAIN = {"gating": train_gating, "finetune": finetune}
 
@@ -33,10 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     stage = args.stage
     _, metrics = TRAIN[stage](
-        cfg,
-        models_dir=args.models,
-        dataset=args.dataset,
-        masks_dir=args.masks,
+        RunContext.load(cfg, args.dataset, args.masks, args.models),
         live_dir=args.live or LIVE / stage,
         routing_plot=args.plot or PLOTS / stage / "routing_vs_elevation.png",
     )

@@ -12,6 +12,7 @@ from ames.cli import stage_main
 from ames.io import write_json
 from ames.paths import LIVE, METRICS, add_run_paths
 from ames.settings import AmesConfig
+from ames.workflows.context import RunContext
 from ames.workflows.expert import train_expert
 
 
@@ -23,14 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
-    metrics = train_expert(
-        cfg,
-        args.expert,
-        live_dir=args.live or LIVE / f"expert{args.expert}",
-        models_dir=args.models,
-        dataset=args.dataset,
-        masks_dir=args.masks,
-    )
+    ctx = RunContext.load(cfg, args.dataset, args.masks, args.models)
+    metrics = train_expert(ctx, args.expert, live_dir=args.live or LIVE / f"expert{args.expert}")
     write_json(args.metrics or METRICS / f"expert{args.expert}.json", metrics)
     in_zone = metrics["val"]["in_zone"]
     logging.getLogger("ames.expert").info(

@@ -21,6 +21,7 @@ from ames.paths import expert_checkpoint
 from ames.run import RunInputs, load_run_inputs
 from ames.selection import blocked_year_folds
 from ames.training.checkpoints import save_checkpoint
+from ames.workflows.context import RunContext
 from ames.workflows.expert import LINEAR_ALPHA
 from ames.workflows.stacking import held_out_blocks, held_out_expert_outputs, kept_by_stage1
 
@@ -123,7 +124,7 @@ def test_the_cache_serves_the_same_experts_and_data_only(tmp_path: Path, monkeyp
 
     run = _run(tmp_path)
     models = _trained_experts(run, tmp_path / "models", 0)
-    graph = load_masks_graph(MASKS, run.masks.valid.shape)
+    ctx = RunContext.load(CFG, tmp_path / "dataset.nc", MASKS, models)
     experts = _loaded_experts(run, models)
     calls = []
     compute = stacking.held_out_expert_outputs
@@ -133,10 +134,8 @@ def test_the_cache_serves_the_same_experts_and_data_only(tmp_path: Path, monkeyp
 
     def cached() -> torch.Tensor:
         return stacking.cached_held_out_outputs(
-            CFG, run, graph, experts, models_dir=models, dataset=tmp_path / "dataset.nc",
-            masks_dir=MASKS, batch_size=8, device=torch.device("cpu"),
-            cache_dir=tmp_path / "cache",
-        )  # fmt: skip
+            ctx, experts, batch_size=8, device=torch.device("cpu"), cache_dir=tmp_path / "cache"
+        )
 
     first, second = cached(), cached()
     assert len(calls) == 1 and torch.equal(first, second)

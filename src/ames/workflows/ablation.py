@@ -11,10 +11,9 @@ from typing import Any
 from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.forecast_set import TRUTH
 from ames.evaluation.metrics import score_dataset
-from ames.paths import ABLATION_ERRORS, ABLATIONS, DATASET, MASKS, MODELS, STAGE2_CHECKPOINT
-from ames.run import load_run_inputs
-from ames.settings import AmesConfig
+from ames.paths import ABLATION_ERRORS, ABLATIONS, STAGE2_CHECKPOINT
 from ames.workflows.ames_model import finetune, train_gating
+from ames.workflows.context import RunContext
 from ames.workflows.evaluate import ablation_forecast_set, model_test_forecasts
 from ames.workflows.significance import forecast_error_sums
 
@@ -28,25 +27,19 @@ def needs_own_stage2(overrides: Mapping[str, Any]) -> bool:
     return any(section in overrides for section in STAGE2_SECTIONS)
 
 
-def run_ablation(
-    cfg: AmesConfig,
-    name: str,
-    *,
-    models_dir: Path = MODELS,
-    dataset: Path = DATASET,
-    masks_dir: Path = MASKS,
-) -> dict[str, Any]:
+def run_ablation(ctx: RunContext, name: str) -> dict[str, Any]:
+    """Ablation ``name`` of ``ctx.cfg``: stages 2 (when it changes them) and 3 again from the
+    stage-1 experts, into ``ctx.models_dir/ablations/<name>``, scored on the test split."""
     start = time.perf_counter()
-    p = cfg.ablation(name)
+    cfg, models_dir = ctx.cfg, ctx.models_dir
+    ablated = ctx.with_config(cfg.ablation(name))
+    p = ablated.cfg
     overrides = cfg.ablations[name] or {}
     out_dir = Path(ABLATIONS) / name
     if needs_own_stage2(overrides):
         log.info("%s: stage 2 with %s", name, overrides)
         train_gating(
-            p,
-            models_dir=models_dir,
-            dataset=dataset,
-            masks_dir=masks_dir,
+            ablated,
             checkpoint_name=str(out_dir / "stage2.pt"),
             state_name=f"ablation_{name}_gating",
         )
@@ -54,15 +47,12 @@ def run_ablation(
     else:
         stage2 = models_dir / STAGE2_CHECKPOINT
     model, summary = finetune(
-        p,
-        models_dir=models_dir,
-        dataset=dataset,
-        masks_dir=masks_dir,
+        ablated,
         stage2_checkpoint=stage2,
         checkpoint_name=str(out_dir / "final.pt"),
         state_name=f"ablation_{name}_finetune",
     )
-    run = load_run_inputs(p, dataset, masks_dir)
+    run = ablated.run
     forecasts = ablation_forecast_set(
         name, model_test_forecasts(model, run, p.train.batch_size), run
     )

@@ -23,17 +23,18 @@ from ames.models.ames import (
     routing_by_band,
 )
 from ames.models.experts import WithExpertOutputs, build_experts, precompute_expert_outputs
-from ames.models.graph import GridGraph, load_masks_graph
+from ames.models.graph import GridGraph
 from ames.models.parameters import count_parameters
-from ames.paths import DATASET, FINAL_CHECKPOINT, MASKS, MODELS, STAGE2_CHECKPOINT, STATE
+from ames.paths import FINAL_CHECKPOINT, STAGE2_CHECKPOINT
 from ames.plotting.routing import plot_routing_vs_elevation
-from ames.run import RunInputs, load_run_inputs, run_fingerprint
+from ames.run import RunInputs
 from ames.settings import AmesConfig
 from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.training.live import record_untrained
 from ames.training.progress import TrainResult
+from ames.workflows.context import RunContext
 from ames.workflows.expert import load_trained_experts
 from ames.workflows.stacking import cached_held_out_outputs
 
@@ -167,41 +168,32 @@ def model_summary(
 
 
 def train_gating(
-    cfg: AmesConfig,
+    ctx: RunContext,
     *,
-    models_dir: Path = MODELS,
     live_dir: Path | None = None,
-    dataset: Path = DATASET,
-    masks_dir: Path = MASKS,
     checkpoint_name: str = STAGE2_CHECKPOINT,
     state_name: str = "gating",
     routing_plot: Path | None = None,
-    state_root: Path | None = None,
 ) -> tuple[AMESModel, dict[str, Any]]:
     """Stage 2: experts frozen, the gating and the meta-learner train on held-out expert
-    forecasts of the training windows (``ames.workflows.stacking``)."""
+    forecasts of the training windows (``ames.workflows.stacking``); the checkpoint is
+    ``ctx.models_dir / checkpoint_name``."""
     start = time.perf_counter()
-    run = load_run_inputs(cfg, dataset, masks_dir)
-    graph = load_masks_graph(masks_dir, run.masks.valid.shape)
-    model = assemble_model(cfg, run, load_trained_experts(cfg, run, graph, models_dir))
+    cfg, run = ctx.cfg, ctx.run
+    model = assemble_model(cfg, run, load_trained_experts(ctx))
     model.freeze_experts()
     train_cfg = cfg.gating.training
     device = select_device(train_cfg.device)
     model.to(device)
-    best_path = models_dir / checkpoint_name
+    best_path = ctx.models_dir / checkpoint_name
     trainable = [p for p in model.combination_parameters() if p.requires_grad]
     experts = list(model.experts)
     held_out = cached_held_out_outputs(
-        cfg,
-        run,
-        graph,
+        ctx,
         experts,
-        models_dir=models_dir,
-        dataset=dataset,
-        masks_dir=masks_dir,
         batch_size=train_cfg.batch_size,
         device=device,
-        cache_dir=(state_root or models_dir / STATE) / "stacking",
+        cache_dir=ctx.state_root / "stacking",
     )
     val = run.windows("val")
     splits = {
@@ -221,11 +213,11 @@ def train_gating(
             splits["val"],
             train_cfg,
             best_path=best_path,
-            state_dir=(state_root or models_dir / STATE) / state_name,
+            state_dir=ctx.state_root / state_name,
             live_dir=live_dir,
             trainable=trainable,
             desc="gating",
-            fingerprint=run_fingerprint(cfg, MODEL_SECTIONS, dataset, masks_dir),
+            fingerprint=ctx.fingerprint(MODEL_SECTIONS),
         )
     else:
         log.info(
@@ -243,24 +235,20 @@ def train_gating(
 
 
 def finetune(
-    cfg: AmesConfig,
+    ctx: RunContext,
     *,
-    models_dir: Path = MODELS,
     live_dir: Path | None = None,
-    dataset: Path = DATASET,
-    masks_dir: Path = MASKS,
     stage2_checkpoint: Path | None = None,
     checkpoint_name: str = FINAL_CHECKPOINT,
     state_name: str = "finetune",
     routing_plot: Path | None = None,
-    state_root: Path | None = None,
 ) -> tuple[AMESModel, dict[str, Any]]:
-    """Stage 3: everything trainable, lr = finetune.lr_scale × train.lr, physics losses on."""
+    """Stage 3: everything trainable, lr = finetune.lr_scale × train.lr, physics losses on;
+    from ``stage2_checkpoint`` (default: the gating stage's in ``ctx.models_dir``)."""
     start = time.perf_counter()
-    run = load_run_inputs(cfg, dataset, masks_dir)
-    graph = load_masks_graph(masks_dir, run.masks.valid.shape)
-    stage2 = stage2_checkpoint or models_dir / STAGE2_CHECKPOINT
-    model = load_ames_model(cfg, run, graph, stage2, stage="gating")
+    cfg, run = ctx.cfg, ctx.run
+    stage2 = stage2_checkpoint or ctx.models_dir / STAGE2_CHECKPOINT
+    model = load_ames_model(cfg, run, ctx.graph, stage2, stage="gating")
     train_cfg = cfg.finetune.training
     trainable = [p for p in model.parameters() if p.requires_grad]
     result = fit(
@@ -269,12 +257,12 @@ def finetune(
         run.windows("train"),
         run.windows("val"),
         train_cfg,
-        best_path=models_dir / checkpoint_name,
-        state_dir=(state_root or models_dir / STATE) / state_name,
+        best_path=ctx.models_dir / checkpoint_name,
+        state_dir=ctx.state_root / state_name,
         live_dir=live_dir,
         trainable=trainable,
         desc="finetune",
-        fingerprint=run_fingerprint(cfg, [*MODEL_SECTIONS, "finetune"], dataset, masks_dir, stage2),
+        fingerprint=ctx.fingerprint([*MODEL_SECTIONS, "finetune"], stage2),
     )
     summary = model_summary(model, run, result, train_cfg.batch_size, routing_plot)
     summary.update(

@@ -19,16 +19,15 @@ from torch import nn
 from ames.config import ConfigError
 from ames.evaluation.split_scores import score_split
 from ames.models.experts import build_experts, expert_forecast_mm
-from ames.models.graph import GridGraph, load_masks_graph
 from ames.models.linear_path_fit import fit_run_linear_path
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
-from ames.paths import DATASET, MASKS, MODELS, STATE, expert_checkpoint
-from ames.run import RunInputs, load_run_inputs, run_fingerprint
-from ames.settings import EXPERT_IDS, AmesConfig
+from ames.paths import expert_checkpoint
+from ames.settings import EXPERT_IDS
 from ames.training.checkpoints import load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
+from ames.workflows.context import RunContext
 
 log = logging.getLogger("ames.expert")
 
@@ -63,42 +62,27 @@ def zone_computation(model: torch.nn.Module, zone_mask: torch.Tensor, desc: str)
         yield
 
 
-def load_trained_experts(
-    cfg: AmesConfig, run: RunInputs, graph: GridGraph, models_dir: Path = MODELS
-) -> list[nn.Module]:
-    """The three experts as stage 1 kept them (checkpoints in ``models_dir``)."""
-    experts = build_experts(cfg, run, graph)
+def load_trained_experts(ctx: RunContext) -> list[nn.Module]:
+    """The three experts as stage 1 kept them (checkpoints in ``ctx.models_dir``)."""
+    experts = build_experts(ctx.cfg, ctx.run, ctx.graph)
     for index, expert in zip(EXPERT_IDS, experts, strict=True):
         load_state_dict_checked(
-            expert, expert_checkpoint(index, models_dir), stage=f"expert@{index}"
+            expert, expert_checkpoint(index, ctx.models_dir), stage=f"expert@{index}"
         )
     return experts
 
 
-def train_expert(
-    cfg: AmesConfig,
-    index: int,
-    *,
-    models_dir: Path = MODELS,
-    live_dir: Path | None = None,
-    dataset: Path = DATASET,
-    masks_dir: Path = MASKS,
-    state_root: Path | None = None,
-) -> dict[str, Any]:
-    """Train expert ``index`` and return its metrics (validation scores in mm/month).
-
-    ``state_root`` (default ``models_dir/state``) holds the resumable training state; it must
-    lie outside any DVC output, which DVC deletes before re-running a stage.
-    """
+def train_expert(ctx: RunContext, index: int, *, live_dir: Path | None = None) -> dict[str, Any]:
+    """Train expert ``index`` into ``ctx.models_dir`` and return its metrics (validation
+    scores in mm/month); its resumable training state goes under ``ctx.state_root``."""
     start = time.perf_counter()
+    cfg, run = ctx.cfg, ctx.run
     section = f"expert{index}"
     expert = cfg.expert(index)
     zone = expert.zone
-    run = load_run_inputs(cfg, dataset, masks_dir)
     if zone not in run.zones:
         raise ConfigError(f"{cfg.source}: {section}.zone: unknown zone {zone!r}")
-    graph = load_masks_graph(masks_dir, run.masks.valid.shape)
-    model = build_experts(cfg, run, graph)[index - 1]
+    model = build_experts(cfg, run, ctx.graph)[index - 1]
     zone_mask = torch.from_numpy(run.zones[zone])
     train_cfg = expert.training
     ridge_path = None
@@ -122,17 +106,14 @@ def train_expert(
             run.windows("train"),
             run.windows("val"),
             train_cfg,
-            best_path=expert_checkpoint(index, models_dir),
-            state_dir=(state_root or models_dir / STATE) / section,
+            best_path=expert_checkpoint(index, ctx.models_dir),
+            state_dir=ctx.state_root / section,
             live_dir=live_dir,
             desc=section,
             loss_mask=zone_mask,
             extra_state=None if ridge_path is None else {LINEAR_ALPHA: ridge_path.alpha.tolist()},
-            fingerprint=run_fingerprint(
-                cfg,
-                ["seed", "features", "linear_features", "selection", "train", section],
-                dataset,
-                masks_dir,
+            fingerprint=ctx.fingerprint(
+                ["seed", "features", "linear_features", "selection", "train", section]
             ),
         )
     device = select_device(train_cfg.device)

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from ames.io import read_json, write_json
-from ames.models.graph import GridGraph
-from ames.paths import DATASET, FINAL_CHECKPOINT, MASKS, MEMBERS, MEMBERS_MANIFEST, MODELS, STATE
+from ames.paths import FINAL_CHECKPOINT, MEMBERS, MEMBERS_MANIFEST, MODELS
 from ames.run import RunInputs
 from ames.settings import EXPERT_IDS, AmesConfig
 from ames.workflows.ames_model import finetune, load_ames_model, train_gating
+from ames.workflows.context import RunContext
 from ames.workflows.evaluate import model_test_forecasts
 from ames.workflows.expert import train_expert
 
@@ -42,32 +42,25 @@ def member_dir(seed: int, models_dir: Path = MODELS) -> Path:
     return models_dir / MEMBERS / f"seed{seed}"
 
 
-def train_member(
-    cfg: AmesConfig,
-    seed: int,
-    *,
-    models_dir: Path = MODELS,
-    dataset: Path = DATASET,
-    masks_dir: Path = MASKS,
-) -> dict[str, Any]:
-    """Stages 1–3 with model seed ``seed``; training state stays resumable outside the output."""
+def train_member(ctx: RunContext, seed: int) -> dict[str, Any]:
+    """Stages 1–3 with model seed ``seed``, into ``ctx.models_dir/members/seed<S>``; training
+    state stays resumable outside the output (``ctx.state_root/members/seed<S>``)."""
     start = time.perf_counter()
-    member = cfg.with_seed(seed)
-    out = member_dir(seed, models_dir)
-    state = models_dir / STATE / MEMBERS / f"seed{seed}"
-    common = {"models_dir": out, "dataset": dataset, "masks_dir": masks_dir, "state_root": state}
+    member = ctx.with_config(ctx.cfg.with_seed(seed)).in_folder(
+        member_dir(seed, ctx.models_dir), ctx.state_root / MEMBERS / f"seed{seed}"
+    )
     experts = {}
     for index in EXPERT_IDS:
         log.info("seed %d: expert %d", seed, index)
-        metrics = train_expert(member, index, **common)
+        metrics = train_expert(member, index)
         experts[f"expert{index}"] = {
             "best_epoch": metrics["best_epoch"],
             "val_in_zone_msess": metrics["val"]["in_zone"]["msess"],
         }
     log.info("seed %d: gating", seed)
-    _, gating = train_gating(member, **common)
+    _, gating = train_gating(member)
     log.info("seed %d: finetune", seed)
-    _, final = finetune(member, **common)
+    _, final = finetune(member)
     return {
         "experts": experts,
         "gating_best_epoch": gating.get("best_epoch"),
@@ -78,24 +71,13 @@ def train_member(
     }
 
 
-def train_members(
-    cfg: AmesConfig,
-    *,
-    models_dir: Path = MODELS,
-    dataset: Path = DATASET,
-    masks_dir: Path = MASKS,
-) -> dict[str, Any]:
+def train_members(ctx: RunContext) -> dict[str, Any]:
     """Train every member but the first; write the manifest ``evaluate`` checks against."""
     start = time.perf_counter()
-    seeds = member_seeds(cfg)
-    root = models_dir / MEMBERS
+    seeds = member_seeds(ctx.cfg)
+    root = ctx.models_dir / MEMBERS
     root.mkdir(parents=True, exist_ok=True)
-    members = {
-        str(seed): train_member(
-            cfg, seed, models_dir=models_dir, dataset=dataset, masks_dir=masks_dir
-        )
-        for seed in seeds[1:]
-    }
+    members = {str(seed): train_member(ctx, seed) for seed in seeds[1:]}
     write_json(root / MEMBERS_MANIFEST, {"base_seed": seeds[0], "seeds": seeds[1:]})
     return {
         "seeds": seeds,
@@ -127,17 +109,12 @@ def final_checkpoints(cfg: AmesConfig, models_dir: Path = MODELS) -> dict[int, P
     return paths
 
 
-def load_members(
-    cfg: AmesConfig,
-    run: RunInputs,
-    graph: GridGraph,
-    device: torch.device,
-    models_dir: Path = MODELS,
-) -> dict[int, torch.nn.Module]:
-    """Every member's final model, on ``device``."""
+def load_members(ctx: RunContext, device: torch.device) -> dict[int, torch.nn.Module]:
+    """Every member's final model (checkpoints in ``ctx.models_dir``), on ``device``."""
+    cfg, run, graph = ctx.cfg, ctx.run, ctx.graph
     return {
         seed: load_ames_model(cfg.with_seed(seed), run, graph, path, stage="finetune").to(device)
-        for seed, path in final_checkpoints(cfg, models_dir).items()
+        for seed, path in final_checkpoints(cfg, ctx.models_dir).items()
     }
 
 

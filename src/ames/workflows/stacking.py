@@ -43,9 +43,10 @@ from ames.models.graph import GridGraph
 from ames.models.linear_path import spatial_regressors
 from ames.models.linear_path_fit import refit_at_penalties
 from ames.paths import expert_checkpoint
-from ames.run import RunInputs, run_fingerprint
+from ames.run import RunInputs
 from ames.settings import EXPERT_IDS, AmesConfig
 from ames.training.engine import fit
+from ames.workflows.context import RunContext
 from ames.workflows.expert import LINEAR_ALPHA, zone_computation, zone_loss
 
 log = logging.getLogger("ames.stacking")
@@ -214,29 +215,25 @@ STACKING_SECTIONS = ["seed", "features", "linear_features", "selection", "train"
 
 
 def cached_held_out_outputs(
-    cfg: AmesConfig,
-    run: RunInputs,
-    graph: GridGraph,
+    ctx: RunContext,
     experts: list[nn.Module],
     *,
-    models_dir: Path,
-    dataset: Path,
-    masks_dir: Path,
     batch_size: int,
     device: torch.device,
     cache_dir: Path,
 ) -> Tensor:
-    """:func:`held_out_expert_outputs`, read from ``cache_dir`` when a set computed from the
-    same experts, data and params is there; otherwise computed and written there (replacing
-    any older set)."""
+    """:func:`held_out_expert_outputs` of the stage-1 experts in ``ctx.models_dir``, read from
+    ``cache_dir`` when a set computed from the same experts, data and params is there;
+    otherwise computed and written there (replacing any older set)."""
+    models_dir = ctx.models_dir
     checkpoints = [expert_checkpoint(i, models_dir) for i in EXPERT_IDS]
-    key = run_fingerprint(cfg, STACKING_SECTIONS, dataset, masks_dir, *checkpoints)
+    key = ctx.fingerprint(STACKING_SECTIONS, *checkpoints)
     path = cache_dir / f"{key}.pt"
     if path.is_file():
         log.info("stacking: held-out expert forecasts from %s", path)
         return torch.load(path, map_location="cpu", weights_only=True)
     outputs = held_out_expert_outputs(
-        cfg, run, graph, experts, kept_by_stage1(models_dir), batch_size, device,
+        ctx.cfg, ctx.run, ctx.graph, experts, kept_by_stage1(models_dir), batch_size, device,
         cache_dir / "copies",
     )  # fmt: skip
     for old in cache_dir.glob("*.pt"):
