@@ -16,6 +16,15 @@ from ames.data.synthetic import generate_synthetic
 from ames.data.synthetic_config import DEFAULT_SYNTHETIC_CONFIG, SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import correlated_fields
+from ames.data.synthetic_zoned import (
+    ENSO_GRID,
+    ZONED_DEFAULTS,
+    ZonedConfig,
+    clim_at,
+    clim_table,
+    enso_response,
+    sample_zoned_state,
+)
 from ames.evaluation.data_calibration import calibration_report
 
 DEM_FILE = Path(__file__).resolve().parents[1] / "data" / "raw" / "dem_boyaca.nc"
@@ -219,3 +228,89 @@ def test_data_plots_are_written(tmp_path: Path, small_pair) -> None:
     plot_seasonal_cycle_by_zone(small_pair[0], tmp_path / "cycle.png")
     for name in ("map.png", "cycle.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ the zoned scenario
+
+ZONED = {**DEFAULT_SYNTHETIC_CONFIG, "scenario": "zoned", "zoned": dict(ZONED_DEFAULTS)}
+
+
+def test_the_default_scenario_is_unchanged_by_the_scenario_keys(tmp_path: Path) -> None:
+    with_keys = {**DEFAULT_SYNTHETIC_CONFIG, "scenario": "default", "zoned": dict(ZONED_DEFAULTS)}
+    for name, cfg in (("plain", DEFAULT_SYNTHETIC_CONFIG), ("keys", with_keys)):
+        ds, oracle = generate_synthetic(
+            ridge_dem(nan_corner=True), cfg, 5, 96, "2000-01", 24, 24, 12
+        )
+        write_netcdf(ds, tmp_path / f"{name}.nc")
+        write_netcdf(oracle, tmp_path / f"{name}_oracle.nc")
+    for suffix in (".nc", "_oracle.nc"):
+        a, b = (tmp_path / f"{n}{suffix}" for n in ("plain", "keys"))
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_an_unknown_scenario_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="scenario is 'alpine'.*default, zoned"):
+        generate_synthetic(
+            ridge_dem(), {**ZONED, "scenario": "alpine"}, 1, 96, "2000-01", 24, 24, 12
+        )
+
+
+def test_zoned_wind_moves_the_orographic_rain_with_enso() -> None:
+    """C(m, e) is nonlinear in e on the slopes (wind x terrain, lee floor) and flat far away."""
+    dem = ridge_dem(n_lat=8, n_lon=32)
+    cfg = SyntheticConfig.from_dict(DEFAULT_SYNTHETIC_CONFIG)
+    zoned = ZonedConfig.from_dict(ZONED_DEFAULTS)
+    table = clim_table(
+        dem.values.astype(float), dem.latitude.values, dem.longitude.values, cfg, zoned
+    )
+    july = table[:, 6, 4]  # [e, lon] on a middle row
+    e = ENSO_GRID
+    windward = july[:, 17:21].mean(axis=1)  # the ridge's east slope faces the easterlies
+    assert windward[e == 2.0] > windward[e == 0.0] > windward[e == -2.0]  # El Nino: stronger
+    curvature = windward[e == 2.0] + windward[e == -2.0] - 2 * windward[e == 0.0]
+    assert abs(curvature[0]) > 1e-3 * windward[e == 0.0][0]
+
+
+def test_zoned_persistence_and_noise_follow_elevation() -> None:
+    dem = ridge_dem(n_lat=6, n_lon=32)
+    cfg = SyntheticConfig.from_dict(DEFAULT_SYNTHETIC_CONFIG)
+    zoned = ZonedConfig.from_dict(ZONED_DEFAULTS)
+    z = dem.values.astype(float)
+    state = sample_zoned_state(3, 2000, dem.latitude.values, dem.longitude.values, z, cfg, zoned)
+    top, foot = np.unravel_index(np.argmax(z), z.shape), (0, 0)
+    for cell, rho in ((top, zoned.anomaly_rho_high), (foot, zoned.anomaly_rho_low)):
+        x = state.anomaly[:, cell[0], cell[1]]
+        assert np.corrcoef(x[:-1], x[1:])[0, 1] == pytest.approx(rho, abs=0.06)
+        assert x.var() == pytest.approx(1.0, abs=0.15)
+    assert state.noise_std[top] == pytest.approx(zoned.noise_std_high, abs=0.01)
+    assert state.noise_std[foot] == pytest.approx(zoned.noise_std_low, abs=0.01)
+
+
+def test_zoned_oracle_is_the_monte_carlo_conditional_mean() -> None:
+    """For a few origins, the quadrature oracle equals the mean of many simulated futures."""
+    dem = ridge_dem(n_lat=4, n_lon=16)
+    ds, oracle = generate_synthetic(dem, ZONED, 8, 240, "2000-01", 60, 48, 12)
+    cfg = SyntheticConfig.from_dict(DEFAULT_SYNTHETIC_CONFIG)
+    zoned = ZonedConfig.from_dict(ZONED_DEFAULTS)
+    lat, lon, z = dem.latitude.values, dem.longitude.values, dem.values.astype(float)
+    table = clim_table(z, lat, lon, cfg, zoned)
+    state = sample_zoned_state(8, 240, lat, lon, z, cfg, zoned)
+    months = ds["time"].dt.month.values - 1
+    origins = np.searchsorted(ds["time"].values, oracle["origin"].values)
+    rng = np.random.default_rng(0)
+    n, b = 200_000, cfg.anomaly_std
+    season = np.asarray(zoned.enso_season)
+    for i in (0, len(origins) // 2):
+        t = origins[i]
+        for lead in (1, 6):
+            m = months[t + lead]
+            re, rx = cfg.enso_rho**lead, state.rho**lead
+            e = re * state.enso[t] + np.sqrt(1 - re**2) * rng.standard_normal(n)
+            enso_part = np.mean(
+                clim_at(table, m, e)
+                * np.exp(-state.enso_loading * season[m] * enso_response(e, zoned)[:, None, None]),
+                axis=0,
+            )
+            expected = enso_part * np.exp(b * rx * state.anomaly[t] - 0.5 * b**2 * rx**2)
+            got = oracle["precip"].values[i, lead - 1]
+            np.testing.assert_allclose(got, expected, rtol=3e-3)

@@ -38,6 +38,21 @@ from ames.data.schema import PREVAILING_WIND_ATTR
 from ames.data.synthetic_config import SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import LatentState, sample_latent
+from ames.data.synthetic_zoned import (
+    ZonedConfig,
+    clim_table,
+    sample_zoned_state,
+    zoned_oracle,
+    zoned_precipitation,
+)
+
+DEFAULT_SCENARIO = "default"
+SCENARIOS = (DEFAULT_SCENARIO, "zoned")
+ZONED_MODEL = (
+    "zoned scenario (ames.data.synthetic_zoned): P = C(m, E) exp(-a s_m f(E) + b X + sigma eps "
+    "- (b^2 + sigma^2)/2); C: Smith & Barstad orography for the month's wind shifted by ENSO; "
+    "s_m seasonal, f asymmetric; X persistence and sigma by elevation"
+)
 
 # --------------------------------------------------------------------------- precipitation
 
@@ -166,6 +181,9 @@ def generate_synthetic(
     forecast for every origin whose ``horizon`` targets lie in validation ∪ test months.
     """
     _check_grid(elevation)
+    cfg = dict(cfg)
+    scenario = cfg.pop("scenario", DEFAULT_SCENARIO)
+    zoned_cfg = cfg.pop("zoned", None)
     config = SyntheticConfig.from_dict(cfg)
     lat = elevation["latitude"].values.astype(np.float64)
     lon = elevation["longitude"].values.astype(np.float64)
@@ -174,10 +192,28 @@ def generate_synthetic(
     months = (time.month.values - 1).astype(np.int64)
     origins = oracle_origins(n_months, test_months, val_months, horizon)
 
-    clim = climatological_mean(z, lat, lon, config)
-    state = sample_latent(seed, n_months, lat, lon, config)
-    precip = precipitation(clim, months, state, config)
-    oracle = oracle_forecast(clim, months, state, config, origins, horizon)
+    attrs = _attrs(elevation, config, seed, start)
+    if scenario == DEFAULT_SCENARIO:
+        clim = climatological_mean(z, lat, lon, config)
+        state = sample_latent(seed, n_months, lat, lon, config)
+        precip = precipitation(clim, months, state, config)
+        oracle = oracle_forecast(clim, months, state, config, origins, horizon)
+    elif scenario == "zoned":
+        zoned = ZonedConfig.from_dict(zoned_cfg or {})
+        table = clim_table(z, lat, lon, config, zoned)
+        table[:, :, np.isnan(z)] = np.nan
+        zstate = sample_zoned_state(seed, n_months, lat, lon, z, config, zoned)
+        precip = zoned_precipitation(table, months, zstate, config, zoned)
+        oracle = zoned_oracle(table, months, zstate, config, zoned, origins, horizon)
+        attrs.update(
+            scenario="zoned",
+            scenario_params=json.dumps(zoned.as_dict(), sort_keys=True),
+            generator_model=ZONED_MODEL,
+        )
+    else:
+        raise ValueError(
+            f"data.synthetic.scenario is {scenario!r}; use one of: {', '.join(SCENARIOS)}"
+        )
 
     coords = _grid_coords(elevation)
     precip_attrs = {"units": "mm/month", "long_name": "monthly precipitation total"}
@@ -191,7 +227,7 @@ def generate_synthetic(
             ),
         },
         coords={"time": ("time", time.values), **coords},
-        attrs=_attrs(elevation, config, seed, start),
+        attrs=attrs,
     )
     oracle_ds = xr.Dataset(
         {

@@ -63,7 +63,7 @@ def ar1_fields(shocks: np.ndarray, rho: float) -> np.ndarray:
     return out
 
 
-def _sigma_cells(corr_length_km: float, lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
+def sigma_cells(corr_length_km: float, lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
     # Smoothing white noise with a Gaussian of std s gives correlation exp(-r²/4s²); the
     # correlation length L (where it falls to 1/e) is therefore 2s.
     dy, dx = grid_spacing_m(lat, lon)
@@ -90,13 +90,13 @@ def sample_latent(
     anomaly_rng = np.random.default_rng(derive_seed(seed, "synthetic", "anomaly"))
     anomaly = ar1_fields(
         correlated_fields(
-            anomaly_rng, n_months, shape, _sigma_cells(cfg.anomaly_corr_length_km, lat, lon)
+            anomaly_rng, n_months, shape, sigma_cells(cfg.anomaly_corr_length_km, lat, lon)
         ),
         cfg.anomaly_rho,
     )
     noise_rng = np.random.default_rng(derive_seed(seed, "synthetic", "noise"))
     noise = correlated_fields(
-        noise_rng, n_months, shape, _sigma_cells(cfg.noise_corr_length_km, lat, lon)
+        noise_rng, n_months, shape, sigma_cells(cfg.noise_corr_length_km, lat, lon)
     )
     w_east = eastness(lat, lon, cfg)
     loading = cfg.enso_loading_west + (cfg.enso_loading_east - cfg.enso_loading_west) * w_east
