@@ -61,6 +61,12 @@ def test_typed_values_equal_the_yaml_values(cfg: AmesConfig) -> None:
     assert cfg.finetune.training.lr == raw["finetune"]["lr_scale"] * raw["train"]["lr"]
 
 
+def test_expert_architecture_defaults_by_section_and_can_be_named(cfg: AmesConfig) -> None:
+    assert [e.architecture for e in cfg.experts] == ["gnn_tat", "convlstm", "hybrid"]
+    swapped = cfg.with_overlay({"expert1": {"architecture": "hybrid"}})
+    assert swapped.expert(1).architecture == "hybrid" and swapped.expert(2) == cfg.expert(2)
+
+
 def test_paper_profile_parses(tmp_path: Path) -> None:
     cfg = load_config(write_params(tmp_path, {"profile": "paper"}))
     assert cfg.profile == "paper" and cfg.seeds == 3
@@ -85,6 +91,7 @@ def test_paper_profile_parses(tmp_path: Path) -> None:
         ({"zones": {"mode": "fancy"}}, "zones: mode is 'fancy'. Fix: use one of"),
         ({"probabilistic": {"quantiles": [0.9, 0.1]}}, "probabilistic.quantiles: expected"),
         ({"data": {"source": "s3"}}, "data.source: expected one of synthetic, files"),
+        ({"expert1": {"architecture": "mlp"}}, "expert1.architecture: expected one of gnn_tat"),
     ],
 )
 def test_bad_value_names_the_file_and_key(tmp_path: Path, overlay: dict, message: str) -> None:

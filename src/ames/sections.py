@@ -161,13 +161,21 @@ class TrainDefaults:
     device: str
 
 
+# The expert architectures ``ames.models.experts.EXPERTS`` builds, by name, and the one each
+# ``expertN`` section has unless it names another with an ``architecture`` key.
+EXPERT_ARCHITECTURES = ("gnn_tat", "convlstm", "hybrid")
+DEFAULT_ARCHITECTURES = {"expert1": "gnn_tat", "expert2": "convlstm", "expert3": "hybrid"}
+
+
 @dataclass(frozen=True)
 class ExpertConfig:
-    """One ``expertN`` section; ``model`` is the mapping ``build_expert`` checks."""
+    """One ``expertN`` section; ``model`` is the mapping ``build_expert`` checks for the
+    expert ``architecture`` (a key of ``ames.models.experts.EXPERTS``)."""
 
     zone: str
     model: Mapping[str, Any]
     training: TrainConfig
+    architecture: str
 
     @property
     def ridge_linear_path(self) -> bool:

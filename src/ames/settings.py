@@ -21,6 +21,8 @@ from typing import Any
 from ames.config import DEFAULT_PARAMS, ConfigError, deep_merge, derive_seed, load_params
 from ames.errors import UserError
 from ames.sections import (
+    DEFAULT_ARCHITECTURES,
+    EXPERT_ARCHITECTURES,
     BootstrapConfig,
     DataConfig,
     ExpertConfig,
@@ -37,7 +39,7 @@ from ames.sections import (
 )
 from ames.training.config import TrainConfig
 
-EXPERT_IDS = (1, 2, 3)
+EXPERT_IDS = tuple(range(1, len(DEFAULT_ARCHITECTURES) + 1))  # expert1, expert2, expert3
 TARGET_TRANSFORMS = ("anomaly", "standardized_anomaly", "normalized")
 DATA_SOURCES = ("synthetic", "files")
 GATING_MODES = ("learned", "equal", "single")
@@ -263,11 +265,13 @@ def _training(
 def _expert(r: _Reader, params: Mapping[str, Any], seed: int, index: int) -> ExpertConfig:
     name = f"expert{index}"
     section = r.section(params, name)
-    r.known_keys(section, name, ["zone", "model", "training"])
+    r.known_keys(section, name, ["zone", "architecture", "model", "training"])
+    default = {"architecture": DEFAULT_ARCHITECTURES[name]}
     return ExpertConfig(
         zone=str(r.value(section, f"{name}.zone")),
         model=r.section(section, f"{name}.model"),
         training=_training(r, params, seed, name),
+        architecture=r.choice({**default, **section}, f"{name}.architecture", EXPERT_ARCHITECTURES),
     )
 
 
