@@ -160,3 +160,16 @@ def test_with_seed_rederives_every_training_seed(cfg: AmesConfig) -> None:
     assert member.seed == cfg.seed + 1 and member.raw["seed"] == cfg.seed + 1
     assert member.gating.training.seed == derive_seed(cfg.seed + 1, "gating", "training")
     assert cfg.raw["seed"] == cfg.seed  # the original is untouched
+
+
+def test_section_errors_carry_their_key_path() -> None:
+    err = ConfigError.at("expert2.model.hidden", "expected a list of widths")
+    assert str(err) == "params.yaml (expert2.model.hidden): expected a list of widths"
+    assert (err.path, err.detail) == ("expert2.model.hidden", "expected a list of widths")
+    with pytest.raises(ConfigError) as info:
+        parse_config(deep_merge(committed_params(), {"uncertainty": {"n_boot": 10}}), "p.yaml")
+    assert str(info.value) == "p.yaml: uncertainty.n_boot: 10 < 100 resamples"
+    assert info.value.path == "uncertainty.n_boot"
+    params = without(committed_params(), "uncertainty", "level")
+    with pytest.raises(ConfigError, match="^params.yaml: uncertainty.level: missing key$"):
+        parse_config(params)

@@ -57,7 +57,8 @@ def _read_config(kind: type[ConfigT], cfg: Mapping[str, Any], section: str) -> C
     required = [f.name for f in fields(kind) if f.default is MISSING]
     missing = [name for name in required if name not in cfg]
     if missing:
-        raise ConfigError(f"params.yaml: {section} is missing model keys {missing}")
+        detail = f"missing model keys {missing}"
+        raise ConfigError(f"params.yaml: {section} is {detail}", path=section, detail=detail)
     values = {f.name: cfg[f.name] for f in fields(kind) if f.name in cfg}
     if "hidden" in values:
         hidden = values["hidden"]
@@ -67,7 +68,7 @@ def _read_config(kind: type[ConfigT], cfg: Mapping[str, Any], section: str) -> C
 
 def _require(condition: bool, section: str, message: str) -> None:
     if not condition:
-        raise ConfigError(f"params.yaml: {section}: {message}")
+        raise ConfigError(f"params.yaml: {section}: {message}", path=section, detail=message)
 
 
 def _check_sizes(
@@ -196,10 +197,8 @@ def build_expert(
     """
     section = section or architecture
     if architecture not in EXPERTS:
-        raise ConfigError(
-            f"params.yaml: {section}: unknown expert architecture {architecture!r}; "
-            f"use one of {', '.join(EXPERTS)}"
-        )
+        detail = f"unknown expert architecture {architecture!r}; use one of {', '.join(EXPERTS)}"
+        raise ConfigError(f"params.yaml: {section}: {detail}", path=section, detail=detail)
     if not 0 <= n_static < n_features:
         raise ValueError(f"n_static={n_static} must be in 0..{n_features - 1}")
     kind = EXPERTS[architecture]
