@@ -11,11 +11,12 @@ from graph_fixtures import synthetic_grid_graph
 from torch_geometric.nn import GATConv
 
 from ames.config import ConfigError
-from ames.models.experts import build_expert
+from ames.models.experts import EXPERTS, build_expert
 from ames.models.graph import GridGraph, load_grid_graph
 from ames.models.layers import GraphAttention, PygGraphAttention
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
+from ames.sections import DEFAULT_ARCHITECTURES
 from ames.windows import N_CHANNELS as N_FEATURES
 from ames.windows import N_CONTEXT
 
@@ -100,12 +101,13 @@ def graph() -> GridGraph:
 def make_expert(index: int, graph: GridGraph, cfg: dict | None = None, window: int = 12):
     torch.manual_seed(index)
     return build_expert(
-        index,
+        DEFAULT_ARCHITECTURES.get(f"expert{index}", "none"),
         DEFAULT[index] if cfg is None else cfg,
         n_features=N_FEATURES,
         window=window,
         horizon=HORIZON,
         graph=graph,
+        section=f"expert{index}",
     )
 
 
@@ -404,8 +406,14 @@ def test_build_expert_reports_missing_keys_and_ignores_training_keys(graph: Grid
         make_expert(2, graph, {**DEFAULT[2], "temporal_patch": 5})
     with pytest.raises(ConfigError, match="recent_months"):
         make_expert(3, graph, {**DEFAULT[3], "recent_months": 13})
-    with pytest.raises(ValueError, match="1, 2 or 3"):
+    with pytest.raises(ConfigError, match="expert4: unknown expert architecture 'none'"):
         make_expert(4, graph, DEFAULT[1])
+
+
+def test_each_expert_section_builds_its_registered_architecture(graph: GridGraph) -> None:
+    assert list(EXPERTS) == ["gnn_tat", "convlstm", "hybrid"]
+    for index, name in enumerate(DEFAULT_ARCHITECTURES.values(), start=1):
+        assert isinstance(make_expert(index, graph), EXPERTS[name].module)
 
 
 def first_gat_layer(model: torch.nn.Module) -> torch.nn.Module:

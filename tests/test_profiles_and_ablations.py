@@ -12,6 +12,7 @@ from graph_fixtures import synthetic_grid_graph
 from ames.config import ConfigError, load_params, resolve_profile
 from ames.models.experts import build_expert
 from ames.models.parameters import count_parameters
+from ames.sections import DEFAULT_ARCHITECTURES
 from ames.settings import load_config
 from ames.windows import N_CHANNELS
 from ames.workflows.ablation import needs_own_stage2
@@ -58,7 +59,7 @@ def test_paper_profile_sizes_match_the_spec(raw_params):
     graph = synthetic_grid_graph(np.ones((6, 7), bool), n_neighbors=4)
     for index, target in PAPER_BUDGET.items():
         expert = build_expert(
-            index,
+            DEFAULT_ARCHITECTURES[f"expert{index}"],
             paper[f"expert{index}"]["model"],
             n_features=N_CHANNELS,
             window=60,

@@ -61,6 +61,12 @@ def test_typed_values_equal_the_yaml_values(cfg: AmesConfig) -> None:
     assert cfg.finetune.training.lr == raw["finetune"]["lr_scale"] * raw["train"]["lr"]
 
 
+def test_expert_architecture_defaults_by_section_and_can_be_named(cfg: AmesConfig) -> None:
+    assert [e.architecture for e in cfg.experts] == ["gnn_tat", "convlstm", "hybrid"]
+    swapped = cfg.with_overlay({"expert1": {"architecture": "hybrid"}})
+    assert swapped.expert(1).architecture == "hybrid" and swapped.expert(2) == cfg.expert(2)
+
+
 def test_paper_profile_parses(tmp_path: Path) -> None:
     cfg = load_config(write_params(tmp_path, {"profile": "paper"}))
     assert cfg.profile == "paper" and cfg.seeds == 3
@@ -85,6 +91,7 @@ def test_paper_profile_parses(tmp_path: Path) -> None:
         ({"zones": {"mode": "fancy"}}, "zones: mode is 'fancy'. Fix: use one of"),
         ({"probabilistic": {"quantiles": [0.9, 0.1]}}, "probabilistic.quantiles: expected"),
         ({"data": {"source": "s3"}}, "data.source: expected one of synthetic, files"),
+        ({"expert1": {"architecture": "mlp"}}, "expert1.architecture: expected one of gnn_tat"),
     ],
 )
 def test_bad_value_names_the_file_and_key(tmp_path: Path, overlay: dict, message: str) -> None:
@@ -153,3 +160,16 @@ def test_with_seed_rederives_every_training_seed(cfg: AmesConfig) -> None:
     assert member.seed == cfg.seed + 1 and member.raw["seed"] == cfg.seed + 1
     assert member.gating.training.seed == derive_seed(cfg.seed + 1, "gating", "training")
     assert cfg.raw["seed"] == cfg.seed  # the original is untouched
+
+
+def test_section_errors_carry_their_key_path() -> None:
+    err = ConfigError.at("expert2.model.hidden", "expected a list of widths")
+    assert str(err) == "params.yaml (expert2.model.hidden): expected a list of widths"
+    assert (err.path, err.detail) == ("expert2.model.hidden", "expected a list of widths")
+    with pytest.raises(ConfigError) as info:
+        parse_config(deep_merge(committed_params(), {"uncertainty": {"n_boot": 10}}), "p.yaml")
+    assert str(info.value) == "p.yaml: uncertainty.n_boot: 10 < 100 resamples"
+    assert info.value.path == "uncertainty.n_boot"
+    params = without(committed_params(), "uncertainty", "level")
+    with pytest.raises(ConfigError, match="^params.yaml: uncertainty.level: missing key$"):
+        parse_config(params)

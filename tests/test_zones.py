@@ -16,7 +16,7 @@ from conftest import make_small_dataset
 from pipeline_repo import TINY_MODELS
 from torch.utils.data import DataLoader
 
-from ames.config import deep_merge
+from ames.config import ConfigError, deep_merge
 from ames.data.errors import DataError
 from ames.masks_io import load_masks
 from ames.models.experts import build_experts
@@ -148,7 +148,7 @@ def test_small_but_populated_zone_is_a_warning(caplog):
     ],
 )
 def test_bad_zone_params_name_params_yaml(zones, fragment):
-    with pytest.raises(DataError, match="params.yaml \\(zones\\)") as info:
+    with pytest.raises(ConfigError, match="params.yaml \\(zones\\)") as info:
         ZoneConfig.from_params(zones)
     assert fragment in str(info.value)
 

@@ -11,14 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ames.data.errors import DataError
+from ames.config import ConfigError
 from ames.training.config import TrainConfig
 
 MIN_BLOCK_MONTHS = 12
 ZONE_MODES = ("fixed", "quantile", "auto")
 DEFAULT_MIN_CELLS = 25
 TERCILES = (1.0 / 3.0, 2.0 / 3.0)
-PARAMS_SOURCE = "params.yaml (zones)"
+
+
+def _zones_error(problem: str, fix: str) -> ConfigError:
+    """A bad ``zones`` value: ``params.yaml (zones): <problem>. Fix: <fix>.``"""
+    return ConfigError.at("zones", f"{problem}. Fix: {fix}.")
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,7 @@ class ZoneConfig:
         known = {"mode", "high_min_m", "low_max_m", "min_cells", "quantiles"}
         unknown = sorted(set(zones) - known)
         if unknown:
-            raise DataError(
-                PARAMS_SOURCE, f"unknown key(s) {', '.join(unknown)}", f"use only {sorted(known)}"
-            )
+            raise _zones_error(f"unknown key(s) {', '.join(unknown)}", f"use only {sorted(known)}")
         cfg = cls(
             mode=str(zones.get("mode", "fixed")),
             high_min_m=float(zones.get("high_min_m", 3000.0)),
@@ -51,21 +53,17 @@ class ZoneConfig:
 
     def validate(self) -> None:
         if self.mode not in ZONE_MODES:
-            raise DataError(
-                PARAMS_SOURCE, f"mode is {self.mode!r}", f"use one of {', '.join(ZONE_MODES)}"
-            )
+            raise _zones_error(f"mode is {self.mode!r}", f"use one of {', '.join(ZONE_MODES)}")
         if not self.low_max_m < self.high_min_m:
-            raise DataError(
-                PARAMS_SOURCE,
+            raise _zones_error(
                 f"low_max_m ({self.low_max_m:g}) is not below high_min_m ({self.high_min_m:g})",
                 "set zones.low_max_m < zones.high_min_m",
             )
         if self.min_cells < 1:
-            raise DataError(PARAMS_SOURCE, f"min_cells is {self.min_cells}", "use 1 or more")
+            raise _zones_error(f"min_cells is {self.min_cells}", "use 1 or more")
         low_q, high_q = self.quantiles
         if not 0.0 < low_q < high_q < 1.0:
-            raise DataError(
-                PARAMS_SOURCE,
+            raise _zones_error(
                 f"quantiles {list(self.quantiles)} are not 0 < q_low < q_high < 1",
                 "give two increasing fractions, e.g. [0.333, 0.667], or null for terciles",
             )
@@ -77,8 +75,7 @@ def _quantile_pair(value: Any) -> tuple[float, float]:
     try:
         low_q, high_q = (float(v) for v in value)
     except (TypeError, ValueError) as exc:
-        raise DataError(
-            PARAMS_SOURCE,
+        raise _zones_error(
             f"quantiles is {value!r}",
             "give two fractions [q_low, q_high], or null for terciles",
         ) from exc
@@ -103,15 +100,15 @@ class BootstrapConfig:
             seed=int(section["bootstrap_seed"]),
         )
         if cfg.block_months < MIN_BLOCK_MONTHS:
-            raise ValueError(
-                f"params.yaml (uncertainty.block_months): {cfg.block_months} < "
-                f"{MIN_BLOCK_MONTHS}; blocks shorter than a year split the overlap of 12-lead "
-                "forecasts and the annual cycle of their errors"
+            raise ConfigError.at(
+                "uncertainty.block_months",
+                f"{cfg.block_months} < {MIN_BLOCK_MONTHS}; blocks shorter than a year split "
+                "the overlap of 12-lead forecasts and the annual cycle of their errors",
             )
         if not 0.5 <= cfg.level < 1.0:
-            raise ValueError(f"params.yaml (uncertainty.level): {cfg.level} is not in [0.5, 1)")
+            raise ConfigError.at("uncertainty.level", f"{cfg.level} is not in [0.5, 1)")
         if cfg.n_boot < 100:
-            raise ValueError(f"params.yaml (uncertainty.n_boot): {cfg.n_boot} < 100 resamples")
+            raise ConfigError.at("uncertainty.n_boot", f"{cfg.n_boot} < 100 resamples")
         return cfg
 
 
@@ -161,13 +158,21 @@ class TrainDefaults:
     device: str
 
 
+# The expert architectures ``ames.models.experts.EXPERTS`` builds, by name, and the one each
+# ``expertN`` section has unless it names another with an ``architecture`` key.
+EXPERT_ARCHITECTURES = ("gnn_tat", "convlstm", "hybrid")
+DEFAULT_ARCHITECTURES = {"expert1": "gnn_tat", "expert2": "convlstm", "expert3": "hybrid"}
+
+
 @dataclass(frozen=True)
 class ExpertConfig:
-    """One ``expertN`` section; ``model`` is the mapping ``build_expert`` checks."""
+    """One ``expertN`` section; ``model`` is the mapping ``build_expert`` checks for the
+    expert ``architecture`` (a key of ``ames.models.experts.EXPERTS``)."""
 
     zone: str
     model: Mapping[str, Any]
     training: TrainConfig
+    architecture: str
 
     @property
     def ridge_linear_path(self) -> bool:

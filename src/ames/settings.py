@@ -11,16 +11,22 @@ hashes and fingerprints, ablation overlays, metadata.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ames.config import DEFAULT_PARAMS, ConfigError, deep_merge, derive_seed, load_params
-from ames.errors import UserError
+from ames.config import (
+    DEFAULT_PARAMS,
+    ConfigError,
+    deep_merge,
+    derive_seed,
+    load_params,
+    unknown_keys,
+)
 from ames.sections import (
+    DEFAULT_ARCHITECTURES,
+    EXPERT_ARCHITECTURES,
     BootstrapConfig,
     DataConfig,
     ExpertConfig,
@@ -37,7 +43,7 @@ from ames.sections import (
 )
 from ames.training.config import TrainConfig
 
-EXPERT_IDS = (1, 2, 3)
+EXPERT_IDS = tuple(range(1, len(DEFAULT_ARCHITECTURES) + 1))  # expert1, expert2, expert3
 TARGET_TRANSFORMS = ("anomaly", "standardized_anomaly", "normalized")
 DATA_SOURCES = ("synthetic", "files")
 GATING_MODES = ("learned", "equal", "single")
@@ -133,7 +139,7 @@ class _Reader:
         self.source = source
 
     def fail(self, path: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {path}: {message}")
+        return ConfigError(f"{self.source}: {path}: {message}", path=path, detail=message)
 
     def value(self, mapping: Mapping[str, Any], path: str) -> Any:
         key = path.rsplit(".", 1)[-1]
@@ -172,28 +178,21 @@ class _Reader:
 
     def known_keys(self, mapping: Mapping[str, Any], path: str, known: list[str]) -> None:
         unknown = sorted(set(mapping) - set(known), key=str)
-        if not unknown:
-            return
-        parts = []
-        for key in unknown:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise self.fail(path, f"unknown key(s) {', '.join(parts)}; valid: {', '.join(known)}")
+        if unknown:
+            names = unknown_keys(unknown, known)
+            raise self.fail(path, f"unknown key(s) {names}; valid: {', '.join(known)}")
 
     def wrapped(self, path: str, parse: Any) -> Any:
-        """Run an existing section parser, re-raising its error as one naming ``path``."""
+        """Run a section parser; its ``ConfigError`` is re-labelled with this file and the
+        key path it carries, any other value or type error with ``path``."""
         try:
             return parse()
-        except ConfigError:
-            raise
-        except (UserError, ValueError, TypeError, KeyError) as exc:
-            message = str(exc).strip("'\"")
-            # the section parsers name their own source, "params.yaml (zones.mode): …":
-            # keep their finer key path, not the file name a second time
-            named = re.match(r"^\S+ \(([^()]+)\): (.*)$", message, flags=re.S)
-            if named:
-                raise self.fail(named.group(1), named.group(2)) from None
-            raise self.fail(path, message) from None
+        except ConfigError as exc:
+            raise self.fail(exc.path or path, exc.detail) from None
+        except (ValueError, TypeError) as exc:
+            raise self.fail(path, str(exc)) from None
+        except KeyError as exc:
+            raise self.fail(f"{path}.{exc.args[0]}", "missing key") from None
 
 
 def _split(r: _Reader, section: Mapping[str, Any]) -> SplitConfig:
@@ -247,27 +246,23 @@ def _training(
     r: _Reader, params: Mapping[str, Any], seed: int, section: str, **overrides: Any
 ) -> TrainConfig:
     """Shared ``train`` defaults + the section's ``training`` keys; a seed per section."""
-    block = r.section(r.section(params, section), f"{section}.training")
+    path = f"{section}.training"
+    block = r.section(r.section(params, section), path)
     values = {**params["train"], **block, **overrides}
     values["seed"] = derive_seed(seed, section, "training")
-    path = f"{section}.training"
-    prefix = f"{r.source}: {path}"
-    try:
-        return TrainConfig.from_dict(values, source=prefix)
-    except (TypeError, ValueError) as exc:  # key errors name the source; value errors do not
-        message = str(exc)
-        named = message if message.startswith(prefix) else f"{prefix}: {message}"
-        raise ConfigError(named) from None
+    return r.wrapped(path, lambda: TrainConfig.from_dict(values, path=path))
 
 
 def _expert(r: _Reader, params: Mapping[str, Any], seed: int, index: int) -> ExpertConfig:
     name = f"expert{index}"
     section = r.section(params, name)
-    r.known_keys(section, name, ["zone", "model", "training"])
+    r.known_keys(section, name, ["zone", "architecture", "model", "training"])
+    default = {"architecture": DEFAULT_ARCHITECTURES[name]}
     return ExpertConfig(
         zone=str(r.value(section, f"{name}.zone")),
         model=r.section(section, f"{name}.model"),
         training=_training(r, params, seed, name),
+        architecture=r.choice({**default, **section}, f"{name}.architecture", EXPERT_ARCHITECTURES),
     )
 
 

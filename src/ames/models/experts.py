@@ -1,16 +1,18 @@
-"""The three AMES experts (SPEC §4.2): :func:`build_expert` and the checks on their params;
-:func:`build_experts`, a run's three; the frozen experts' outputs that stage 2 reads.
+"""The three AMES experts (SPEC §4.2): the registry :data:`EXPERTS` of their architectures
+by name (an ``expertN`` section's ``architecture``, by default
+``ames.sections.DEFAULT_ARCHITECTURES``), :func:`build_expert` and the checks on their
+params; :func:`build_experts`, a run's three; the frozen experts' outputs that stage 2 reads.
 
 Every expert maps ``x [B, W, C, lat, lon]`` to ``[B, H, lat, lon]`` in transformed target
 units over the whole grid; cells outside the graph get finite values that losses mask out
 (:func:`ames.models.losses.masked_mse`).
 
-- Expert 1, :class:`~ames.models.expert_gnn_tat.GnnTatExpert`: per-node LSTM → graph
-  attention → temporal attention.
-- Expert 2, :class:`~ames.models.expert_convlstm.ConvLstmExpert`: stacked ConvLSTM → 1×1
-  head.
-- Expert 3, :class:`~ames.models.expert_hybrid.HybridExpert`: flattened recent months →
-  conv ‖ graph branch → 1×1 fusion.
+- ``gnn_tat`` (expert 1), :class:`~ames.models.expert_gnn_tat.GnnTatExpert`: per-node
+  LSTM → graph attention → temporal attention.
+- ``convlstm`` (expert 2), :class:`~ames.models.expert_convlstm.ConvLstmExpert`: stacked
+  ConvLSTM → 1×1 head.
+- ``hybrid`` (expert 3), :class:`~ames.models.expert_hybrid.HybridExpert`: flattened recent
+  months → conv ‖ graph branch → 1×1 fusion.
 
 Their shared layers (graph attention and ``gat_impl``, ``temporal_patch``, ConvLSTM layer,
 ``linear_path``) are in :mod:`ames.models.layers`.
@@ -27,7 +29,8 @@ with ``encoder_hidden: 144`` (≈ 90 K, +2 %).
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, TypeVar
 
 import torch
@@ -42,18 +45,20 @@ from ames.models.graph import GridGraph
 from ames.models.layers import GAT_IMPLS, RECURRENT_CONVS
 from ames.models.linear_path import spatial_regressors
 from ames.run import RunInputs
+from ames.sections import EXPERT_ARCHITECTURES
 from ames.settings import EXPERT_IDS, AmesConfig
 from ames.windows import N_CHANNELS, N_CONTEXT
 
 ConfigT = TypeVar("ConfigT", GnnTatConfig, ConvLstmConfig, HybridConfig)
 
 
-def _read_config(kind: type[ConfigT], cfg: dict[str, Any], section: str) -> ConfigT:
+def _read_config(kind: type[ConfigT], cfg: Mapping[str, Any], section: str) -> ConfigT:
     """Pick the model keys of ``kind`` out of a params section (other keys are ignored)."""
     required = [f.name for f in fields(kind) if f.default is MISSING]
     missing = [name for name in required if name not in cfg]
     if missing:
-        raise ConfigError(f"params.yaml: {section} is missing model keys {missing}")
+        detail = f"missing model keys {missing}"
+        raise ConfigError(f"params.yaml: {section} is {detail}", path=section, detail=detail)
     values = {f.name: cfg[f.name] for f in fields(kind) if f.name in cfg}
     if "hidden" in values:
         hidden = values["hidden"]
@@ -63,7 +68,7 @@ def _read_config(kind: type[ConfigT], cfg: dict[str, Any], section: str) -> Conf
 
 def _require(condition: bool, section: str, message: str) -> None:
     if not condition:
-        raise ConfigError(f"params.yaml: {section}: {message}")
+        raise ConfigError(f"params.yaml: {section}: {message}", path=section, detail=message)
 
 
 def _check_sizes(
@@ -98,59 +103,108 @@ def _check_patch(patch: int, window: int, section: str) -> None:
     )
 
 
+def _check_gnn_tat(c: GnnTatConfig, window: int, section: str) -> None:
+    _check_sizes(c, section, ("lstm_hidden", "lstm_layers", "gat_hidden", "gat_heads"))
+    _check_patch(c.temporal_patch, window, section)
+    _check_gat(c, section)
+    _require(
+        c.lstm_hidden % c.attention_heads == 0,
+        section,
+        "lstm_hidden % attention_heads must be 0",
+    )
+
+
+def _check_convlstm(c: ConvLstmConfig, window: int, section: str) -> None:
+    _check_sizes(c, section, ("hidden", "kernel_size"))
+    _check_patch(c.temporal_patch, window, section)
+    _require(len(c.hidden) >= 1, section, "hidden must list at least one layer width")
+    _require(c.kernel_size % 2 == 1, section, "kernel_size must be odd")
+    _require(
+        c.recurrent_conv in RECURRENT_CONVS,
+        section,
+        f"recurrent_conv must be one of {RECURRENT_CONVS}, got {c.recurrent_conv!r}",
+    )
+
+
+def _check_hybrid(c: HybridConfig, window: int, section: str) -> None:
+    _check_sizes(c, section, ("encoder_hidden", "conv_hidden", "gat_hidden", "gat_heads"))
+    _require(
+        c.recent_months is None or 1 <= c.recent_months <= window,
+        section,
+        f"recent_months must be null or 1..{window} (the input window)",
+    )
+    _require(c.kernel_size % 2 == 1, section, "kernel_size must be odd")
+    _check_gat(c, section)
+
+
+@dataclass(frozen=True)
+class ExpertKind:
+    """One expert architecture: its model keys (``config``), their checks, its module, and
+    how the module is constructed from the keys and the run's shapes."""
+
+    config: type
+    module: type[nn.Module]
+    check: Callable[[Any, int, str], None]  # (config, window, section)
+    construct: Callable[..., nn.Module]  # (config, n_features, n_static, window, horizon, graph)
+
+
+EXPERTS: dict[str, ExpertKind] = {
+    "gnn_tat": ExpertKind(
+        GnnTatConfig,
+        GnnTatExpert,
+        _check_gnn_tat,
+        lambda c, features, static, window, horizon, graph: GnnTatExpert(
+            c, features, static, horizon, graph, window
+        ),
+    ),
+    "convlstm": ExpertKind(
+        ConvLstmConfig,
+        ConvLstmExpert,
+        _check_convlstm,
+        lambda c, features, static, window, horizon, graph: ConvLstmExpert(
+            c, features, static, horizon, window
+        ),
+    ),
+    "hybrid": ExpertKind(
+        HybridConfig,
+        HybridExpert,
+        _check_hybrid,
+        lambda c, features, static, window, horizon, graph: HybridExpert(
+            c, features, static, window, horizon, graph
+        ),
+    ),
+}
+assert tuple(EXPERTS) == EXPERT_ARCHITECTURES  # the names ames.settings accepts
+
+
 def build_expert(
-    index: int,
-    cfg: dict[str, Any],
+    architecture: str,
+    cfg: Mapping[str, Any],
     *,
     n_features: int,
     window: int,
     horizon: int,
     graph: GridGraph,
     n_static: int = N_CONTEXT,
+    section: str | None = None,
 ) -> nn.Module:
-    """Build expert ``index`` (1, 2 or 3) from its params section (extra keys are ignored).
+    """Build an expert of ``architecture`` (a key of :data:`EXPERTS`) from its params
+    section's model keys (extra keys are ignored); errors name ``section`` (default: the
+    architecture).
 
     ``n_static``: how many trailing input channels are constant over the window (the cell
     context, ``ames.windows.N_CONTEXT``); they enter each expert once, not once per month.
     """
-    section = f"expert{index}"
+    section = section or architecture
+    if architecture not in EXPERTS:
+        detail = f"unknown expert architecture {architecture!r}; use one of {', '.join(EXPERTS)}"
+        raise ConfigError(f"params.yaml: {section}: {detail}", path=section, detail=detail)
     if not 0 <= n_static < n_features:
         raise ValueError(f"n_static={n_static} must be in 0..{n_features - 1}")
-    if index == 1:
-        c1 = _read_config(GnnTatConfig, cfg, section)
-        _check_sizes(c1, section, ("lstm_hidden", "lstm_layers", "gat_hidden", "gat_heads"))
-        _check_patch(c1.temporal_patch, window, section)
-        _check_gat(c1, section)
-        _require(
-            c1.lstm_hidden % c1.attention_heads == 0,
-            section,
-            "lstm_hidden % attention_heads must be 0",
-        )
-        return GnnTatExpert(c1, n_features, n_static, horizon, graph, window)
-    if index == 2:
-        c2 = _read_config(ConvLstmConfig, cfg, section)
-        _check_sizes(c2, section, ("hidden", "kernel_size"))
-        _check_patch(c2.temporal_patch, window, section)
-        _require(len(c2.hidden) >= 1, section, "hidden must list at least one layer width")
-        _require(c2.kernel_size % 2 == 1, section, "kernel_size must be odd")
-        _require(
-            c2.recurrent_conv in RECURRENT_CONVS,
-            section,
-            f"recurrent_conv must be one of {RECURRENT_CONVS}, got {c2.recurrent_conv!r}",
-        )
-        return ConvLstmExpert(c2, n_features, n_static, horizon, window)
-    if index == 3:
-        c3 = _read_config(HybridConfig, cfg, section)
-        _check_sizes(c3, section, ("encoder_hidden", "conv_hidden", "gat_hidden", "gat_heads"))
-        _require(
-            c3.recent_months is None or 1 <= c3.recent_months <= window,
-            section,
-            f"recent_months must be null or 1..{window} (the input window)",
-        )
-        _require(c3.kernel_size % 2 == 1, section, "kernel_size must be odd")
-        _check_gat(c3, section)
-        return HybridExpert(c3, n_features, n_static, window, horizon, graph)
-    raise ValueError(f"expert index must be 1, 2 or 3, got {index}")
+    kind = EXPERTS[architecture]
+    config = _read_config(kind.config, cfg, section)
+    kind.check(config, window, section)
+    return kind.construct(config, n_features, n_static, window, horizon, graph)
 
 
 def build_experts(cfg: AmesConfig, run: RunInputs, graph: GridGraph) -> list[nn.Module]:
@@ -160,15 +214,17 @@ def build_experts(cfg: AmesConfig, run: RunInputs, graph: GridGraph) -> list[nn.
     units = run.transform.standardized_anomaly_units(stats["clim_mean"], stats["clim_std"])
     experts = []
     for index in EXPERT_IDS:
-        torch.manual_seed(derive_seed(cfg.seed, f"expert{index}", "init"))
+        section = f"expert{index}"
+        torch.manual_seed(derive_seed(cfg.seed, section, "init"))
         experts.append(
             build_expert(
-                index,
+                cfg.expert(index).architecture,
                 cfg.expert(index).model,
                 n_features=N_CHANNELS,
                 window=run.window,
                 horizon=run.horizon,
                 graph=graph,
+                section=section,
             )
         )
         if experts[-1].linear is not None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ames.config import ConfigError, unknown_keys
 
 
 @dataclass(frozen=True)
@@ -53,28 +54,25 @@ class TrainConfig:
             )
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], *, source: str = "training") -> TrainConfig:
-        """Build from a params mapping; unknown or missing keys fail with a clear message."""
+    def from_dict(cls, values: Mapping[str, Any], *, path: str = "training") -> TrainConfig:
+        """Build from a params mapping; an unknown or missing key is a ``ConfigError`` at the
+        key path ``path`` (a bad value is the ``ValueError``/``TypeError`` of construction)."""
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
-            raise ValueError(f"{source}: {_unknown_keys_message(unknown, names)}")
+            raise ConfigError.at(
+                path,
+                f"unknown training option(s) {unknown_keys(unknown, names)}. "
+                f"Valid options: {', '.join(names)}.",
+            )
         required = [
             f.name
             for f in dataclasses.fields(cls)
             if f.default is dataclasses.MISSING and f.name not in values
         ]
         if required:
-            raise ValueError(f"{source}: missing training option(s) {', '.join(required)}.")
+            raise ConfigError.at(path, f"missing training option(s) {', '.join(required)}.")
         return cls(**dict(values))
-
-
-def _unknown_keys_message(unknown: list[str], known: list[str]) -> str:
-    parts = []
-    for key in unknown:
-        close = difflib.get_close_matches(str(key), known, n=1)
-        parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-    return f"unknown training option(s) {', '.join(parts)}. Valid options: {', '.join(known)}."
 
 
 def _coerce(name: str, value: Any, annotation: str) -> Any:
