@@ -218,3 +218,24 @@ def test_selected_penalty_is_the_one_with_the_lowest_cv_error_per_lead():
     assert model.alpha.tolist() == [1.0, 1e8]
     np.testing.assert_array_equal(model.alpha, np.asarray((1.0, 1e8))[model.cv_mse.argmin(0)])
     assert np.abs(model.coef[1]).max() < 1e-3  # shrunk to the intercept
+
+
+def test_a_lead_without_out_of_fold_skill_falls_back_to_climatology_exactly():
+    """The CLIMATOLOGY candidate (zero anomaly, no intercept) wins where every penalty's
+    held-out error is above the climatological forecast's, and only there."""
+    from ames.evaluation.ridge import CLIMATOLOGY, RIDGE_ALPHAS
+
+    x, y = random_regression(n_origins=60)
+    noise = np.random.default_rng(4).normal(size=len(y))
+    y[:, 1] = noise - noise.mean()  # lead 2: nothing to predict, anomalies centred
+    origins = np.arange(60)
+    folds = [Fold(train=origins[20:], val=origins[:20]), Fold(train=origins[:40], val=origins[40:])]
+    model = fit_ridge_selected(x, y, origins, origins, folds, WINDOW)
+    assert RIDGE_ALPHAS[-1] == CLIMATOLOGY
+    assert model.alpha[1] == CLIMATOLOGY
+    assert np.isfinite(model.alpha[0])  # lead 1 has a signal
+    np.testing.assert_array_equal(model.coef[1], 0.0)
+    assert model.intercept[1] == 0.0
+    held_out = model.cv_mse[:, 1]
+    assert held_out[-1] == held_out.min()
+    np.testing.assert_allclose(held_out[-1], np.mean(y[:, 1][: 60 * 7] ** 2), rtol=0.05)

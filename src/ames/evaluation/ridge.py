@@ -8,7 +8,10 @@ One ridge regression per lead ``h``, pooled over the valid cells:
 climatology and spread of that cell and calendar month), ``z̄`` its domain mean
 (``GridInputs.domain_anomaly``), ``W`` the input window. Each lead's penalty is the one of
 ``RIDGE_ALPHAS`` with the lowest blocked cross-validated MSE over the pre-test origins
-(``ames.selection``); the regression is then fitted on the training origins only. The
+(``ames.selection``); the regression is then fitted on the training origins only. The last
+candidate, ``CLIMATOLOGY`` (an infinite penalty), is the climatological forecast itself
+(``ẑ = 0``, no intercept): a lead at which no penalty beats climatology out of fold falls back
+to it exactly, decided on the whole pre-test record. The
 forecast in mm/month is ``max(0, clim_mean + ẑ · clim_std)`` of the target's calendar month.
 
 Cross-validating 19 penalties × 5 folds × 12 leads over a million rows would take minutes
@@ -30,8 +33,10 @@ from ames.selection import Fold, pretest_folds
 from ames.windows import GridInputs
 
 # A few hundred origins × thousands of strongly correlated cells: the useful penalties are
-# large; 1e0 … 1e9 spans "no shrinkage" to "predict the intercept".
-RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(0, 9, 19))
+# large; 1e0 … 1e9 spans "no shrinkage" to "predict the intercept", and CLIMATOLOGY is the
+# forecast without any regressor (reported as null in the JSON reports).
+CLIMATOLOGY = float("inf")
+RIDGE_ALPHAS = (*(float(a) for a in np.logspace(0, 9, 19)), CLIMATOLOGY)
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,12 @@ def origin_moments(features: np.ndarray, targets: np.ndarray, n_origins: int) ->
 def solve_ridge(
     moments: np.ndarray, alpha: float, n_features: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(coef [H, F], intercept [H])`` of the ridge regression summed in ``moments``."""
+    """``(coef [H, F], intercept [H])`` of the ridge regression summed in ``moments``;
+    ``alpha = CLIMATOLOGY`` gives zeros (the climatological forecast)."""
     f = n_features
+    if np.isinf(alpha):
+        horizon = moments.shape[0] - 1 - f
+        return np.zeros((horizon, f)), np.zeros(horizon)
     n, sx, sy = moments[0, 0], moments[0, 1 : 1 + f], moments[0, 1 + f :]
     xx = moments[1 : 1 + f, 1 : 1 + f] - np.outer(sx, sx) / n
     xy = moments[1 : 1 + f, 1 + f :] - np.outer(sx, sy) / n
