@@ -62,6 +62,30 @@ MONTHLY_KEYS = frozenset(
 )
 
 
+def require_exact_keys(
+    kind: type, cfg: Mapping[str, Any], section: str, reference: str
+) -> list[str]:
+    """The field names of dataclass ``kind``; raises unless ``cfg`` has exactly those keys."""
+    names = [f.name for f in fields(kind)]
+    missing = sorted(set(names) - set(cfg))
+    unknown = sorted(set(cfg) - set(names))
+    if missing or unknown:
+        raise ValueError(
+            f"{section}: missing keys {missing}, unknown keys {unknown}; "
+            f"see {reference} for the full set"
+        )
+    return names
+
+
+def monthly_values(value: Any, path: str) -> tuple[float, ...]:
+    """Twelve numbers, January to December; raises naming ``path`` otherwise."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{path}: needs a list of 12 monthly values")
+    if len(value) != 12:
+        raise ValueError(f"{path}: needs 12 monthly values")
+    return tuple(float(v) for v in value)
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Validated generator parameters (see ``DEFAULT_SYNTHETIC_CONFIG`` for values)."""
@@ -95,23 +119,14 @@ class SyntheticConfig:
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> SyntheticConfig:
-        names = [f.name for f in fields(cls)]
-        missing = sorted(set(names) - set(cfg))
-        unknown = sorted(set(cfg) - set(names))
-        if missing or unknown:
-            raise ValueError(
-                f"data.synthetic: missing keys {missing}, unknown keys {unknown}; "
-                "see DEFAULT_SYNTHETIC_CONFIG in ames.data.synthetic_config for the full set"
-            )
+        names = require_exact_keys(
+            cls, cfg, "data.synthetic", "DEFAULT_SYNTHETIC_CONFIG in ames.data.synthetic_config"
+        )
         values: dict[str, Any] = {}
         for name in names:
             value = cfg[name]
             if name in MONTHLY_KEYS:
-                if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-                    raise ValueError(f"data.synthetic.{name}: needs a list of 12 monthly values")
-                if len(value) != 12:
-                    raise ValueError(f"data.synthetic.{name}: needs 12 monthly values")
-                values[name] = tuple(float(v) for v in value)
+                values[name] = monthly_values(value, f"data.synthetic.{name}")
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 values[name] = float(value)
             else:

@@ -39,14 +39,14 @@ The oracle is the conditional mean given ``(E(t), X(t))``: the ``X`` part in clo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ames.config import derive_seed
-from ames.data.synthetic_config import SyntheticConfig
+from ames.data.synthetic_config import SyntheticConfig, monthly_values, require_exact_keys
 from ames.data.synthetic_fields import climatological_mean, eastness
 from ames.data.synthetic_latent import ar1_series, correlated_fields, sigma_cells
 
@@ -85,22 +85,12 @@ class ZonedConfig:
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> ZonedConfig:
-        names = [f.name for f in fields(cls)]
-        missing, unknown = sorted(set(names) - set(cfg)), sorted(set(cfg) - set(names))
-        if missing or unknown:
-            raise ValueError(
-                f"data.synthetic.zoned: missing keys {missing}, unknown keys {unknown}; "
-                "see ZONED_DEFAULTS in ames.data.synthetic_zoned for the full set"
-            )
-        season = cfg["enso_season"]
-        if (
-            isinstance(season, (str, bytes))
-            or not isinstance(season, Sequence)
-            or len(season) != 12
-        ):
-            raise ValueError("data.synthetic.zoned.enso_season: needs 12 monthly values")
+        names = require_exact_keys(
+            cls, cfg, "data.synthetic.zoned", "ZONED_DEFAULTS in ames.data.synthetic_zoned"
+        )
+        season = monthly_values(cfg["enso_season"], "data.synthetic.zoned.enso_season")
         values = {k: float(cfg[k]) for k in names if k != "enso_season"}
-        config = cls(enso_season=tuple(float(v) for v in season), **values)
+        config = cls(enso_season=season, **values)
         for name in ("anomaly_rho_low", "anomaly_rho_high"):
             if not 0.0 <= getattr(config, name) < 1.0:
                 raise ValueError(f"data.synthetic.zoned.{name} must lie in [0, 1)")
