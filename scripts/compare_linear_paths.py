@@ -80,7 +80,7 @@ def main() -> None:
     cfg = load_config(args.params)
     run = load_run_inputs(cfg, DATASET, MASKS)
     split = run.masks.split
-    folds = pretest_folds(split, run.data.times, cfg.selection_folds, run.window, run.horizon)
+    folds = pretest_folds(split, run.data.times, cfg.selection.folds, run.window, run.horizon)
     origins = pretest_origins(split)
     np.set_printoptions(precision=3, linewidth=120)
     for name, zone in run.zones.items():

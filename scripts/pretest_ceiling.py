@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     run = load_run_inputs(cfg, args.dataset, args.masks)
     clim_true, months, state, gen = latent_state(cfg, Path(args.dataset))
 
-    ridge, folds = fit_run_ridge(run, cfg.selection_folds)
+    ridge, folds = fit_run_ridge(run, cfg.selection)
     path = fit_run_linear_path(cfg, run)
     if path.loading is not None:
         raise SystemExit("linear_features.loading: the per-fold loading is not rebuilt here")

@@ -79,9 +79,7 @@ def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     forecasts["pred"] = shrink_to_climatology(forecasts["pred"], forecasts["clim"], weights)
     split = cfg.split
     baselines = baseline_forecasts(inputs, forecasts["origin"], split.test_months, split.val_months)
-    baselines["ridge"], ridge_selection = ridge_baseline(
-        inputs, forecasts["origin"], cfg.selection_folds
-    )
+    baselines["ridge"], ridge_selection = ridge_baseline(inputs, forecasts["origin"], cfg.selection)
     oracle = oracle_forecasts(Path(args.oracle), inputs, forecasts["origin"])
     test_set = evaluation_forecast_set(forecasts, by_seed, baselines, oracle, inputs)
     scores = score_dataset(test_set)

@@ -239,3 +239,47 @@ def test_a_lead_without_out_of_fold_skill_falls_back_to_climatology_exactly():
     held_out = model.cv_mse[:, 1]
     assert held_out[-1] == held_out.min()
     np.testing.assert_allclose(held_out[-1], np.mean(y[:, 1][: 60 * 7] ** 2), rtol=0.05)
+
+
+def test_a_gain_over_climatology_within_the_fold_noise_is_not_confirmed():
+    """Candidate 0 beats climatology on the pooled folds but by less than one standard error
+    of its per-fold gains: climatology is kept; with no margin the lowest error wins."""
+    from ames.evaluation.ridge import CLIMATOLOGY, choose_penalties, confirmed_gain
+
+    alphas = (1.0, CLIMATOLOGY)
+    rows = np.array([100.0, 100.0, 100.0, 100.0])
+    climatology = np.full(4, 100.0)
+    noisy = np.array([90.0, 108.0, 93.0, 107.0])  # mean gain 0.5, per-fold gains ±8
+    steady = np.array([95.0, 96.0, 95.0, 96.0])  # mean gain 4.5, per-fold gains ±0.5
+    sse = np.stack(
+        [np.stack([noisy, climatology], axis=1), np.stack([steady, climatology], axis=1)], axis=2
+    )  # [K, A, H]
+    gain, standard_error = confirmed_gain(sse, rows, np.array([0, 0]), 1)
+    np.testing.assert_allclose(gain, [0.005, 0.045])
+    assert standard_error[0] > gain[0] and standard_error[1] < gain[1]
+    assert choose_penalties(sse, rows, alphas, 1.0).tolist() == [1, 0]
+    assert choose_penalties(sse, rows, alphas, 0.0).tolist() == [0, 0]
+    assert choose_penalties(sse, rows, (1.0, 10.0), 1.0).tolist() == [0, 0]  # no climatology
+
+
+def test_pure_noise_falls_back_to_climatology_at_every_lead():
+    """Targets unrelated to the regressors, a draw in which the lowest out-of-fold error picks
+    a regression at two leads (margin 0): with the one-standard-error margin no lead keeps
+    one, and `best_cv_mse` is climatology's."""
+    from ames.evaluation.ridge import CLIMATOLOGY
+
+    rng = np.random.default_rng(5)
+    n_origins = 60
+    x = rng.normal(size=(n_origins * 7, 5))
+    y = rng.normal(size=(n_origins * 7, 12))
+    y -= y.mean(axis=0)
+    origins = np.arange(n_origins)
+    folds = [
+        Fold(train=np.setdiff1d(origins, block), val=block) for block in np.array_split(origins, 5)
+    ]
+    lowest = fit_ridge_selected(x, y, origins, origins, folds, WINDOW, skill_margin_se=0.0)
+    assert np.isfinite(lowest.alpha).sum() == 2
+    model = fit_ridge_selected(x, y, origins, origins, folds, WINDOW, skill_margin_se=1.0)
+    assert (model.alpha == CLIMATOLOGY).all()
+    np.testing.assert_array_equal(model.coef, 0.0)
+    np.testing.assert_array_equal(model.best_cv_mse, model.cv_mse[-1])

@@ -39,7 +39,7 @@ def test_typed_values_equal_the_yaml_values(cfg: AmesConfig) -> None:
     assert cfg.split.test_months == raw["split"]["test_months"]
     assert cfg.split.val_months == raw["split"]["val_months"]
     assert cfg.split.horizon == raw["split"]["horizon"]
-    assert cfg.selection_folds == raw["selection"]["folds"]
+    assert cfg.selection.folds == raw["selection"]["folds"]
     assert cfg.features.input_window == raw["features"]["input_window"]
     assert cfg.features.target_transform == raw["features"]["target_transform"]
     assert cfg.train.batch_size == raw["train"]["batch_size"]

@@ -89,7 +89,7 @@ def test_a_held_out_forecast_ignores_its_own_target_months(tmp_path: Path, kept:
     run = _run(tmp_path)
     models = _trained_experts(run, tmp_path / "models", kept)
     train = np.asarray(run.masks.split["train"])
-    block = held_out_blocks(train, run_folds(run, CFG.selection_folds))[1]
+    block = held_out_blocks(train, run_folds(run, CFG.selection.folds))[1]
     origin = int(block.forecast.max())  # its targets are no input of its block
     row = int(np.flatnonzero(train == origin)[0])
     changed = _with_changed_months(run, np.arange(origin + 1, origin + H + 1))

@@ -41,6 +41,7 @@ from ames.sections import (
     TrainDefaults,
     ZoneConfig,
 )
+from ames.selection import SelectionConfig
 from ames.training.config import TrainConfig
 
 EXPERT_IDS = tuple(range(1, len(DEFAULT_ARCHITECTURES) + 1))  # expert1, expert2, expert3
@@ -64,7 +65,7 @@ class AmesConfig:
     graph: GraphConfig
     uncertainty: BootstrapConfig
     probabilistic: ProbabilisticConfig
-    selection_folds: int
+    selection: SelectionConfig
     features: FeaturesConfig
     linear_features: LinearFeatures
     train: TrainDefaults
@@ -120,7 +121,7 @@ def parse_config(params: Mapping[str, Any], source: str = "params.yaml") -> Ames
             "uncertainty", lambda: BootstrapConfig.from_params(r.section(params, "uncertainty"))
         ),
         probabilistic=_probabilistic(r, r.section(params, "probabilistic")),
-        selection_folds=r.integer(r.section(params, "selection"), "selection.folds", minimum=1),
+        selection=_selection(r, r.section(params, "selection")),
         features=_features(r, r.section(params, "features")),
         linear_features=_linear_features(r, r.section(params, "linear_features")),
         train=_train_defaults(r, train),
@@ -291,6 +292,15 @@ def _finetune(r: _Reader, params: Mapping[str, Any], seed: int) -> FinetuneConfi
         lr_scale=lr_scale,
         loss=r.section(section, "finetune.loss"),
         training=_training(r, params, seed, "finetune", lr=lr),
+    )
+
+
+def _selection(r: _Reader, section: Mapping[str, Any]) -> SelectionConfig:
+    margin = r.number(section, "selection.skill_margin_se")
+    if margin < 0:
+        raise r.fail("selection.skill_margin_se", f"expected a number >= 0, got {margin!r}")
+    return SelectionConfig(
+        folds=r.integer(section, "selection.folds", minimum=1), skill_margin_se=margin
     )
 
 

@@ -10,8 +10,10 @@ climatology and spread of that cell and calendar month), ``z̄`` its domain mean
 ``RIDGE_ALPHAS`` with the lowest blocked cross-validated MSE over the pre-test origins
 (``ames.selection``); the regression is then fitted on the training origins only. The last
 candidate, ``CLIMATOLOGY`` (an infinite penalty), is the climatological forecast itself
-(``ẑ = 0``, no intercept): a lead at which no penalty beats climatology out of fold falls back
-to it exactly, decided on the whole pre-test record. The
+(``ẑ = 0``, no intercept). A lead falls back to it exactly unless the best penalty beats it
+out of fold by at least ``skill_margin_se`` standard errors of the fold-to-fold differences
+(``choose_penalties``): the best of twenty candidates always looks a little better than
+climatology on the folds that picked it, so skill must be confirmed, not just found. The
 forecast in mm/month is ``max(0, clim_mean + ẑ · clim_std)`` of the target's calendar month.
 
 Cross-validating 19 penalties × 5 folds × 12 leads over a million rows would take minutes
@@ -29,7 +31,7 @@ import numpy as np
 
 from ames.climatology import target_months
 from ames.run import RunInputs
-from ames.selection import Fold, pretest_folds
+from ames.selection import Fold, SelectionConfig, pretest_folds
 from ames.windows import GridInputs
 
 # A few hundred origins × thousands of strongly correlated cells: the useful penalties are
@@ -52,7 +54,8 @@ class RidgeBaseline:
     @property
     def best_cv_mse(self) -> np.ndarray:
         """``[H]`` cross-validated MSE at the chosen penalty."""
-        return self.cv_mse.min(axis=0)
+        chosen = np.asarray([self.alphas.index(a) for a in self.alpha])
+        return self.cv_mse[chosen, np.arange(len(chosen))]
 
 
 def window_steps(origins: np.ndarray, window: int) -> np.ndarray:
@@ -122,6 +125,26 @@ def mean_squared_error(moments: np.ndarray, coef: np.ndarray, intercept: np.ndar
     return np.einsum("dh,de,eh->h", residual, moments, residual) / moments[0, 0]
 
 
+def fold_squared_errors(
+    moments: np.ndarray,
+    origins: np.ndarray,
+    folds: list[Fold],
+    n_features: int,
+    alphas: tuple[float, ...] = RIDGE_ALPHAS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(sse [K, A, H], rows [K])``: each fold's summed squared error on its validation rows
+    for each penalty, and the number of those rows; ``moments[i]`` belongs to ``origins[i]``."""
+    position = {int(o): i for i, o in enumerate(origins)}
+    sse, rows = [], []
+    for fold in folds:
+        train = moments[[position[int(o)] for o in fold.train]].sum(axis=0)
+        val = moments[[position[int(o)] for o in fold.val]].sum(axis=0)
+        fits = [solve_ridge(train, alpha, n_features) for alpha in alphas]
+        sse.append(np.stack([mean_squared_error(val, *fit) for fit in fits]) * val[0, 0])
+        rows.append(val[0, 0])
+    return np.stack(sse), np.asarray(rows, dtype=np.float64)
+
+
 def cross_validated_mse(
     moments: np.ndarray,
     origins: np.ndarray,
@@ -131,15 +154,38 @@ def cross_validated_mse(
 ) -> np.ndarray:
     """``[A, H]`` MSE over every fold's validation rows, pooled, for each penalty;
     ``moments[i]`` belongs to ``origins[i]``."""
-    position = {int(o): i for i, o in enumerate(origins)}
-    sse, rows = 0.0, 0.0
-    for fold in folds:
-        train = moments[[position[int(o)] for o in fold.train]].sum(axis=0)
-        val = moments[[position[int(o)] for o in fold.val]].sum(axis=0)
-        fits = [solve_ridge(train, alpha, n_features) for alpha in alphas]
-        sse = sse + np.stack([mean_squared_error(val, *fit) for fit in fits]) * val[0, 0]
-        rows += val[0, 0]
-    return sse / rows
+    sse, rows = fold_squared_errors(moments, origins, folds, n_features, alphas)
+    return sse.sum(axis=0) / rows.sum()
+
+
+def confirmed_gain(fold_sse: np.ndarray, fold_rows: np.ndarray, best: np.ndarray, reference: int):
+    """``(gain [H], standard_error [H])`` of the pooled out-of-fold MSE reduction of candidate
+    ``best[h]`` over candidate ``reference``, and its standard error from the spread of the
+    per-fold reductions (folds weighted by their rows, as the pooled MSE weights them)."""
+    leads = np.arange(fold_sse.shape[2])
+    per_fold = (fold_sse[:, reference, :] - fold_sse[:, best, leads]) / fold_rows[:, None]
+    weight = fold_rows / fold_rows.sum()
+    gain = weight @ per_fold
+    n_folds = len(fold_rows)
+    variance = n_folds / max(n_folds - 1, 1) * (weight**2) @ (per_fold - gain) ** 2
+    return gain, np.sqrt(variance)
+
+
+def choose_penalties(
+    fold_sse: np.ndarray,
+    fold_rows: np.ndarray,
+    alphas: tuple[float, ...],
+    skill_margin_se: float,
+) -> np.ndarray:
+    """``[H]`` index into ``alphas`` per lead: the lowest pooled out-of-fold MSE; but where
+    ``CLIMATOLOGY`` is a candidate and the winner's gain over it is below
+    ``skill_margin_se`` standard errors (``confirmed_gain``), climatology."""
+    best = (fold_sse.sum(axis=0) / fold_rows.sum()).argmin(axis=0)
+    if CLIMATOLOGY not in alphas or skill_margin_se <= 0:
+        return best
+    climatology = alphas.index(CLIMATOLOGY)
+    gain, standard_error = confirmed_gain(fold_sse, fold_rows, best, climatology)
+    return np.where(gain > skill_margin_se * standard_error, best, climatology)
 
 
 def fit_ridge_selected(
@@ -150,16 +196,20 @@ def fit_ridge_selected(
     folds: list[Fold],
     window: int,
     alphas: tuple[float, ...] = RIDGE_ALPHAS,
+    skill_margin_se: float = 1.0,
 ) -> RidgeBaseline:
     """Ridge of every target column on ``features`` (rows of ``origins``, origin-major):
-    each column's penalty chosen by ``folds``, then fitted on ``fit_origins``."""
+    each column's penalty chosen by ``folds`` (``choose_penalties``), then fitted on
+    ``fit_origins``."""
     origins = np.asarray(origins, dtype=np.int64)
     moments = origin_moments(features, targets, len(origins))
     n_features = features.shape[1]
-    cv_mse = cross_validated_mse(moments, origins, folds, n_features, alphas)
-    alpha = np.asarray(alphas)[cv_mse.argmin(axis=0)]
+    fold_sse, fold_rows = fold_squared_errors(moments, origins, folds, n_features, alphas)
+    chosen = choose_penalties(fold_sse, fold_rows, tuple(alphas), skill_margin_se)
+    alpha = np.asarray(alphas)[chosen]
     fit = moments[np.isin(origins, fit_origins)].sum(axis=0)
     coef, intercept = solve_at_penalties(fit, alpha, n_features)
+    cv_mse = fold_sse.sum(axis=0) / fold_rows.sum()
     return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window)
 
 
@@ -184,6 +234,7 @@ def fit_ridge(
     window: int,
     horizon: int,
     alphas: tuple[float, ...] = RIDGE_ALPHAS,
+    skill_margin_se: float = 1.0,
 ) -> RidgeBaseline:
     """The ``ridge`` baseline: penalties by ``folds``, fitted on ``fit_origins``."""
     origins = selection_origins(fit_origins, folds)
@@ -195,6 +246,7 @@ def fit_ridge(
         folds,
         window,
         alphas,
+        skill_margin_se,
     )
 
 
@@ -203,14 +255,22 @@ def run_folds(run: RunInputs, n_folds: int) -> list[Fold]:
     return pretest_folds(run.masks.split, run.data.times, n_folds, run.window, run.horizon)
 
 
-def fit_run_ridge(run: RunInputs, n_folds: int) -> tuple[RidgeBaseline, list[Fold]]:
+def fit_run_ridge(run: RunInputs, selection: SelectionConfig) -> tuple[RidgeBaseline, list[Fold]]:
     """The ``ridge`` regression of a run, and the folds that chose its penalties: every valid
     cell, standardised anomalies, fitted on the training origins, each lead's penalty by the
     blocked cross-validation of ``ames.selection`` over the pre-test origins. The ``ridge``
     baseline and the experts' ``linear_path: ridge`` both use it."""
-    folds = run_folds(run, n_folds)
+    folds = run_folds(run, selection.folds)
     train = np.asarray(run.masks.split["train"])
-    model = fit_ridge(run.inputs, run.masks.valid, train, folds, run.window, run.horizon)
+    model = fit_ridge(
+        run.inputs,
+        run.masks.valid,
+        train,
+        folds,
+        run.window,
+        run.horizon,
+        skill_margin_se=selection.skill_margin_se,
+    )
     return model, folds
 
 

@@ -181,12 +181,12 @@ def fit_run_linear_path(cfg: AmesConfig, run: RunInputs) -> RidgeBaseline:
     """The experts' ``linear_path: ridge``: the run's ``ridge`` regression with the
     ``linear_features`` regressors added, by the same folds, penalties and training origins."""
     if not cfg.linear_features.adds_regressors:
-        return fit_run_ridge(run, cfg.selection_folds)[0]
+        return fit_run_ridge(run, cfg.selection)[0]
     return fit_spatial_ridge(
         run.inputs,
         run.masks.valid,
         np.asarray(run.masks.split["train"]),
-        run_folds(run, cfg.selection_folds),
+        run_folds(run, cfg.selection.folds),
         run.window,
         run.horizon,
         spatial_regressors(cfg, run),

@@ -28,7 +28,7 @@ from ames.evaluation.metrics import per_cell_maps, skill_captured_scores
 from ames.evaluation.ridge import fit_run_ridge, ridge_forecast
 from ames.models.ames import AMESModel
 from ames.run import RunInputs, collect_forecasts
-from ames.selection import describe_folds
+from ames.selection import SelectionConfig, describe_folds
 
 log = logging.getLogger("ames.evaluate")
 
@@ -64,11 +64,11 @@ def baseline_forecasts(
 
 
 def ridge_baseline(
-    run: RunInputs, origins: np.ndarray, n_folds: int
+    run: RunInputs, origins: np.ndarray, selection: SelectionConfig
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The ``ridge`` forecast for ``origins`` and how it was selected: fitted on training
     origins, each lead's penalty by blocked cross-validation over the pre-test origins."""
-    model, folds = fit_run_ridge(run, n_folds)
+    model, folds = fit_run_ridge(run, selection)
     log.info("ridge: penalty by lead %s", [f"{a:.0e}" for a in model.alpha])
     stats = run.masks.stats
     forecast = ridge_forecast(
@@ -78,6 +78,7 @@ def ridge_baseline(
         "penalty_by_lead": model.alpha.tolist(),
         "cv_mse_by_lead": model.best_cv_mse.tolist(),
         "cv_mse_unit": "standardised anomaly squared",
+        "skill_margin_se": selection.skill_margin_se,
         "folds": describe_folds(folds, run.data.times),
     }
     return forecast, selection

@@ -157,7 +157,7 @@ def held_out_expert_outputs(
     """``[S, 3, H, lat, lon]`` (transformed units, CPU): the training windows in
     ``run.windows("train")`` order, each forecast by expert copies that never saw it."""
     train = np.asarray(run.masks.split["train"], dtype=np.int64)
-    blocks = held_out_blocks(train, run_folds(run, cfg.selection_folds))
+    blocks = held_out_blocks(train, run_folds(run, cfg.selection.folds))
     paths = _block_paths(cfg, run, blocks, kept)
     position = {int(o): i for i, o in enumerate(train)}
     out: Tensor | None = None
