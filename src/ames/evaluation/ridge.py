@@ -50,6 +50,17 @@ class RidgeBaseline:
     alphas: tuple[float, ...]
     window: int
     loading: np.ndarray | None = None  # [lat, lon] of the linear path's loading regressor
+    # [H] out-of-fold MSE gain of the lowest-error penalty over climatology, and its standard
+    # error across folds (None without the CLIMATOLOGY candidate): the evidence for each lead
+    gain: np.ndarray | None = None
+    gain_se: np.ndarray | None = None
+
+    def evidence(self) -> dict[str, list[float] | None]:
+        """The gains and standard errors for a JSON report."""
+        return {
+            "cv_gain_over_climatology_by_lead": None if self.gain is None else self.gain.tolist(),
+            "cv_gain_se_by_lead": None if self.gain_se is None else self.gain_se.tolist(),
+        }
 
     @property
     def best_cv_mse(self) -> np.ndarray:
@@ -171,6 +182,17 @@ def confirmed_gain(fold_sse: np.ndarray, fold_rows: np.ndarray, best: np.ndarray
     return gain, np.sqrt(variance)
 
 
+def gain_over_climatology(
+    fold_sse: np.ndarray, fold_rows: np.ndarray, alphas: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``confirmed_gain`` of each lead's lowest-error penalty over ``CLIMATOLOGY``; None when
+    climatology is not a candidate."""
+    if CLIMATOLOGY not in alphas:
+        return None
+    best = (fold_sse.sum(axis=0) / fold_rows.sum()).argmin(axis=0)
+    return confirmed_gain(fold_sse, fold_rows, best, alphas.index(CLIMATOLOGY))
+
+
 def choose_penalties(
     fold_sse: np.ndarray,
     fold_rows: np.ndarray,
@@ -179,13 +201,13 @@ def choose_penalties(
 ) -> np.ndarray:
     """``[H]`` index into ``alphas`` per lead: the lowest pooled out-of-fold MSE; but where
     ``CLIMATOLOGY`` is a candidate and the winner's gain over it is below
-    ``skill_margin_se`` standard errors (``confirmed_gain``), climatology."""
+    ``skill_margin_se`` standard errors (``gain_over_climatology``), climatology."""
     best = (fold_sse.sum(axis=0) / fold_rows.sum()).argmin(axis=0)
-    if CLIMATOLOGY not in alphas or skill_margin_se <= 0:
+    evidence = gain_over_climatology(fold_sse, fold_rows, alphas)
+    if evidence is None or skill_margin_se <= 0:
         return best
-    climatology = alphas.index(CLIMATOLOGY)
-    gain, standard_error = confirmed_gain(fold_sse, fold_rows, best, climatology)
-    return np.where(gain > skill_margin_se * standard_error, best, climatology)
+    gain, standard_error = evidence
+    return np.where(gain > skill_margin_se * standard_error, best, alphas.index(CLIMATOLOGY))
 
 
 def fit_ridge_selected(
@@ -210,7 +232,8 @@ def fit_ridge_selected(
     fit = moments[np.isin(origins, fit_origins)].sum(axis=0)
     coef, intercept = solve_at_penalties(fit, alpha, n_features)
     cv_mse = fold_sse.sum(axis=0) / fold_rows.sum()
-    return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window)
+    gain, gain_se = gain_over_climatology(fold_sse, fold_rows, tuple(alphas)) or (None, None)
+    return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window, None, gain, gain_se)
 
 
 def solve_at_penalties(

@@ -17,9 +17,11 @@ import torch
 from ames.evaluation.ridge import (
     RIDGE_ALPHAS,
     RidgeBaseline,
-    cross_validated_mse,
+    choose_penalties,
     fit_ridge_selected,
     fit_run_ridge,
+    fold_squared_errors,
+    gain_over_climatology,
     ridge_features,
     ridge_targets,
     run_folds,
@@ -101,16 +103,19 @@ def fit_spatial_ridge(
     horizon: int,
     regressors: SpatialRegressors,
     alphas: tuple[float, ...] = RIDGE_ALPHAS,
+    skill_margin_se: float = 1.0,
 ) -> RidgeBaseline:
     """The ridge regression of the linear path: ``ridge_features`` then ``regressors``'
-    features; penalties by ``folds``, fitted on ``fit_origins``."""
+    features; penalties by ``folds`` (``choose_penalties``), fitted on ``fit_origins``."""
     origins = selection_origins(fit_origins, folds)
     plain = ridge_features(inputs, valid, origins, window)
     smooth = smoothed_rows(regressors, inputs, valid, origins, window)
     targets = ridge_targets(inputs, valid, origins, horizon)
     if not regressors.use_loading:
         features = np.concatenate([plain, smooth], axis=1)
-        return fit_ridge_selected(features, targets, origins, fit_origins, folds, window, alphas)
+        return fit_ridge_selected(
+            features, targets, origins, fit_origins, folds, window, alphas, skill_margin_se
+        )
 
     domain = inputs.domain_anomaly[window_steps(origins, window)].astype(np.float64)  # [S, W]
     n_months = len(inputs.domain_anomaly)
@@ -122,19 +127,24 @@ def fit_spatial_ridge(
         return add_loading_moments(base, rows, domain, loading[valid], horizon)
 
     n_features = plain.shape[1] + smooth.shape[1] + window
-    sse = np.zeros((len(alphas), horizon))
+    fold_sse, fold_rows = [], []
     for fold in folds:
         loading = cell_loading(inputs, valid, months_touched(fold.train, window, horizon, n_months))
-        fold_mse = cross_validated_mse(
+        sse, rows = fold_squared_errors(
             moments_with_loading(loading), origins, [fold], n_features, alphas
         )
-        sse += fold_mse * len(fold.val)
-    cv_mse = sse / sum(len(f.val) for f in folds)
-    alpha = np.asarray(alphas)[cv_mse.argmin(axis=0)]
+        fold_sse.append(sse[0])
+        fold_rows.append(rows[0])
+    fold_sse, fold_rows = np.stack(fold_sse), np.asarray(fold_rows)
+    cv_mse = fold_sse.sum(axis=0) / fold_rows.sum()
+    alpha = np.asarray(alphas)[choose_penalties(fold_sse, fold_rows, alphas, skill_margin_se)]
     loading = cell_loading(inputs, valid, months_touched(fit_origins, window, horizon, n_months))
     fit = moments_with_loading(loading)[np.isin(origins, fit_origins)].sum(axis=0)
     coef, intercept = solve_at_penalties(fit, alpha, n_features)
-    return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window, loading)
+    gain, gain_se = gain_over_climatology(fold_sse, fold_rows, alphas) or (None, None)
+    return RidgeBaseline(
+        coef, intercept, alpha, cv_mse, tuple(alphas), window, loading, gain, gain_se
+    )
 
 
 def refit_at_penalties(
@@ -190,4 +200,5 @@ def fit_run_linear_path(cfg: AmesConfig, run: RunInputs) -> RidgeBaseline:
         run.window,
         run.horizon,
         spatial_regressors(cfg, run),
+        skill_margin_se=cfg.selection.skill_margin_se,
     )

@@ -79,6 +79,7 @@ def ridge_baseline(
         "cv_mse_by_lead": model.best_cv_mse.tolist(),
         "cv_mse_unit": "standardised anomaly squared",
         "skill_margin_se": selection.skill_margin_se,
+        **model.evidence(),
         "folds": describe_folds(folds, run.data.times),
     }
     return forecast, selection

@@ -132,6 +132,7 @@ def train_expert(ctx: RunContext, index: int, *, live_dir: Path | None = None) -
         "train_time_s": round(result.time_s, 1),
         "linear_path_ridge_alpha": None if ridge_path is None else ridge_path.alpha.tolist(),
         "linear_path_cv_mse": None if ridge_path is None else ridge_path.best_cv_mse.tolist(),
+        "linear_path_evidence": None if ridge_path is None else ridge_path.evidence(),
         "time_s": round(time.perf_counter() - start, 1),
         "device": str(device),
         "val": {
