@@ -11,6 +11,7 @@ from ames.cli import stage_main
 from ames.io import write_json
 from ames.paths import ABLATIONS, METRICS, add_run_paths
 from ames.settings import AmesConfig
+from ames.training.distributed import init_from_env, on_main
 from ames.workflows.ablation import run_ablation
 from ames.workflows.context import RunContext
 
@@ -22,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
+    init_from_env()  # under torchrun: one rank of several (rank 0 logs and writes)
     result = run_ablation(RunContext.load(cfg, args.dataset, args.masks, args.models), args.name)
-    write_json(args.metrics or METRICS / ABLATIONS / f"{args.name}.json", result)
+    on_main(write_json, args.metrics or METRICS / ABLATIONS / f"{args.name}.json", result)
     overall = result["test"]["overall"]
     logging.getLogger("ames.ablation").info(
         "%s: test pooled R2 %.3f, RMSE %.1f mm/month, MSESS %.3f (%.0f s)",

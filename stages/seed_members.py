@@ -16,6 +16,7 @@ from ames.cli import stage_main
 from ames.io import write_json
 from ames.paths import METRICS, add_run_paths
 from ames.settings import AmesConfig
+from ames.training.distributed import init_from_env, on_main
 from ames.workflows.context import RunContext
 from ames.workflows.seeds import train_members
 
@@ -26,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
+    init_from_env()  # under torchrun: one rank of several (rank 0 logs and writes)
     result = train_members(RunContext.load(cfg, args.dataset, args.masks, args.models))
-    write_json(args.metrics, result)
+    on_main(write_json, args.metrics, result)
     logging.getLogger("ames.seeds").info(
         "seeds %s: %d extra members trained (%.0f s)",
         result["seeds"],

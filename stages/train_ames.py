@@ -17,6 +17,7 @@ from ames.cli import stage_main
 from ames.io import write_json
 from ames.paths import LIVE, METRICS, PLOTS, add_run_paths
 from ames.settings import AmesConfig
+from ames.training.distributed import init_from_env, on_main
 from ames.workflows.ames_model import finetune, train_gating
 from ames.workflows.context import RunContext
 
@@ -32,13 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
+    init_from_env()  # under torchrun: one rank of several (rank 0 logs and writes)
     stage = args.stage
     _, metrics = TRAIN[stage](
         RunContext.load(cfg, args.dataset, args.masks, args.models),
         live_dir=args.live or LIVE / stage,
         routing_plot=args.plot or PLOTS / stage / "routing_vs_elevation.png",
     )
-    write_json(args.metrics or METRICS / f"{stage}.json", metrics)
+    on_main(write_json, args.metrics or METRICS / f"{stage}.json", metrics)
     overall = metrics["val"]["overall"]
     logging.getLogger(f"ames.{stage}").info(
         "alpha %.3f; validation pooled R2 %.3f, MSESS %.3f (%.0f s)",

@@ -12,6 +12,7 @@ from ames.cli import stage_main
 from ames.io import write_json
 from ames.paths import LIVE, METRICS, add_run_paths
 from ames.settings import AmesConfig
+from ames.training.distributed import init_from_env, on_main
 from ames.workflows.context import RunContext
 from ames.workflows.expert import train_expert
 
@@ -24,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
+    init_from_env()  # under torchrun: one rank of several (rank 0 logs and writes)
     ctx = RunContext.load(cfg, args.dataset, args.masks, args.models)
     metrics = train_expert(ctx, args.expert, live_dir=args.live or LIVE / f"expert{args.expert}")
-    write_json(args.metrics or METRICS / f"expert{args.expert}.json", metrics)
+    on_main(write_json, args.metrics or METRICS / f"expert{args.expert}.json", metrics)
     in_zone = metrics["val"]["in_zone"]
     logging.getLogger("ames.expert").info(
         "expert%d: in-zone validation MSESS %.3f, RMSE %.1f mm/month (%s s)",

@@ -9,5 +9,6 @@ Import from the submodule that holds what you need:
   ``CheckpointError``, the resumable state (``STATE_FILE``);
 * ``ames.training.progress``: ``TrainResult`` and the early-stopping bookkeeping;
 * ``ames.training.live``: DVCLive learning curves, ``record_untrained``;
+* ``ames.training.distributed``: data-parallel training under ``torchrun``, ``on_main``;
 * ``ames.training.engine``: ``fit``, the resumable epoch loop.
 """

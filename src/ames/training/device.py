@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 
 from ames.errors import UserError
+from ames.training.distributed import rank_device
 
 
 class DeviceUnavailableError(UserError, RuntimeError):
@@ -19,7 +20,13 @@ def _mps_available() -> bool:
 
 
 def select_device(preference: str = "auto") -> torch.device:
-    """Resolve ``auto`` (CUDA, else MPS, else CPU) or check an explicit cpu/cuda[:N]/mps."""
+    """Resolve ``auto`` (CUDA, else MPS, else CPU) or check an explicit cpu/cuda[:N]/mps.
+
+    Under a ``torchrun`` launch a CUDA device is each rank's own, ``cuda:LOCAL_RANK``."""
+    return rank_device(_select(preference))
+
+
+def _select(preference: str) -> torch.device:
     pref = str(preference).strip().lower()
     if pref == "auto":
         if torch.cuda.is_available():

@@ -12,6 +12,15 @@ the epoch number instead of being carried along:
 
 * the shuffling generator is seeded with ``derive_seed(seed, "shuffle", epoch)``;
 * the global torch RNG (dropout, ...) with ``derive_seed(seed, "epoch", epoch)``.
+
+Launched by ``torchrun`` with several processes (``ames.training.distributed``), the ranks
+train one model data-parallel: each takes its share of every global batch of
+``cfg.batch_size`` samples (the same batches, in the same order, as one process), the
+model is wrapped in ``DistributedDataParallel``, each rank's loss is weighted by its share
+of the batch so the averaged gradient is the whole batch's, and the epoch's training and
+validation means are summed over the ranks, so every rank takes the same early-stopping
+decisions. Rank 0 alone writes the checkpoints, the state and the learning curves; every
+rank ends with rank 0's best weights. Dropout draws per rank (``..., "rank", rank``).
 """
 
 from __future__ import annotations
@@ -19,14 +28,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
 from ames.config import derive_seed
@@ -40,6 +49,18 @@ from ames.training.checkpoints import (
 )
 from ames.training.config import TrainConfig
 from ames.training.device import amp_enabled, autocast, select_device
+from ames.training.distributed import (
+    ShardedBatches,
+    barrier,
+    broadcast_module,
+    data_parallel,
+    init_from_env,
+    is_main_process,
+    rank,
+    require_same,
+    sum_over_ranks,
+    world_size,
+)
 from ames.training.live import log_live, open_live
 from ames.training.losses import Batch, LossFn, RunningMean, call_loss, count_samples, to_device
 from ames.training.progress import Progress, TrainResult
@@ -63,11 +84,14 @@ class _Engine:
         desc: str,
     ) -> None:
         self.cfg, self.desc, self.compute_loss = cfg, desc or "train", compute_loss
+        self.parallel = init_from_env()  # several torchrun processes: data-parallel
+        self.main = is_main_process()
         self.device = select_device(cfg.device)
         self.amp = amp_enabled(cfg.amp, self.device)
         if cfg.amp and not self.amp:
             logger.info("%s: amp requested but ignored on %s.", self.desc, self.device.type)
         self.model = model.to(self.device)
+        self.net: nn.Module = self.model  # what training calls: DDP while data-parallel
         self.named = resolve_trainable(self.model, trainable)
         self.trainable_ids = {id(p) for _, p in self.named}
         self.frozen = frozen_modules(self.model, self.trainable_ids)
@@ -85,6 +109,8 @@ class _Engine:
     def _loader(
         self, data: Dataset, collate: Callable | None, gen: torch.Generator, shuffle: bool
     ) -> DataLoader:
+        if self.parallel:
+            return self._sharded_loader(data, collate, gen, shuffle)
         return DataLoader(
             data,
             batch_size=self.cfg.batch_size,
@@ -94,6 +120,50 @@ class _Engine:
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
         )
+
+    def _sharded_loader(
+        self, data: Dataset, collate: Callable | None, gen: torch.Generator, shuffle: bool
+    ) -> DataLoader:
+        """This rank's share of the batches the single-process loader would give."""
+        sampler = RandomSampler(data, generator=gen) if shuffle else SequentialSampler(data)
+        return DataLoader(
+            data,
+            batch_sampler=ShardedBatches(sampler, self.cfg.batch_size, rank(), world_size()),
+            generator=gen,  # drawn for the workers' base seed, as in one process
+            num_workers=self.cfg.num_workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    @contextmanager
+    def data_parallel(self) -> Iterator[None]:
+        """Within the block, training runs through DDP (data-parallel only); wrap after
+        autograd is off for the frozen parameters, so DDP synchronises the trained ones."""
+        if not self.parallel:
+            yield
+            return
+        self.net = data_parallel(self.model, self.device)
+        try:
+            yield
+        finally:
+            self.net = self.model
+
+    def _share(self, loader: DataLoader, step: int, batch: Batch) -> tuple[int, float | None]:
+        """Samples this rank counts in batch ``step`` and its loss weight (None: one process)."""
+        if not self.parallel:
+            return count_samples(batch), None
+        shards = loader.batch_sampler
+        assert isinstance(shards, ShardedBatches)
+        return shards.count(step), shards.weight(step)
+
+    def _means(self, mean: RunningMean, prefix: str) -> dict[str, float]:
+        """The epoch's sample-weighted means: over every rank's samples when data-parallel."""
+        if not self.parallel:
+            return mean.means(prefix)
+        keys = list(mean.sums)  # the same on every rank: the same loss function's components
+        totals = sum_over_ranks([mean.sums[k] for k in keys] + [mean.counts[k] for k in keys])
+        sums, counts = totals[: len(keys)], totals[len(keys) :]
+        return {f"{prefix}/{k}": s / c for k, s, c in zip(keys, sums, counts, strict=True)}
 
     def autocast(self) -> AbstractContextManager:
         return autocast(self.device, self.amp)
@@ -105,30 +175,39 @@ class _Engine:
     # ---- one epoch
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        torch.manual_seed(derive_seed(self.cfg.seed, "epoch", epoch))
+        torch.manual_seed(self._epoch_seed(epoch))
         self.shuffle_gen.manual_seed(derive_seed(self.cfg.seed, "shuffle", epoch))
-        self.model.train()
+        self.net.train()
         for module in self.frozen:
             module.eval()  # frozen parts keep dropout off and batch-norm statistics fixed
         mean = RunningMean()
-        bar = tqdm(self.train_loader, desc=self._bar(epoch, "train"), leave=False, unit="batch")
+        bar = self._tqdm(self.train_loader, epoch, "train")
         for batch_index, raw in enumerate(bar):
             batch = to_device(raw, self.device)
-            loss, parts = self.train_step(batch)
+            n, weight = self._share(self.train_loader, batch_index, batch)
+            loss, parts = self.train_step(batch, weight)
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"{self.desc}: non-finite training loss ({loss}) at epoch {epoch}, "
                     f"batch {batch_index + 1}. Lower lr or check the inputs for NaN."
                 )
-            mean.add(loss, parts, count_samples(batch))
+            mean.add(loss, parts, n)
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-        return mean.means("train")
+        return self._means(mean, "train")
 
-    def train_step(self, batch: Batch) -> tuple[float, dict]:
+    def _epoch_seed(self, epoch: int) -> int:
+        if self.parallel:  # each rank its own dropout draws for its own samples
+            return derive_seed(self.cfg.seed, "epoch", epoch, "rank", rank())
+        return derive_seed(self.cfg.seed, "epoch", epoch)
+
+    def train_step(self, batch: Batch, weight: float | None = None) -> tuple[float, dict]:
+        """One optimizer step; ``weight`` scales the loss that is back-propagated (a rank's
+        share of the global batch), not the loss returned."""
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
-            loss, parts = call_loss(self.compute_loss, self.model, batch)
-        self.scaler.scale(loss).backward()
+            loss, parts = call_loss(self.compute_loss, self.net, batch)
+        backward = loss if weight is None or weight == 1.0 else loss * weight
+        self.scaler.scale(backward).backward()
         if self.cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
@@ -140,19 +219,20 @@ class _Engine:
     def validate(self, epoch: int) -> dict[str, float]:
         self.model.eval()
         mean = RunningMean()
-        for raw in tqdm(self.val_loader, desc=self._bar(epoch, "val"), leave=False, unit="batch"):
+        for step, raw in enumerate(self._tqdm(self.val_loader, epoch, "val")):
             batch = to_device(raw, self.device)
             with self.autocast():
                 loss, parts = call_loss(self.compute_loss, self.model, batch)
-            mean.add(loss.item(), parts, count_samples(batch))
-        means = mean.means("val")
+            mean.add(loss.item(), parts, self._share(self.val_loader, step, batch)[0])
+        means = self._means(mean, "val")
         if not math.isfinite(means["val/loss"]):
             which = f"epoch {epoch}" + (" (the starting weights)" if epoch == 0 else "")
             raise FloatingPointError(f"{self.desc}: non-finite validation loss at {which}.")
         return means
 
-    def _bar(self, epoch: int, phase: str) -> str:
-        return f"{self.desc} {epoch}/{self.cfg.epochs} {phase}"
+    def _tqdm(self, loader: DataLoader, epoch: int, phase: str) -> tqdm:
+        desc = f"{self.desc} {epoch}/{self.cfg.epochs} {phase}"
+        return tqdm(loader, desc=desc, leave=False, unit="batch", disable=not self.main)
 
     # ---- resumable state
 
@@ -170,6 +250,7 @@ class _Engine:
     def restore(self, path: Path, fingerprint: str) -> int:
         """Load a matching state; return the epoch it resumes after (0: fresh start)."""
         state = read_state(path, fingerprint, self.desc)
+        require_same(0 if state is None else state["progress"]["epoch"], f"{path}'s epoch")
         if state is None:
             return 0
         self.model.load_state_dict(state["model"])
@@ -256,6 +337,9 @@ def fit(
     RNG from ``cfg.seed``, so the caller's RNG state after the call is seed-determined.
     ``loss_mask`` (the cells the loss counts, e.g. an expert's zone) must hold at least one
     cell: a loss over no cell is 0, and early stopping would keep the initial weights.
+    Under ``torchrun`` with several processes every rank calls ``fit`` alike and trains
+    data-parallel (module doc); ``compute_loss`` then gets the DDP-wrapped model, which
+    lends the model's attributes, and must compute through ``model(...)``.
     """
     if loss_mask is not None:
         require_loss_cells(loss_mask, desc)
@@ -266,11 +350,11 @@ def fit(
     key = engine.fingerprint(fingerprint)
     resumed_from = engine.restore(state_path, key)
     live = None
-    if live_dir is not None and cfg.live:
+    if live_dir is not None and cfg.live and engine.main:
         live = open_live(Path(live_dir))
         for row in engine.progress.history:  # the curves always equal the full history
             log_live(live, row)
-    with requires_grad_only(engine.model, engine.trainable_ids):
+    with requires_grad_only(engine.model, engine.trainable_ids), engine.data_parallel():
         _run_epochs(engine, Path(best_path), state_path, key, live, extra_state)
     return _finish(engine, Path(best_path), state_path, live, extra_state, keep_state, resumed_from)
 
@@ -327,12 +411,13 @@ def _run_epoch(
     improved = progress.record(row, engine.model, engine.cfg)
     seconds = time.perf_counter() - start
     progress.time_s += seconds
-    if improved:
-        _write_best(best_path, progress, extra)
-    engine.save_state(state_path, key)
-    if live is not None:
-        log_live(live, row)
-    engine.log_epoch(row, improved, seconds)
+    if engine.main:  # rank 0 writes; the other ranks hold the same numbers
+        if improved:
+            _write_best(best_path, progress, extra)
+        engine.save_state(state_path, key)
+        if live is not None:
+            log_live(live, row)
+        engine.log_epoch(row, improved, seconds)
 
 
 def _finish(
@@ -348,11 +433,10 @@ def _finish(
     if progress.best_model is None:
         raise RuntimeError(f"{engine.desc}: no best weights recorded in {state_path}.")
     engine.model.load_state_dict(progress.best_model)
-    _write_best(best_path, progress, extra)  # again: DVC removes outputs before a re-run
-    if live is not None:
-        live.end()
-    if not keep_state:
-        state_path.unlink(missing_ok=True)
+    broadcast_module(engine.model)  # data-parallel: every rank ends with rank 0's weights
+    if engine.main:
+        _finish_files(best_path, progress, state_path, live, extra, keep_state)
+    barrier()  # the other ranks may read best_path as soon as fit returns
     logger.info(
         "%s: best val %.6g at epoch %d of %d; weights in %s.",
         engine.desc,
@@ -362,3 +446,18 @@ def _finish(
         best_path,
     )
     return progress.result(resumed_from)
+
+
+def _finish_files(
+    best_path: Path,
+    progress: Progress,
+    state_path: Path,
+    live: Any,
+    extra: Mapping[str, Any] | None,
+    keep_state: bool,
+) -> None:
+    _write_best(best_path, progress, extra)  # again: DVC removes outputs before a re-run
+    if live is not None:
+        live.end()
+    if not keep_state:
+        state_path.unlink(missing_ok=True)

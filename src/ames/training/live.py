@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from ames.errors import UserError
 from ames.training.config import TrainConfig
+from ames.training.distributed import is_main_process
 from ames.training.losses import LossFn, mean_losses
 
 
@@ -63,11 +64,11 @@ def record_untrained(
     """The epoch-0 row of a model with nothing to train: its losses on each split.
 
     Written as a one-point learning curve, so a stage that declares its curves as outputs
-    writes them whatever its switches leave to train."""
+    writes them whatever its switches leave to train. Data-parallel, rank 0 writes them."""
     row: dict[str, float] = {"epoch": 0}
     for name, data in splits.items():
         row.update(mean_losses(model, compute_loss, data, cfg.batch_size, device, name))
-    if live_dir is not None and cfg.live:
+    if live_dir is not None and cfg.live and is_main_process():
         live = open_live(Path(live_dir))
         log_live(live, row)
         live.end()

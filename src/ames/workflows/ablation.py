@@ -12,6 +12,7 @@ from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.forecast_set import TRUTH
 from ames.evaluation.metrics import score_dataset
 from ames.paths import ABLATION_ERRORS, ABLATIONS, STAGE2_CHECKPOINT
+from ames.training.distributed import on_main
 from ames.workflows.ames_model import finetune, train_gating
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import ablation_forecast_set, model_test_forecasts
@@ -57,8 +58,10 @@ def run_ablation(ctx: RunContext, name: str) -> dict[str, Any]:
         name, model_test_forecasts(model, run, p.train.batch_size), run
     )
     test = score_dataset(forecasts, [name])[name]
-    write_error_sums(
-        forecast_error_sums(forecasts[[name, TRUTH]]), models_dir / out_dir / ABLATION_ERRORS
+    on_main(
+        write_error_sums,
+        forecast_error_sums(forecasts[[name, TRUTH]]),
+        models_dir / out_dir / ABLATION_ERRORS,
     )
     return {
         "overrides": overrides,

@@ -31,6 +31,7 @@ from ames.run import RunInputs
 from ames.settings import AmesConfig
 from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
+from ames.training.distributed import on_main
 from ames.training.engine import fit
 from ames.training.live import record_untrained
 from ames.training.progress import TrainResult
@@ -148,7 +149,7 @@ def model_summary(
     if routing_plot is not None:
         alpha = model.gating.alpha.item()
         title = f"Routing weights vs elevation (validation mean, alpha = {alpha:.2f})"
-        plot_routing_vs_elevation(routing, elevation, run.masks.valid, routing_plot, title)
+        on_main(plot_routing_vs_elevation, routing, elevation, run.masks.valid, routing_plot, title)
     summary: dict[str, Any] = {
         "alpha": model.gating.alpha.item(),
         "routing_by_band": routing_by_band(routing, elevation, run.masks.valid),
@@ -225,7 +226,7 @@ def train_gating(
             cfg.gating.mode,
         )
         untrained_row = record_untrained(model, compute_loss, splits, train_cfg, device, live_dir)
-        save_checkpoint(best_path, model, {"epoch": 0, "note": "nothing to train"})
+        on_main(save_checkpoint, best_path, model, {"epoch": 0, "note": "nothing to train"})
     summary = model_summary(model, run, result, train_cfg.batch_size, routing_plot)
     summary["trained"] = result is not None
     if untrained_row is not None:

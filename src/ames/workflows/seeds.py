@@ -23,6 +23,7 @@ from ames.io import read_json, write_json
 from ames.paths import FINAL_CHECKPOINT, MEMBERS, MEMBERS_MANIFEST, MODELS
 from ames.run import RunInputs
 from ames.settings import EXPERT_IDS, AmesConfig
+from ames.training.distributed import on_main
 from ames.workflows.ames_model import finetune, load_ames_model, train_gating
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import model_test_forecasts
@@ -78,7 +79,7 @@ def train_members(ctx: RunContext) -> dict[str, Any]:
     root = ctx.models_dir / MEMBERS
     root.mkdir(parents=True, exist_ok=True)
     members = {str(seed): train_member(ctx, seed) for seed in seeds[1:]}
-    write_json(root / MEMBERS_MANIFEST, {"base_seed": seeds[0], "seeds": seeds[1:]})
+    on_main(write_json, root / MEMBERS_MANIFEST, {"base_seed": seeds[0], "seeds": seeds[1:]})
     return {
         "seeds": seeds,
         "members": members,

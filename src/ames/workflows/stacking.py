@@ -45,6 +45,7 @@ from ames.models.linear_path_fit import refit_at_penalties
 from ames.paths import expert_checkpoint
 from ames.run import RunInputs
 from ames.settings import EXPERT_IDS, AmesConfig
+from ames.training.distributed import on_every_rank, on_main
 from ames.training.engine import fit
 from ames.workflows.context import RunContext
 from ames.workflows.expert import LINEAR_ALPHA, zone_computation, zone_loss
@@ -229,13 +230,18 @@ def cached_held_out_outputs(
     checkpoints = [expert_checkpoint(i, models_dir) for i in EXPERT_IDS]
     key = ctx.fingerprint(STACKING_SECTIONS, *checkpoints)
     path = cache_dir / f"{key}.pt"
-    if path.is_file():
+    if on_every_rank(path.is_file()):  # data-parallel: rank 0 writes it below
         log.info("stacking: held-out expert forecasts from %s", path)
         return torch.load(path, map_location="cpu", weights_only=True)
     outputs = held_out_expert_outputs(
         ctx.cfg, ctx.run, ctx.graph, experts, kept_by_stage1(models_dir), batch_size, device,
         cache_dir / "copies",
     )  # fmt: skip
+    on_main(_replace_cache, cache_dir, path, outputs)
+    return outputs
+
+
+def _replace_cache(cache_dir: Path, path: Path, outputs: Tensor) -> None:
     for old in cache_dir.glob("*.pt"):
         old.unlink()
 
@@ -245,4 +251,3 @@ def cached_held_out_outputs(
 
     atomic_write(path, write)
     log.info("stacking: held-out expert forecasts written to %s", path)
-    return outputs
