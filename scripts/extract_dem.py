@@ -3,6 +3,11 @@
 Run once from the project root (needs the ``dem`` extra: pvlib, h5py)::
 
     python scripts/extract_dem.py            # writes data/raw/dem_boyaca.nc
+    python scripts/extract_dem.py --bbox 2.825 8.925 -76.575 -70.075 --out dem.nc   # any box
+
+``--bbox LAT_MIN LAT_MAX LON_MIN LON_MAX`` (cell centres, included, on the ``--resolution``
+grid) extracts another box the same way (``scripts/scaling.py`` does so for its larger
+domains).
 
 ``pvlib/data/Altitude.h5`` holds dataset ``Altitude``: 2160 x 4320 uint8 on a 5-arc-minute
 grid, row 0 the northernmost band (90 N edge), column 0 the westernmost (180 W edge).
@@ -128,9 +133,18 @@ def extract(path: Path, bbox: dict[str, float], resolution: float) -> xr.Dataset
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--output", "--out", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--bbox",
+        type=float,
+        nargs=4,
+        metavar=("LAT_MIN", "LAT_MAX", "LON_MIN", "LON_MAX"),
+        help="cell centres of the box's edges (default: the Boyacá box)",
+    )
+    parser.add_argument("--resolution", type=float, default=RESOLUTION, help="degrees")
     args = parser.parse_args(argv)
-    ds = extract(altitude_file(), BBOX, RESOLUTION)
+    bbox = BBOX if args.bbox is None else dict(zip(BBOX, args.bbox, strict=True))
+    ds = extract(altitude_file(), bbox, args.resolution)
     write_netcdf(ds, args.output)
     z = ds["elevation"].values
     print(

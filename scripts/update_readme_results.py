@@ -212,17 +212,22 @@ def results_block(wall_time: str | None) -> str:
     return "\n".join(lines)
 
 
+def replace_block(path: Path, start: str, end: str, block: str) -> None:
+    """Replace the text from marker ``start`` to marker ``end`` in ``path`` by ``block``
+    (which brings its own markers); exit with a message if the markers are missing."""
+    text = path.read_text()
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path}: markers {start} … {end} not found")
+    path.write_text(pattern.sub(lambda _: block, text))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--wall-time", default=None)
     parser.add_argument("--readme", default="README.md")
     args = parser.parse_args()
-    readme = Path(args.readme)
-    text = readme.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{readme}: markers {START} … {END} not found")
-    readme.write_text(pattern.sub(lambda _: results_block(args.wall_time), text))
+    replace_block(Path(args.readme), START, END, results_block(args.wall_time))
 
 
 if __name__ == "__main__":
