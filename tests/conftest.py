@@ -1,6 +1,8 @@
-"""Shared small synthetic fixtures."""
+"""Shared small synthetic fixtures, and one tiny end-to-end run for the tests that read it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,3 +41,12 @@ def make_small_dataset(
 @pytest.fixture
 def small_dataset() -> xr.Dataset:
     return make_small_dataset()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole pipeline run once per session on the tiny configuration (``FULL_RUN``), for
+    the slow tests that read a finished run; each test works on ``copy_tiny_run`` of it."""
+    from pipeline_repo import build_tiny_run
+
+    return build_tiny_run(tmp_path_factory.mktemp("tiny_run") / "repo")

@@ -46,6 +46,10 @@ TINY_MODELS: dict[str, Any] = {
 }
 
 
+# the whole default pipeline, tiny: two seed members, so the seed ensemble runs end to end
+FULL_RUN: dict[str, Any] = {**TINY_MODELS, "seeds": 2}
+
+
 def project_files() -> list[str]:
     """Files git knows or would add (tracked + untracked, not ignored)."""
     out = subprocess.run(
@@ -104,3 +108,19 @@ def dvc(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProce
     if result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def build_tiny_run(dest: Path) -> Path:
+    """``make_tiny_repo(dest, FULL_RUN)`` with every stage run by ``dvc repro``."""
+    repo = make_tiny_repo(dest, FULL_RUN)
+    dvc(repo, "repro", timeout=1500)
+    return repo
+
+
+def copy_tiny_run(template: Path, dest: Path) -> Path:
+    """A private copy of a tiny run: its git history, DVC cache, outputs and lock file, without
+    DVC's per-checkout state (hashes are recomputed, the experiment queue starts empty)."""
+    shutil.copytree(template, dest, symlinks=True)
+    for rel in (".dvc/tmp", ".dvc-site-cache"):
+        shutil.rmtree(dest / rel, ignore_errors=True)
+    return dest

@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 import xarray as xr
 import yaml
-from pipeline_repo import TINY_MODELS, dvc, make_tiny_repo, pipeline_env
-
-from ames.config import deep_merge
+from pipeline_repo import copy_tiny_run, dvc, pipeline_env
 
 pytestmark = pytest.mark.slow
 
-FULL_RUN = deep_merge(TINY_MODELS, {"seeds": 2})  # two members
 ABLATIONS = {
     "no_physics_priors",
     "no_meta_learner",
@@ -78,9 +75,8 @@ def _check_paper_profile_edit_keeps_the_run(repo):
         params_file.write_text(original)
 
 
-def test_whole_pipeline_on_a_tiny_config(tmp_path):
-    repo = make_tiny_repo(tmp_path / "repo", FULL_RUN)
-    dvc(repo, "repro", timeout=1500)
+def test_whole_pipeline_on_a_tiny_config(tiny_run, tmp_path):
+    repo = copy_tiny_run(tiny_run, tmp_path / "repo")
 
     for n in (1, 2, 3):
         expert = _json(repo, f"metrics/expert{n}.json")
