@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from ames.config import ConfigError
 from ames.data.errors import DataError
 from ames.data.files import load_user_data
 from ames.data.files_config import parse_bbox
@@ -538,9 +539,18 @@ def test_a_no_data_marker_is_not_clipped(tmp_path: Path) -> None:
     expect_error(tmp_path, "p.nc", "-9999", "no-data marker", precip=source, negative_values="clip")
 
 
-def test_unknown_negative_values_policy_names_the_options(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="negative_values is 'drop'.*error, clip"):
+def test_unknown_negative_values_policy_names_the_key_and_the_options(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\(data\.files\.negative_values\): 'drop'.*error, clip"):
         load(tmp_path, negative_values="drop")
+
+
+def test_files_and_box_errors_carry_their_key_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, fill_missing="mean")
+    assert info.value.path == "data.files.fill_missing"
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, box={"lat_min": 5, "lat_max": 4, "lon_min": 0, "lon_max": 1})
+    assert info.value.path == "data.bbox" and "ascending" in info.value.detail
 
 
 def test_dem_that_does_not_cover_the_box(tmp_path: Path) -> None:
@@ -595,16 +605,26 @@ def test_dem_in_feet_is_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cfg", "fragment"),
-    [({"colour": "blue"}, "unknown key"), ({"fill_missing": "zero"}, "fill_missing")],
+    ("cfg", "key", "fragment"),
+    [
+        ({"colour": "blue"}, "data.files", "unknown key(s) colour"),
+        ({"fill_missing": "zero"}, "data.files.fill_missing", "none, climatology"),
+    ],
 )
-def test_bad_config_names_params_yaml(tmp_path: Path, cfg: dict, fragment: str) -> None:
-    expect_error(tmp_path, "params.yaml", fragment, **cfg)
+def test_bad_config_names_params_yaml_and_the_key(
+    tmp_path: Path, cfg: dict, key: str, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, **cfg)
+    message = str(info.value)
+    assert message.startswith(f"params.yaml ({key}): "), message
+    assert info.value.path == key and fragment in message, message
 
 
 def test_bad_bbox(tmp_path: Path) -> None:
     box = {"lat_min": 5, "lat_max": 4, "lon_min": -75, "lon_max": -74}
-    expect_error(tmp_path, "params.yaml", "ascending", box=box)
+    with pytest.raises(ConfigError, match=r"^params\.yaml \(data\.bbox\): latitudes .*ascending"):
+        load(tmp_path, box=box)
 
 
 def test_projected_coordinates_are_rejected(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 
 from ames.climatology import split_month_bounds
+from ames.config import ConfigError
 from ames.data.netcdf import write_netcdf
 from ames.data.synthetic import generate_synthetic
 from ames.data.synthetic_config import DEFAULT_SYNTHETIC_CONFIG, SyntheticConfig
@@ -191,8 +192,16 @@ def test_config_must_be_complete() -> None:
     cfg = dict(DEFAULT_SYNTHETIC_CONFIG)
     del cfg["enso_rho"]
     cfg["typo_key"] = 1
-    with pytest.raises(ValueError, match="enso_rho.*typo_key"):
+    with pytest.raises(ConfigError, match="enso_rho.*typo_key") as info:
         SyntheticConfig.from_dict(cfg)
+    assert info.value.path == "data.synthetic"
+
+
+def test_a_bad_generator_value_names_its_key() -> None:
+    cfg = {**DEFAULT_SYNTHETIC_CONFIG, "anomaly_rho": 1.2}
+    with pytest.raises(ConfigError) as info:
+        SyntheticConfig.from_dict(cfg)
+    assert info.value.path == "data.synthetic.anomaly_rho" and "[0, 1)" in info.value.detail
 
 
 def test_calibration_report_hand_example() -> None:

@@ -2,8 +2,8 @@
 
 :func:`parse_files_config` applies :data:`FILES_DEFAULTS`, validates ``fill_missing`` and
 resolves the file paths from the project root; :func:`parse_bbox` validates the bounding
-box and wraps its longitudes to −180…180. Both raise a :class:`~ames.data.errors.DataError`
-naming the problem and the fix.
+box and wraps its longitudes to −180…180. Both raise :class:`~ames.config.ConfigError` at the
+key, naming the problem and the fix.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ames.data.errors import DataError
-
-CONFIG_SOURCE = "params.yaml (data.files)"
+from ames.config import ConfigError
 
 #: Keys of ``data.files`` and their defaults (``None`` = auto-detect / read from the file).
 FILES_DEFAULTS: dict[str, Any] = {
@@ -71,36 +69,32 @@ def parse_files_config(files_cfg: Mapping[str, Any] | None, root: Path) -> Files
     given = dict(files_cfg or {})
     unknown = sorted(set(given) - set(FILES_DEFAULTS))
     if unknown:
-        raise DataError(
-            CONFIG_SOURCE,
-            f"unknown key(s) {', '.join(unknown)}",
-            f"use only: {', '.join(FILES_DEFAULTS)}",
+        raise ConfigError.at(
+            "data.files",
+            f"unknown key(s) {', '.join(unknown)}; use only: {', '.join(FILES_DEFAULTS)}",
         )
     merged = {**FILES_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
     for key in ("precip_path", "dem_path"):
         if not merged[key]:
-            raise DataError(
-                CONFIG_SOURCE,
-                f"'{key}' is not set",
-                f"set data.files.{key} to your file (relative to the project root)",
+            raise ConfigError.at(
+                f"data.files.{key}",
+                "is not set; set it to your file (relative to the project root)",
             )
         path = Path(str(merged[key])).expanduser()
         merged[key] = path if path.is_absolute() else root / path
     fill = merged["fill_missing"]
     fill = "none" if fill is False else str(fill).strip().lower()
     if fill not in FILL_OPTIONS:
-        raise DataError(
-            CONFIG_SOURCE,
-            f"fill_missing is {merged['fill_missing']!r}",
-            f"use one of: {', '.join(FILL_OPTIONS)}",
+        raise ConfigError.at(
+            "data.files.fill_missing",
+            f"{merged['fill_missing']!r}; use one of: {', '.join(FILL_OPTIONS)}",
         )
     merged["fill_missing"] = fill
     negative = str(merged["negative_values"]).strip().lower()
     if negative not in NEGATIVE_OPTIONS:
-        raise DataError(
-            CONFIG_SOURCE,
-            f"negative_values is {merged['negative_values']!r}",
-            f"use one of: {', '.join(NEGATIVE_OPTIONS)}",
+        raise ConfigError.at(
+            "data.files.negative_values",
+            f"{merged['negative_values']!r}; use one of: {', '.join(NEGATIVE_OPTIONS)}",
         )
     merged["negative_values"] = negative
     for key in ("precip_var", "precip_units", "dem_var", "lat_name", "lon_name", "time_name"):
@@ -112,28 +106,31 @@ def parse_files_config(files_cfg: Mapping[str, Any] | None, root: Path) -> Files
 def parse_bbox(bbox: Mapping[str, Any]) -> BBox:
     """Validate a ``lat_min/lat_max/lon_min/lon_max`` box; longitudes are wrapped to −180…180."""
     keys = ("lat_min", "lat_max", "lon_min", "lon_max")
-    source = "params.yaml (bounding box)"
     missing = [k for k in keys if k not in (bbox or {})]
     if missing:
-        raise DataError(source, f"missing key(s) {', '.join(missing)}", f"give all of {keys}")
+        raise ConfigError.at(
+            "data.bbox", f"missing key(s) {', '.join(missing)}; give all of {keys}"
+        )
     try:
         lat_min, lat_max, lon_min, lon_max = (float(bbox[k]) for k in keys)
     except (TypeError, ValueError) as exc:
-        raise DataError(source, f"non-numeric value ({exc})", "give degrees as numbers") from exc
+        raise ConfigError.at(
+            "data.bbox", f"non-numeric value ({exc}); give degrees as numbers"
+        ) from exc
     if not -90.0 <= lat_min < lat_max <= 90.0:
-        raise DataError(
-            source,
-            f"latitudes {lat_min:g}…{lat_max:g} are not an ascending range inside −90…90",
+        raise ConfigError.at(
+            "data.bbox",
+            f"latitudes {lat_min:g}…{lat_max:g} are not an ascending range inside −90…90; "
             "set lat_min < lat_max, both within −90…90",
         )
     if lon_max - lon_min >= 360.0:
         return BBox(lat_min, lat_max, -180.0, 180.0)
     lon_min, lon_max = _wrap_box_lon(lon_min), _wrap_box_lon(lon_max)
     if lon_min >= lon_max:
-        raise DataError(
-            source,
+        raise ConfigError.at(
+            "data.bbox",
             f"longitudes {bbox['lon_min']}…{bbox['lon_max']} are not an ascending range "
-            "(boxes crossing the antimeridian are not supported)",
+            "(boxes crossing the antimeridian are not supported); "
             "set lon_min < lon_max in −180…180 (or 0…360)",
         )
     return BBox(lat_min, lat_max, lon_min, lon_max)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ames.config import ConfigError
+
 # Reference defaults; params.yaml `data.synthetic` mirrors these.
 DEFAULT_SYNTHETIC_CONFIG: dict[str, Any] = {
     "background_mm_month": 208.0,
@@ -70,9 +72,9 @@ def require_exact_keys(
     missing = sorted(set(names) - set(cfg))
     unknown = sorted(set(cfg) - set(names))
     if missing or unknown:
-        raise ValueError(
-            f"{section}: missing keys {missing}, unknown keys {unknown}; "
-            f"see {reference} for the full set"
+        raise ConfigError.at(
+            section,
+            f"missing keys {missing}, unknown keys {unknown}; see {reference} for the full set",
         )
     return names
 
@@ -80,9 +82,9 @@ def require_exact_keys(
 def monthly_values(value: Any, path: str) -> tuple[float, ...]:
     """Twelve numbers, January to December; raises naming ``path`` otherwise."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ValueError(f"{path}: needs a list of 12 monthly values")
+        raise ConfigError.at(path, "needs a list of 12 monthly values")
     if len(value) != 12:
-        raise ValueError(f"{path}: needs 12 monthly values")
+        raise ConfigError.at(path, "needs 12 monthly values")
     return tuple(float(v) for v in value)
 
 
@@ -130,7 +132,7 @@ class SyntheticConfig:
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 values[name] = float(value)
             else:
-                raise ValueError(f"data.synthetic.{name}: needs a number, got {value!r}")
+                raise ConfigError.at(f"data.synthetic.{name}", f"needs a number, got {value!r}")
         config = cls(**values)
         config._check_ranges()
         return config
@@ -138,9 +140,9 @@ class SyntheticConfig:
     def _check_ranges(self) -> None:
         for name in ("enso_rho", "anomaly_rho"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"data.synthetic.{name} must lie in [0, 1)")
+                raise ConfigError.at(f"data.synthetic.{name}", "must lie in [0, 1)")
         if not 0.0 <= self.lee_floor_fraction <= 1.0:
-            raise ValueError("data.synthetic.lee_floor_fraction must lie in [0, 1]")
+            raise ConfigError.at("data.synthetic.lee_floor_fraction", "must lie in [0, 1]")
         positive = (
             "background_scale_height_m",
             "regime_transition_km",
@@ -161,13 +163,13 @@ class SyntheticConfig:
         )
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ValueError(f"data.synthetic.{name} must be positive")
+                raise ConfigError.at(f"data.synthetic.{name}", "must be positive")
         for name in non_negative:
             if np.min(getattr(self, name)) < 0:
-                raise ValueError(f"data.synthetic.{name} must be non-negative")
+                raise ConfigError.at(f"data.synthetic.{name}", "must be non-negative")
         for name in ("regime_bimodal", "regime_unimodal"):
             if sum(getattr(self, name)) <= 0:
-                raise ValueError(f"data.synthetic.{name} needs a positive month")
+                raise ConfigError.at(f"data.synthetic.{name}", "needs a positive month")
 
     def as_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ames.config import derive_seed
+from ames.config import ConfigError, derive_seed
 from ames.data.synthetic_config import SyntheticConfig, monthly_values, require_exact_keys
 from ames.data.synthetic_fields import climatological_mean, eastness
 from ames.data.synthetic_latent import ar1_series, correlated_fields, sigma_cells
@@ -93,12 +93,12 @@ class ZonedConfig:
         config = cls(enso_season=season, **values)
         for name in ("anomaly_rho_low", "anomaly_rho_high"):
             if not 0.0 <= getattr(config, name) < 1.0:
-                raise ValueError(f"data.synthetic.zoned.{name} must lie in [0, 1)")
+                raise ConfigError.at(f"data.synthetic.zoned.{name}", "must lie in [0, 1)")
         for name in ("noise_std_low", "noise_std_high", "el_nino_ratio", "zone_width_m"):
             if getattr(config, name) < 0 or (name == "zone_width_m" and config.zone_width_m == 0):
-                raise ValueError(f"data.synthetic.zoned.{name} must be positive")
+                raise ConfigError.at(f"data.synthetic.zoned.{name}", "must be positive")
         if min(config.enso_season) < 0:
-            raise ValueError("data.synthetic.zoned.enso_season must be non-negative")
+            raise ConfigError.at("data.synthetic.zoned.enso_season", "must be non-negative")
         return config
 
     def as_dict(self) -> dict[str, Any]:
