@@ -119,6 +119,15 @@ def test_whole_pipeline_on_a_tiny_config(tiny_run, tmp_path):
     assert set(test["experts"]) == {"expert1", "expert2", "expert3"}
     assert len(test["model"]["by_lead"]) == 12
     assert abs(test["baselines"]["climatology"]["overall"]["msess"]) < 1e-9
+    selection = test["ridge_selection"]
+    candidates = selection["cv_mse_by_candidate"]
+    assert len(candidates) == 20 and "climatology" in candidates
+    for lead, penalty in enumerate(selection["penalty_by_lead"]):
+        name = "climatology" if penalty is None else f"{penalty:.0e}"
+        assert candidates[name][lead] == selection["cv_mse_by_lead"][lead]
+        gain = selection["cv_gain_over_climatology_by_lead"][lead]
+        confirmed = gain > selection["skill_margin_se"] * selection["cv_gain_se_by_lead"][lead]
+        assert (penalty is not None) == confirmed, (lead, penalty, gain)
     assert "oracle" in test and "overall" in test["skill_captured"]
     for section in ("overall", "by_zone", "by_lead"):
         assert section in test["model"]

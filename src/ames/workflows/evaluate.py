@@ -80,6 +80,10 @@ def ridge_baseline(
         "cv_mse_unit": "standardised anomaly squared",
         "skill_margin_se": selection.skill_margin_se,
         **model.evidence(),
+        "cv_mse_by_candidate": {
+            ("climatology" if np.isinf(a) else f"{a:.0e}"): row.tolist()
+            for a, row in zip(model.alphas, model.cv_mse, strict=True)
+        },
         "folds": describe_folds(folds, run.data.times),
     }
     return forecast, selection
