@@ -55,6 +55,28 @@ class RidgeBaseline:
     gain: np.ndarray | None = None
     gain_se: np.ndarray | None = None
 
+    @classmethod
+    def from_selection(
+        cls,
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        chosen: PenaltySelection,
+        alphas: tuple[float, ...],
+        window: int,
+        loading: np.ndarray | None = None,
+    ) -> RidgeBaseline:
+        return cls(
+            coef,
+            intercept,
+            chosen.alpha,
+            chosen.cv_mse,
+            tuple(alphas),
+            window,
+            loading,
+            chosen.gain,
+            chosen.gain_se,
+        )
+
     def evidence(self) -> dict[str, list[float] | None]:
         """The gains and standard errors for a JSON report."""
         return {
@@ -165,8 +187,12 @@ def cross_validated_mse(
 ) -> np.ndarray:
     """``[A, H]`` MSE over every fold's validation rows, pooled, for each penalty;
     ``moments[i]`` belongs to ``origins[i]``."""
-    sse, rows = fold_squared_errors(moments, origins, folds, n_features, alphas)
-    return sse.sum(axis=0) / rows.sum()
+    return pooled_mse(*fold_squared_errors(moments, origins, folds, n_features, alphas))
+
+
+def pooled_mse(fold_sse: np.ndarray, fold_rows: np.ndarray) -> np.ndarray:
+    """``[A, H]`` MSE over every fold's validation rows together."""
+    return fold_sse.sum(axis=0) / fold_rows.sum()
 
 
 def confirmed_gain(fold_sse: np.ndarray, fold_rows: np.ndarray, best: np.ndarray, reference: int):
@@ -189,7 +215,7 @@ def gain_over_climatology(
     climatology is not a candidate."""
     if CLIMATOLOGY not in alphas:
         return None
-    best = (fold_sse.sum(axis=0) / fold_rows.sum()).argmin(axis=0)
+    best = pooled_mse(fold_sse, fold_rows).argmin(axis=0)
     return confirmed_gain(fold_sse, fold_rows, best, alphas.index(CLIMATOLOGY))
 
 
@@ -202,12 +228,37 @@ def choose_penalties(
     """``[H]`` index into ``alphas`` per lead: the lowest pooled out-of-fold MSE; but where
     ``CLIMATOLOGY`` is a candidate and the winner's gain over it is below
     ``skill_margin_se`` standard errors (``gain_over_climatology``), climatology."""
-    best = (fold_sse.sum(axis=0) / fold_rows.sum()).argmin(axis=0)
+    best = pooled_mse(fold_sse, fold_rows).argmin(axis=0)
     evidence = gain_over_climatology(fold_sse, fold_rows, alphas)
     if evidence is None or skill_margin_se <= 0:
         return best
     gain, standard_error = evidence
     return np.where(gain > skill_margin_se * standard_error, best, alphas.index(CLIMATOLOGY))
+
+
+@dataclass(frozen=True)
+class PenaltySelection:
+    """What the folds decided, in ``RidgeBaseline``'s terms."""
+
+    alpha: np.ndarray  # [H] chosen penalty per lead
+    cv_mse: np.ndarray  # [A, H] pooled out-of-fold MSE of every candidate
+    gain: np.ndarray | None  # [H] see RidgeBaseline
+    gain_se: np.ndarray | None
+
+
+def select_penalties(
+    fold_sse: np.ndarray,
+    fold_rows: np.ndarray,
+    alphas: tuple[float, ...],
+    skill_margin_se: float,
+) -> PenaltySelection:
+    """``choose_penalties`` with the pooled errors and the evidence it rests on."""
+    alphas = tuple(alphas)
+    chosen = choose_penalties(fold_sse, fold_rows, alphas, skill_margin_se)
+    gain, gain_se = gain_over_climatology(fold_sse, fold_rows, alphas) or (None, None)
+    return PenaltySelection(
+        np.asarray(alphas)[chosen], pooled_mse(fold_sse, fold_rows), gain, gain_se
+    )
 
 
 def fit_ridge_selected(
@@ -227,13 +278,10 @@ def fit_ridge_selected(
     moments = origin_moments(features, targets, len(origins))
     n_features = features.shape[1]
     fold_sse, fold_rows = fold_squared_errors(moments, origins, folds, n_features, alphas)
-    chosen = choose_penalties(fold_sse, fold_rows, tuple(alphas), skill_margin_se)
-    alpha = np.asarray(alphas)[chosen]
+    chosen = select_penalties(fold_sse, fold_rows, alphas, skill_margin_se)
     fit = moments[np.isin(origins, fit_origins)].sum(axis=0)
-    coef, intercept = solve_at_penalties(fit, alpha, n_features)
-    cv_mse = fold_sse.sum(axis=0) / fold_rows.sum()
-    gain, gain_se = gain_over_climatology(fold_sse, fold_rows, tuple(alphas)) or (None, None)
-    return RidgeBaseline(coef, intercept, alpha, cv_mse, tuple(alphas), window, None, gain, gain_se)
+    coef, intercept = solve_at_penalties(fit, chosen.alpha, n_features)
+    return RidgeBaseline.from_selection(coef, intercept, chosen, alphas, window)
 
 
 def solve_at_penalties(

@@ -17,14 +17,13 @@ import torch
 from ames.evaluation.ridge import (
     RIDGE_ALPHAS,
     RidgeBaseline,
-    choose_penalties,
     fit_ridge_selected,
     fit_run_ridge,
     fold_squared_errors,
-    gain_over_climatology,
     ridge_features,
     ridge_targets,
     run_folds,
+    select_penalties,
     selection_origins,
     solve_at_penalties,
     window_steps,
@@ -135,16 +134,11 @@ def fit_spatial_ridge(
         )
         fold_sse.append(sse[0])
         fold_rows.append(rows[0])
-    fold_sse, fold_rows = np.stack(fold_sse), np.asarray(fold_rows)
-    cv_mse = fold_sse.sum(axis=0) / fold_rows.sum()
-    alpha = np.asarray(alphas)[choose_penalties(fold_sse, fold_rows, alphas, skill_margin_se)]
+    chosen = select_penalties(np.stack(fold_sse), np.asarray(fold_rows), alphas, skill_margin_se)
     loading = cell_loading(inputs, valid, months_touched(fit_origins, window, horizon, n_months))
     fit = moments_with_loading(loading)[np.isin(origins, fit_origins)].sum(axis=0)
-    coef, intercept = solve_at_penalties(fit, alpha, n_features)
-    gain, gain_se = gain_over_climatology(fold_sse, fold_rows, alphas) or (None, None)
-    return RidgeBaseline(
-        coef, intercept, alpha, cv_mse, tuple(alphas), window, loading, gain, gain_se
-    )
+    coef, intercept = solve_at_penalties(fit, chosen.alpha, n_features)
+    return RidgeBaseline.from_selection(coef, intercept, chosen, alphas, window, loading)
 
 
 def refit_at_penalties(
