@@ -82,9 +82,17 @@ def test_smoothed_regressors_recover_skill_that_the_cell_alone_misses():
     inputs = grid_inputs()
     valid = np.ones(SHAPE, dtype=bool)
     train, folds = np.arange(WINDOW, 250), folds_over(np.arange(WINDOW, 340))
-    plain = fit_ridge(inputs, valid, train, folds, WINDOW, HORIZON)
+    same = {"fold_inputs": lambda _: inputs}
+    plain = fit_ridge(inputs, valid, train, folds, WINDOW, HORIZON, **same)
     spatial = fit_spatial_ridge(
-        inputs, valid, train, folds, WINDOW, HORIZON, regressors(LinearFeatures((1.5,), 2), valid)
+        inputs,
+        valid,
+        train,
+        folds,
+        WINDOW,
+        HORIZON,
+        regressors(LinearFeatures((1.5,), 2), valid),
+        **same,
     )
     ratio = spatial.best_cv_mse / plain.best_cv_mse
     assert ratio[0] < 0.97 and ratio[1] < 1.0

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
+from ames.climatology import calendar_climatology
 from ames.evaluation.ridge import (
+    RidgeBaseline,
     fit_ridge,
     fit_ridge_selected,
+    fold_inputs,
     ridge_features,
     ridge_forecast,
     ridge_targets,
 )
 from ames.selection import Fold, blocked_year_folds
-from ames.windows import GridInputs
+from ames.windows import GridInputs, build_grid_inputs
 
 WINDOW, HORIZON = 3, 2
 
@@ -42,7 +48,13 @@ def test_ridge_recovers_the_ar1_forecast_at_every_lead():
     inputs = ar1_inputs()
     valid = np.ones((4, 5), dtype=bool)
     model = fit_ridge(
-        inputs, valid, np.arange(WINDOW, 300), folds_over(np.arange(WINDOW, 390)), WINDOW, HORIZON
+        inputs,
+        valid,
+        np.arange(WINDOW, 300),
+        folds_over(np.arange(WINDOW, 390)),
+        WINDOW,
+        HORIZON,
+        fold_inputs=lambda _: inputs,
     )
     last_month = WINDOW - 1  # the cell's own anomaly at the origin
     assert model.coef[0, last_month] == pytest.approx(0.6, abs=0.05)
@@ -56,7 +68,13 @@ def test_ridge_forecast_is_climatology_plus_the_predicted_anomaly_in_mm():
     valid = np.ones((4, 5), dtype=bool)
     valid[0, 0] = False
     model = fit_ridge(
-        inputs, valid, np.arange(WINDOW, 300), folds_over(np.arange(WINDOW, 390)), WINDOW, HORIZON
+        inputs,
+        valid,
+        np.arange(WINDOW, 300),
+        folds_over(np.arange(WINDOW, 390)),
+        WINDOW,
+        HORIZON,
+        fold_inputs=lambda _: inputs,
     )
     clim_mean = np.full((12, 4, 5), 100.0)
     clim_std = np.full((12, 4, 5), 10.0)
@@ -87,8 +105,19 @@ def test_ridge_reads_no_month_after_its_training_targets():
         context=inputs.context,
     )
     folds = [Fold(train=train[:100], val=train[120:])]
-    a = fit_ridge(inputs, valid, train, folds, WINDOW, HORIZON, alphas=(10.0, 1e3))
-    b = fit_ridge(mixed, valid, train, folds, WINDOW, HORIZON, alphas=(10.0, 1e3))
+    a = fit_ridge(
+        inputs,
+        valid,
+        train,
+        folds,
+        WINDOW,
+        HORIZON,
+        fold_inputs=lambda _: inputs,
+        alphas=(10.0, 1e3),
+    )
+    b = fit_ridge(
+        mixed, valid, train, folds, WINDOW, HORIZON, fold_inputs=lambda _: mixed, alphas=(10.0, 1e3)
+    )
     np.testing.assert_array_equal(a.coef, b.coef)
     targets = ridge_targets(inputs, valid, train, HORIZON)
     assert targets.shape == (len(train) * 20, HORIZON)
@@ -136,7 +165,13 @@ def test_the_experts_linear_path_forecasts_the_ridge_baseline_in_its_target_unit
     clim_std = rng.uniform(20.0, 60.0, size=(12, 4, 5)).astype(np.float32)
     transform = TargetTransform(kind, clim_mean, clim_std, 40.0, 190.0, 70.0)
     model = fit_ridge(
-        inputs, valid, np.arange(WINDOW, 300), folds_over(np.arange(WINDOW, 390)), WINDOW, HORIZON
+        inputs,
+        valid,
+        np.arange(WINDOW, 300),
+        folds_over(np.arange(WINDOW, 390)),
+        WINDOW,
+        HORIZON,
+        fold_inputs=lambda _: inputs,
     )
     path = LinearPath(WINDOW, HORIZON, frozen=True)
     path.set_weights(model.coef, model.intercept)
@@ -283,3 +318,70 @@ def test_pure_noise_falls_back_to_climatology_at_every_lead():
     assert (model.alpha == CLIMATOLOGY).all()
     np.testing.assert_array_equal(model.coef, 0.0)
     np.testing.assert_array_equal(model.best_cv_mse, model.cv_mse[-1])
+
+
+def noise_run(seed: int, years: int = 14, pretest_years: int = 12):
+    """A run-like record of independent gamma noise on a 6 × 6 grid (nothing to predict),
+    standardised with the climatology of every pre-test month, as ``RunInputs`` holds it."""
+    rng = np.random.default_rng(seed)
+    n_time, shape = 12 * years, (6, 6)
+    precip = rng.gamma(4.0, 25.0, size=(n_time, *shape)).astype(np.float32)
+    months = np.arange(n_time) % 12
+    test_start = 12 * pretest_years
+    mean, std = calendar_climatology(precip, months, np.arange(n_time) < test_start, 1.0)
+    stats = {
+        "clim_mean": mean,
+        "clim_std": std,
+        "context_mean": np.zeros(5, np.float32),
+        "context_std": np.ones(5, np.float32),
+    }
+    valid, context = np.ones(shape, dtype=bool), np.zeros((*shape, 5), np.float32)
+    masks = SimpleNamespace(split={"test_start": test_start}, stats=stats, context=context)
+    masks.valid = valid
+    run = SimpleNamespace(data=SimpleNamespace(precip=precip, months=months), masks=masks)
+    run.horizon = 3
+    run.inputs = build_grid_inputs(precip, months, context, valid, stats)
+    return run
+
+
+def fit_noise(run, inputs_of_fold) -> RidgeBaseline:
+    window = 12  # every lead's target month a year earlier is in the window
+    origins = np.arange(window - 1, run.masks.split["test_start"] - run.horizon)
+    folds = blocked_year_folds(origins, origins // 12, 4, window, run.horizon)
+    return fit_ridge(
+        run.inputs, run.masks.valid, origins, folds, window, run.horizon, fold_inputs=inputs_of_fold
+    )
+
+
+def test_folds_standardised_without_their_held_out_months_find_nothing_in_noise():
+    """In-sample climatology makes the same calendar month of two pre-test years
+    anti-correlated by about −1/(n−1); folds that share it confirm a regression on pure noise.
+    Standardised without their held-out months (``fold_inputs``), they keep climatology (or a
+    penalty so large that only the intercept is left) at every lead."""
+    in_sample_regressions = 0
+    for seed in range(6):
+        run = noise_run(seed)
+        shared = fit_noise(run, lambda _, run=run: run.inputs)
+        in_sample_regressions += bool((shared.alpha < 1e5).any())
+        own = fit_noise(run, lambda fold, run=run: fold_inputs(run, fold))
+        assert (own.alpha >= 1e9).all(), (seed, own.alpha)
+        assert np.abs(own.coef).max() < 1e-3
+    assert in_sample_regressions >= 4  # the flaw the fold-wise climatology removes
+
+
+def test_fold_inputs_ignore_the_held_out_targets_and_the_test_months():
+    run = noise_run(0)
+    window = 12
+    origins = np.arange(window - 1, run.masks.split["test_start"] - run.horizon)
+    fold = blocked_year_folds(origins, origins // 12, 4, window, run.horizon)[1]
+    first, last = int(fold.val.min()) + 1, int(fold.val.max()) + run.horizon
+    before = fold_inputs(run, fold)
+    changed = copy.deepcopy(run)
+    changed.data.precip[first : last + 1] *= 3.0  # the held-out block's targets
+    changed.data.precip[run.masks.split["test_start"] :] *= 5.0  # and the test months
+    after = fold_inputs(changed, fold)
+    outside = np.ones(len(run.data.months), dtype=bool)
+    outside[first : last + 1] = False
+    outside[run.masks.split["test_start"] :] = False
+    np.testing.assert_array_equal(before.anomaly[outside], after.anomaly[outside])
+    assert not np.allclose(before.anomaly[first : last + 1], after.anomaly[first : last + 1])

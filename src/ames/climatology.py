@@ -22,6 +22,11 @@ def split_month_bounds(n_time: int, test_months: int, val_months: int) -> tuple[
     return val_start, test_start
 
 
+# Floor of the calendar-month spread (mm/month) that standardises anomalies: a cell and month
+# that never rains must still divide.
+MIN_STD_MM = 1.0
+
+
 def training_month_mask(n_time: int, test_months: int, val_months: int) -> np.ndarray:
     """Boolean ``[T]``: True for months in the training period."""
     val_start, _ = split_month_bounds(n_time, test_months, val_months)

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from ames.climatology import (
+    MIN_STD_MM,
     anomalies,
     calendar_climatology,
     split_month_bounds,
@@ -170,7 +171,7 @@ def training_statistics(
     context: np.ndarray,
     test_months: int,
     val_months: int,
-    min_std_mm: float = 1.0,
+    min_std_mm: float = MIN_STD_MM,
 ) -> dict[str, np.ndarray]:
     """Normalisation statistics and climatology from training months only."""
     train = training_month_mask(precip.shape[0], test_months, val_months)

@@ -8,7 +8,11 @@ One ridge regression per lead ``h``, pooled over the valid cells:
 climatology and spread of that cell and calendar month), ``z̄`` its domain mean
 (``GridInputs.domain_anomaly``), ``W`` the input window. Each lead's penalty is the one of
 ``RIDGE_ALPHAS`` with the lowest blocked cross-validated MSE over the pre-test origins
-(``ames.selection``); the regression is then fitted on the training origins only. The last
+(``ames.selection``); the regression is then fitted on the training origins only. Each fold
+scores its held-out block as the test split is scored: the block's months are new to the
+climatology and spread that standardise the fold (``fold_inputs``), so no fold learns the
+anti-correlation that an in-sample climatology puts between the same calendar month of two
+years (docs/evaluation.md). The last
 candidate, ``CLIMATOLOGY`` (an infinite penalty), is the climatological forecast itself
 (``ẑ = 0``, no intercept). A lead falls back to it exactly unless the best penalty beats it
 out of fold by at least ``skill_margin_se`` standard errors of the fold-to-fold differences
@@ -25,14 +29,20 @@ from them exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ames.climatology import target_months
+from ames.climatology import MIN_STD_MM, calendar_climatology, target_months
 from ames.run import RunInputs
-from ames.selection import Fold, SelectionConfig, pretest_folds
-from ames.windows import GridInputs
+from ames.selection import Fold, SelectionConfig, pretest_folds, target_span
+from ames.windows import GridInputs, build_grid_inputs
+
+# What a fold is standardised with: the run's inputs as that fold's training data sees them.
+FoldInputs = Callable[[Fold], GridInputs]
+# A fold's per-origin moments ``[S, D, D]`` and their origins ``[S]``.
+FoldMoments = Callable[[Fold], tuple[np.ndarray, np.ndarray]]
 
 # A few hundred origins × thousands of strongly correlated cells: the useful penalties are
 # large; 1e0 … 1e9 spans "no shrinkage" to "predict the intercept", and CLIMATOLOGY is the
@@ -297,6 +307,28 @@ def solve_at_penalties(
     return coef, intercept
 
 
+def fold_origins(fold: Fold) -> np.ndarray:
+    """The origins one fold reads (fitting and held out), sorted."""
+    return np.unique(np.concatenate([fold.train, fold.val]))
+
+
+def select_on_folds(
+    fold_moments: FoldMoments,
+    folds: list[Fold],
+    n_features: int,
+    alphas: tuple[float, ...],
+    skill_margin_se: float,
+) -> PenaltySelection:
+    """``select_penalties`` from each fold's own moments (``fold_moments(fold)``)."""
+    fold_sse, fold_rows = [], []
+    for fold in folds:
+        moments, origins = fold_moments(fold)
+        sse, rows = fold_squared_errors(moments, origins, [fold], n_features, alphas)
+        fold_sse.append(sse[0])
+        fold_rows.append(rows[0])
+    return select_penalties(np.stack(fold_sse), np.asarray(fold_rows), alphas, skill_margin_se)
+
+
 def fit_ridge(
     inputs: GridInputs,
     valid: np.ndarray,
@@ -304,21 +336,28 @@ def fit_ridge(
     folds: list[Fold],
     window: int,
     horizon: int,
+    *,
+    fold_inputs: FoldInputs,
     alphas: tuple[float, ...] = RIDGE_ALPHAS,
     skill_margin_se: float = 1.0,
 ) -> RidgeBaseline:
-    """The ``ridge`` baseline: penalties by ``folds``, fitted on ``fit_origins``."""
-    origins = selection_origins(fit_origins, folds)
-    return fit_ridge_selected(
-        ridge_features(inputs, valid, origins, window),
-        ridge_targets(inputs, valid, origins, horizon),
-        origins,
-        fit_origins,
-        folds,
-        window,
-        alphas,
-        skill_margin_se,
-    )
+    """The ``ridge`` baseline: penalties by ``folds``, each fold's rows read from
+    ``fold_inputs(fold)``; then fitted on ``fit_origins`` of ``inputs``."""
+
+    def moments(grid: GridInputs, origins: np.ndarray) -> np.ndarray:
+        features = ridge_features(grid, valid, origins, window)
+        return origin_moments(features, ridge_targets(grid, valid, origins, horizon), len(origins))
+
+    def moments_of_fold(fold: Fold) -> tuple[np.ndarray, np.ndarray]:
+        origins = fold_origins(fold)
+        return moments(fold_inputs(fold), origins), origins
+
+    alphas = tuple(alphas)
+    n_features = 2 * window + 2
+    chosen = select_on_folds(moments_of_fold, folds, n_features, alphas, skill_margin_se)
+    fit = moments(inputs, np.unique(np.asarray(fit_origins, dtype=np.int64))).sum(axis=0)
+    coef, intercept = solve_at_penalties(fit, chosen.alpha, n_features)
+    return RidgeBaseline.from_selection(coef, intercept, chosen, alphas, window)
 
 
 def run_folds(run: RunInputs, n_folds: int) -> list[Fold]:
@@ -326,11 +365,27 @@ def run_folds(run: RunInputs, n_folds: int) -> list[Fold]:
     return pretest_folds(run.masks.split, run.data.times, n_folds, run.window, run.horizon)
 
 
+def fold_inputs(run: RunInputs, fold: Fold) -> GridInputs:
+    """The run's inputs standardised with the climatology and spread of the pre-test months
+    outside ``fold``'s held-out targets: the held-out block is new to them, as the test
+    months are new to the training climatology. (The last fold, the validation period,
+    reads the training months: the run's own climatology.)"""
+    first, last = target_span(fold.val, run.horizon)
+    use = np.arange(len(run.data.months)) < int(run.masks.split["test_start"])
+    use[first : last + 1] = False
+    mean, std = calendar_climatology(run.data.precip, run.data.months, use, min_std=MIN_STD_MM)
+    stats = {**run.masks.stats, "clim_mean": mean, "clim_std": std}
+    return build_grid_inputs(
+        run.data.precip, run.data.months, run.masks.context, run.masks.valid, stats
+    )
+
+
 def fit_run_ridge(run: RunInputs, selection: SelectionConfig) -> tuple[RidgeBaseline, list[Fold]]:
     """The ``ridge`` regression of a run, and the folds that chose its penalties: every valid
     cell, standardised anomalies, fitted on the training origins, each lead's penalty by the
-    blocked cross-validation of ``ames.selection`` over the pre-test origins. The ``ridge``
-    baseline and the experts' ``linear_path: ridge`` both use it."""
+    blocked cross-validation of ``ames.selection`` over the pre-test origins, each fold
+    standardised by ``fold_inputs``. The ``ridge`` baseline and the experts'
+    ``linear_path: ridge`` both use it."""
     folds = run_folds(run, selection.folds)
     train = np.asarray(run.masks.split["train"])
     model = fit_ridge(
@@ -340,6 +395,7 @@ def fit_run_ridge(run: RunInputs, selection: SelectionConfig) -> tuple[RidgeBase
         folds,
         run.window,
         run.horizon,
+        fold_inputs=lambda fold: fold_inputs(run, fold),
         skill_margin_se=selection.skill_margin_se,
     )
     return model, folds

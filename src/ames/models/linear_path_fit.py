@@ -7,6 +7,8 @@ of :class:`ames.models.linear_path.SpatialRegressors` appended. The loading regr
 a statistic of the data (each cell's slope on the domain mean), so it is estimated inside
 each fold from the months that fold's training windows touch, and for the final fit from the
 training windows' months: no held-out target month shapes a regressor that is scored on it.
+Each fold reads the run's anomalies standardised without its held-out months
+(``ames.evaluation.ridge.fold_inputs``), as the ``ridge`` baseline's folds do.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ import torch
 
 from ames.evaluation.ridge import (
     RIDGE_ALPHAS,
+    FoldInputs,
     RidgeBaseline,
-    fit_ridge_selected,
     fit_run_ridge,
-    fold_squared_errors,
+    fold_inputs,
+    fold_origins,
     ridge_features,
     ridge_targets,
     run_folds,
-    select_penalties,
-    selection_origins,
+    select_on_folds,
     solve_at_penalties,
     window_steps,
 )
@@ -93,6 +95,32 @@ def add_loading_moments(
     return np.concatenate([top, middle, bottom], axis=1)
 
 
+def spatial_moments(
+    grid: GridInputs,
+    valid: np.ndarray,
+    origins: np.ndarray,
+    window: int,
+    horizon: int,
+    regressors: SpatialRegressors,
+    loading_origins: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-origin moments ``[S, D, D]`` of ``[1, ridge_features, regressors' features, y]``
+    over ``origins`` of ``grid``, and with the loading regressor its ``[lat, lon]`` map,
+    estimated from the months the windows of ``loading_origins`` touch (else None)."""
+    plain = ridge_features(grid, valid, origins, window)
+    smooth = smoothed_rows(regressors, grid, valid, origins, window)
+    targets = ridge_targets(grid, valid, origins, horizon)
+    rows = np.concatenate([np.ones((len(plain), 1)), plain, smooth, targets], axis=1)
+    rows = rows.reshape(len(origins), -1, rows.shape[1])  # [S, N, 1 + F + H]
+    moments = np.matmul(rows.transpose(0, 2, 1), rows)
+    if not regressors.use_loading:
+        return moments, None
+    touched = months_touched(loading_origins, window, horizon, len(grid.domain_anomaly))
+    loading = cell_loading(grid, valid, touched)
+    domain = grid.domain_anomaly[window_steps(origins, window)].astype(np.float64)  # [S, W]
+    return add_loading_moments(moments, rows, domain, loading[valid], horizon), loading
+
+
 def fit_spatial_ridge(
     inputs: GridInputs,
     valid: np.ndarray,
@@ -101,43 +129,29 @@ def fit_spatial_ridge(
     window: int,
     horizon: int,
     regressors: SpatialRegressors,
+    *,
+    fold_inputs: FoldInputs,
     alphas: tuple[float, ...] = RIDGE_ALPHAS,
     skill_margin_se: float = 1.0,
 ) -> RidgeBaseline:
     """The ridge regression of the linear path: ``ridge_features`` then ``regressors``'
-    features; penalties by ``folds`` (``choose_penalties``), fitted on ``fit_origins``."""
-    origins = selection_origins(fit_origins, folds)
-    plain = ridge_features(inputs, valid, origins, window)
-    smooth = smoothed_rows(regressors, inputs, valid, origins, window)
-    targets = ridge_targets(inputs, valid, origins, horizon)
-    if not regressors.use_loading:
-        features = np.concatenate([plain, smooth], axis=1)
-        return fit_ridge_selected(
-            features, targets, origins, fit_origins, folds, window, alphas, skill_margin_se
-        )
+    features; penalties by ``folds`` (``select_on_folds``, each fold's rows and loading read
+    from ``fold_inputs(fold)``), then fitted on ``fit_origins`` of ``inputs``."""
 
-    domain = inputs.domain_anomaly[window_steps(origins, window)].astype(np.float64)  # [S, W]
-    n_months = len(inputs.domain_anomaly)
-    rows = np.concatenate([np.ones((len(plain), 1)), plain, smooth, targets], axis=1)
-    rows = rows.reshape(len(origins), -1, rows.shape[1])  # [S, N, 1 + F + H]
-    base = np.matmul(rows.transpose(0, 2, 1), rows)
+    def moments_of_fold(fold: Fold) -> tuple[np.ndarray, np.ndarray]:
+        origins = fold_origins(fold)
+        grid = fold_inputs(fold)
+        moments, _ = spatial_moments(grid, valid, origins, window, horizon, regressors, fold.train)
+        return moments, origins
 
-    def moments_with_loading(loading: np.ndarray) -> np.ndarray:
-        return add_loading_moments(base, rows, domain, loading[valid], horizon)
-
-    n_features = plain.shape[1] + smooth.shape[1] + window
-    fold_sse, fold_rows = [], []
-    for fold in folds:
-        loading = cell_loading(inputs, valid, months_touched(fold.train, window, horizon, n_months))
-        sse, rows = fold_squared_errors(
-            moments_with_loading(loading), origins, [fold], n_features, alphas
-        )
-        fold_sse.append(sse[0])
-        fold_rows.append(rows[0])
-    chosen = select_penalties(np.stack(fold_sse), np.asarray(fold_rows), alphas, skill_margin_se)
-    loading = cell_loading(inputs, valid, months_touched(fit_origins, window, horizon, n_months))
-    fit = moments_with_loading(loading)[np.isin(origins, fit_origins)].sum(axis=0)
-    coef, intercept = solve_at_penalties(fit, chosen.alpha, n_features)
+    alphas = tuple(alphas)
+    fit_origins = np.unique(np.asarray(fit_origins, dtype=np.int64))
+    fit, loading = spatial_moments(
+        inputs, valid, fit_origins, window, horizon, regressors, fit_origins
+    )
+    n_features = fit.shape[-1] - 1 - horizon
+    chosen = select_on_folds(moments_of_fold, folds, n_features, alphas, skill_margin_se)
+    coef, intercept = solve_at_penalties(fit.sum(axis=0), chosen.alpha, n_features)
     return RidgeBaseline.from_selection(coef, intercept, chosen, alphas, window, loading)
 
 
@@ -194,5 +208,6 @@ def fit_run_linear_path(cfg: AmesConfig, run: RunInputs) -> RidgeBaseline:
         run.window,
         run.horizon,
         spatial_regressors(cfg, run),
+        fold_inputs=lambda fold: fold_inputs(run, fold),
         skill_margin_se=cfg.selection.skill_margin_se,
     )
