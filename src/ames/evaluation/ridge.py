@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ames.climatology import target_months
+from ames.config import SelectionConfig
 from ames.run import RunInputs
-from ames.selection import Fold, SelectionConfig, pretest_folds
+from ames.selection import Fold, pretest_folds
 from ames.windows import GridInputs
 
 # A few hundred origins × thousands of strongly correlated cells: the useful penalties are

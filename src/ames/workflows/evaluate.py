@@ -13,6 +13,7 @@ import torch
 import xarray as xr
 
 from ames.climatology import training_month_mask
+from ames.config import SelectionConfig
 from ames.evaluation.baselines import all_baselines, fit_anomaly_rho
 from ames.evaluation.forecast_set import (
     DIMS,
@@ -28,7 +29,7 @@ from ames.evaluation.metrics import per_cell_maps, skill_captured_scores
 from ames.evaluation.ridge import fit_run_ridge, ridge_forecast
 from ames.models.ames import AMESModel
 from ames.run import RunInputs, collect_forecasts
-from ames.selection import SelectionConfig, describe_folds
+from ames.selection import describe_folds
 
 log = logging.getLogger("ames.evaluate")
 

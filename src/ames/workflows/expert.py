@@ -16,14 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ames.config import ConfigError
+from ames.config import EXPERT_IDS, ConfigError
 from ames.evaluation.split_scores import score_split
 from ames.models.experts import build_experts, expert_forecast_mm
 from ames.models.linear_path_fit import fit_run_linear_path
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.paths import expert_checkpoint
-from ames.settings import EXPERT_IDS
 from ames.training.checkpoints import load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
