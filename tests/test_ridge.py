@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from ames.evaluation.ridge import (
+    CLIMATOLOGY,
     fit_ridge,
     fit_ridge_selected,
+    penalty_label,
     ridge_features,
     ridge_forecast,
     ridge_targets,
@@ -283,3 +285,11 @@ def test_pure_noise_falls_back_to_climatology_at_every_lead():
     assert (model.alpha == CLIMATOLOGY).all()
     np.testing.assert_array_equal(model.coef, 0.0)
     np.testing.assert_array_equal(model.best_cv_mse, model.cv_mse[-1])
+
+
+def test_a_penalty_label_is_one_significant_digit_or_climatology() -> None:
+    assert [penalty_label(a) for a in (1.0, 3162.2776601683795, CLIMATOLOGY)] == [
+        "1e+00",
+        "3e+03",
+        "climatology",
+    ]

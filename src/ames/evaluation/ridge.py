@@ -42,6 +42,11 @@ CLIMATOLOGY = float("inf")
 RIDGE_ALPHAS = (*(float(a) for a in np.logspace(0, 9, 19)), CLIMATOLOGY)
 
 
+def penalty_label(alpha: float) -> str:
+    """A penalty as logs and reports name it: ``1e+03``, or ``climatology`` for CLIMATOLOGY."""
+    return "climatology" if np.isinf(alpha) else f"{alpha:.0e}"
+
+
 @dataclass(frozen=True)
 class RidgeBaseline:
     coef: np.ndarray  # [H, F]
