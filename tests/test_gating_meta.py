@@ -229,6 +229,13 @@ def test_the_wind_comes_from_params_else_the_dataset_else_none(caplog) -> None:
     assert "meta.wind_from_deg" in caplog.text and "Fix:" in caplog.text
 
 
+def test_the_meta_learner_keeps_the_wind_it_was_built_with() -> None:
+    """The finetune summary reports this wind rather than resolving it (and warning) again."""
+    statics = make_statics()
+    assert build_meta(statics, meta_config(wind_from_deg=270.0), H).wind_from_deg == 270.0
+    assert build_meta(statics, meta_config(), H).wind_from_deg is None
+
+
 def test_physics_correction_enhances_windward_high_and_suppresses_leeward() -> None:
     shape = (3, 3)
     slope = np.full(shape, 10.0)
