@@ -47,12 +47,12 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from ames.allocator import keep_freed_memory
+from ames.config import AmesConfig, load_config, parse_config
 from ames.models.experts import build_experts
 from ames.models.graph import load_masks_graph
 from ames.models.losses import masked_mse
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
-from ames.settings import AmesConfig, load_config, parse_config
 from ames.workflows.ames_model import assemble_model, loss_fn, physics_context
 from ames.workflows.expert import zone_computation
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ames.climatology import target_months
+from ames.config import load_config
 from ames.evaluation.ridge import (
     RIDGE_ALPHAS,
     cross_validated_mse,
@@ -30,7 +31,6 @@ from ames.evaluation.ridge import (
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
 from ames.selection import Fold, pretest_folds, pretest_origins
-from ames.settings import load_config
 
 
 def target_unit_rows(run: RunInputs, cells: np.ndarray, origins: np.ndarray) -> np.ndarray:

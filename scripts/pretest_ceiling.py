@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from ames.climatology import target_months
+from ames.config import AmesConfig, load_config
 from ames.data.synthetic import oracle_forecast, precipitation
 from ames.data.synthetic_config import SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
@@ -35,7 +36,6 @@ from ames.models.linear_path import spatial_regressors
 from ames.models.linear_path_fit import fit_run_linear_path, refit_at_penalties, smoothed_rows
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
-from ames.settings import AmesConfig, load_config
 
 
 def latent_state(cfg: AmesConfig, dataset: Path):

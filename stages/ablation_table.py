@@ -14,12 +14,12 @@ from pathlib import Path
 import _src_path  # noqa: F401  (this checkout's src before ames)
 
 from ames.cli import stage_main
+from ames.config import AmesConfig
 from ames.evaluation.error_sums import merge_error_sums, read_error_sums
 from ames.evaluation.forecast_set import member_name
 from ames.io import read_json, write_json
 from ames.paths import ABLATION_ERRORS, ABLATIONS, ERRORS, METRICS, MODELS, PLOTS
 from ames.plotting.evaluation import plot_ablation_bars
-from ames.settings import AmesConfig
 from ames.workflows.ablation import ablation_table
 from ames.workflows.significance import ablation_significance
 

@@ -17,10 +17,10 @@ import _src_path  # noqa: F401  (this checkout's src before ames)
 import numpy as np
 
 from ames.cli import stage_main
+from ames.config import AmesConfig
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
 from ames.paths import METRICS, PREDICTIVE, add_run_paths
-from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import baseline_forecasts

@@ -17,6 +17,7 @@ from pathlib import Path
 import _src_path  # noqa: F401  (this checkout's src before ames)
 
 from ames.cli import stage_main
+from ames.config import AmesConfig
 from ames.data.netcdf import write_netcdf
 from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.forecast_set import MODEL, TRUTH, member_name, zone_masks
@@ -32,7 +33,6 @@ from ames.plotting.evaluation import (
     skill_by_zone_table,
 )
 from ames.plotting.probabilistic import plot_pit_histograms, plot_reliability
-from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import (

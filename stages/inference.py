@@ -19,12 +19,12 @@ import numpy as np
 import xarray as xr
 
 from ames.cli import stage_main
+from ames.config import AmesConfig
 from ames.data.netcdf import write_netcdf
 from ames.evaluation.probabilistic import shrink_to_climatology
 from ames.io import write_json
 from ames.paths import DATASET, FORECAST, MASKS, MODELS, PREDICTIVE
 from ames.plotting.probabilistic import plot_tercile_outlook
-from ames.settings import AmesConfig
 from ames.workflows.inference import (
     companion_paths,
     forecast_from_dataset,

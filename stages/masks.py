@@ -11,6 +11,7 @@ import numpy as np
 
 from ames.cli import stage_main
 from ames.climatology import training_month_mask
+from ames.config import AmesConfig
 from ames.data.dataset import load_grid_data
 from ames.io import write_json
 from ames.masks import (
@@ -23,7 +24,6 @@ from ames.masks import (
 from ames.masks_io import MaskBundle, save_masks
 from ames.paths import DATASET, MASKS, METRICS, PLOTS
 from ames.plotting.masks import plot_zone_map
-from ames.settings import AmesConfig
 from ames.zones import resolve_zones
 
 log = logging.getLogger("ames.masks")

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from ames.cli import stage_main
+from ames.config import AmesConfig, ZoneConfig
 from ames.data.files import load_user_data
 from ames.data.netcdf import write_netcdf
 from ames.data.schema import validate_dataset
@@ -21,8 +22,6 @@ from ames.evaluation.data_calibration import calibration_report
 from ames.io import write_json
 from ames.paths import DATASET, METRICS, ORACLE, PLOTS
 from ames.plotting.data import plot_mean_annual_precip, plot_seasonal_cycle_by_zone
-from ames.sections import ZoneConfig
-from ames.settings import AmesConfig
 from ames.zones import ZoneThresholds, resolve_thresholds
 
 log = logging.getLogger("ames.prepare")

@@ -14,11 +14,11 @@ from pathlib import Path
 import _src_path  # noqa: F401  (this checkout's src before ames)
 
 from ames.cli import stage_main
+from ames.config import AmesConfig
 from ames.evaluation.error_sums import read_error_sums
 from ames.io import write_json
 from ames.paths import ERRORS, METRICS, PLOTS
 from ames.plotting.significance import plot_msess_band
-from ames.settings import AmesConfig
 from ames.workflows.significance import BAND_FORECASTS, MODEL, significance_report
 
 log = logging.getLogger("ames.significance")

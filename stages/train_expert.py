@@ -9,9 +9,9 @@ from pathlib import Path
 import _src_path  # noqa: F401  (this checkout's src before ames)
 
 from ames.cli import stage_main
+from ames.config import AmesConfig
 from ames.io import write_json
 from ames.paths import LIVE, METRICS, add_run_paths
-from ames.settings import AmesConfig
 from ames.training.distributed import init_from_env, on_main
 from ames.workflows.context import RunContext
 from ames.workflows.expert import train_expert

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ames.config import deep_merge, load_params
-from ames.settings import AmesConfig, parse_config
+import yaml
+
+from ames.config import AmesConfig, deep_merge, load_params, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 REPLACED = ("gating", "meta")
@@ -16,6 +17,14 @@ REPLACED = ("gating", "meta")
 def committed_params() -> dict[str, Any]:
     """The committed params.yaml, default profile applied."""
     return load_params(ROOT / "params.yaml")
+
+
+def write_params(tmp_path: Path, overlay: Mapping[str, Any]) -> Path:
+    """``tmp_path / "params.yaml"``: the committed file (profiles kept) with ``overlay``."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(deep_merge(raw, overlay), sort_keys=False))
+    return path
 
 
 def params_with(partial: Mapping[str, Any]) -> dict[str, Any]:

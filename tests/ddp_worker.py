@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ames.training.config import TrainConfig
+from ames.config import TrainConfig
 from ames.training.distributed import rank, world_size
 from ames.training.engine import fit
 

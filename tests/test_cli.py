@@ -12,9 +12,8 @@ import pytest
 
 from ames import cli
 from ames.cli import run_stage, stage_main
-from ames.config import ConfigError
+from ames.config import ConfigError, load_config
 from ames.data.errors import DataError
-from ames.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = sorted(p for p in (ROOT / "stages").glob("*.py") if not p.name.startswith("_"))

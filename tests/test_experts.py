@@ -10,13 +10,12 @@ import torch
 from graph_fixtures import synthetic_grid_graph
 from torch_geometric.nn import GATConv
 
-from ames.config import ConfigError
+from ames.config import DEFAULT_ARCHITECTURES, ConfigError, Reader, read_expert_model
 from ames.models.experts import EXPERTS, build_expert
 from ames.models.graph import GridGraph, load_grid_graph
 from ames.models.layers import GraphAttention, PygGraphAttention
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
-from ames.sections import DEFAULT_ARCHITECTURES
 from ames.windows import N_CHANNELS as N_FEATURES
 from ames.windows import N_CONTEXT
 
@@ -99,10 +98,14 @@ def graph() -> GridGraph:
 
 
 def make_expert(index: int, graph: GridGraph, cfg: dict | None = None, window: int = 12):
+    """The expert of section ``expert<index>`` from its model keys, read as params are."""
+    architecture = DEFAULT_ARCHITECTURES.get(f"expert{index}", "none")
+    model = DEFAULT[index] if cfg is None else cfg
+    typed = read_expert_model(Reader(), architecture, model, f"expert{index}.model", window)
     torch.manual_seed(index)
     return build_expert(
-        DEFAULT_ARCHITECTURES.get(f"expert{index}", "none"),
-        DEFAULT[index] if cfg is None else cfg,
+        architecture,
+        typed,
         n_features=N_FEATURES,
         window=window,
         horizon=HORIZON,
@@ -396,17 +399,17 @@ def test_bf16_probe_reports_a_onednn_failure(monkeypatch: pytest.MonkeyPatch) ->
     assert reason is not None and "primitive descriptor" in reason
 
 
-def test_build_expert_reports_missing_keys_and_ignores_training_keys(graph: GridGraph) -> None:
-    cfg = {**DEFAULT[2], "epochs": 20, "lr": 1e-3}
-    assert isinstance(make_expert(2, graph, cfg), torch.nn.Module)
+def test_expert_model_keys_report_missing_unknown_and_bad_keys(graph: GridGraph) -> None:
+    with pytest.raises(ConfigError, match=r"expert2.model: unknown key\(s\) 'epochs'"):
+        make_expert(2, graph, {**DEFAULT[2], "epochs": 20})
     broken = {k: v for k, v in DEFAULT[1].items() if k != "gat_heads"}
-    with pytest.raises(ConfigError, match="expert1.*gat_heads"):
+    with pytest.raises(ConfigError, match="expert1.model.gat_heads: missing key"):
         make_expert(1, graph, broken)
-    with pytest.raises(ConfigError, match="temporal_patch=5"):
+    with pytest.raises(ConfigError, match="expert2.model.temporal_patch: temporal_patch=5"):
         make_expert(2, graph, {**DEFAULT[2], "temporal_patch": 5})
-    with pytest.raises(ConfigError, match="recent_months"):
+    with pytest.raises(ConfigError, match="expert3.model.recent_months"):
         make_expert(3, graph, {**DEFAULT[3], "recent_months": 13})
-    with pytest.raises(ConfigError, match="expert4: unknown expert architecture 'none'"):
+    with pytest.raises(ConfigError, match="expert4.model: unknown expert architecture 'none'"):
         make_expert(4, graph, DEFAULT[1])
 
 
@@ -430,7 +433,9 @@ def test_build_expert_picks_and_checks_gat_impl(index: int, graph: GridGraph) ->
     assert isinstance(first_gat_layer(pyg), PygGraphAttention)
     assert isinstance(first_gat_layer(dense), GraphAttention)
     assert isinstance(first_gat_layer(unnamed), PygGraphAttention)  # left out: pyg
-    with pytest.raises(ConfigError, match=rf"expert{index}: gat_impl must be one of .*'sparse'"):
+    with pytest.raises(
+        ConfigError, match=rf"expert{index}.model.gat_impl: gat_impl must be one of .*'sparse'"
+    ):
         make_expert(index, graph, with_impl(cfg, "sparse"))
 
 

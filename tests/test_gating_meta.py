@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from ames.config import GatingModel, LossWeights, MetaConfig
 from ames.data.schema import PREVAILING_WIND_ATTR
 from ames.models.ames import (
     AMESModel,
@@ -87,6 +88,14 @@ def make_batch(transform: TargetTransform, statics: StaticFields, batch: int = 4
     }
 
 
+def gating_model(**keys) -> GatingModel:
+    return GatingModel(**{"mode": "learned", **keys})
+
+
+def meta_config(**keys) -> MetaConfig:
+    return MetaConfig(**{"enabled": True, **keys})
+
+
 def make_model(gating_cfg: dict | None = None, meta_cfg: dict | None = None, offsets=(0, 0, 0)):
     torch.manual_seed(0)
     statics = make_statics()
@@ -96,8 +105,8 @@ def make_model(gating_cfg: dict | None = None, meta_cfg: dict | None = None, off
         experts,
         transform,
         statics,
-        gating_cfg or {},
-        {"wind_from_deg": 90.0, **(meta_cfg or {})},
+        gating_model(**(gating_cfg or {})),
+        meta_config(wind_from_deg=90.0, **(meta_cfg or {})),
         horizon=H,
     )
     return model, statics, transform
@@ -184,7 +193,7 @@ def _meta_inputs(statics: StaticFields, batch: int = 2, level: float = 0.0):
 
 def test_meta_disabled_is_exactly_relu_of_weighted_sum() -> None:
     statics = make_statics()
-    meta = build_meta(statics, {"enabled": False}, H)
+    meta = build_meta(statics, meta_config(enabled=False), H)
     inputs = _meta_inputs(statics, level=-2.0)
     expected = torch.relu((inputs[2].unsqueeze(2) * inputs[1]).sum(dim=1))
     # same function, but the kernels may sum in another order on another CPU
@@ -196,7 +205,7 @@ def test_meta_disabled_is_exactly_relu_of_weighted_sum() -> None:
 def test_untrained_meta_passes_the_weighted_forecast_whatever_the_wind(wind_from_deg) -> None:
     """Default params, any region's wind (or none): untrained means an exact pass-through."""
     statics = make_statics()
-    meta = build_meta(statics, {"wind_from_deg": wind_from_deg}, H)
+    meta = build_meta(statics, meta_config(wind_from_deg=wind_from_deg), H)
     inputs = _meta_inputs(statics)
     expected = torch.relu(weighted_forecast(inputs[1], inputs[2]))
     assert meta(*inputs).equal(expected)
@@ -205,7 +214,7 @@ def test_untrained_meta_passes_the_weighted_forecast_whatever_the_wind(wind_from
 
 def test_without_a_wind_the_orographic_terms_are_off_and_frozen() -> None:
     statics = make_statics()
-    meta = build_meta(statics, {"orographic_init": 0.05, "rain_shadow_init": 0.05}, H)
+    meta = build_meta(statics, meta_config(orographic_init=0.05, rain_shadow_init=0.05), H)
     assert not meta.physics_terms
     assert not meta.orographic_enhancement.requires_grad
     assert not meta.rain_shadow_suppression.requires_grad
@@ -213,11 +222,18 @@ def test_without_a_wind_the_orographic_terms_are_off_and_frozen() -> None:
 
 
 def test_the_wind_comes_from_params_else_the_dataset_else_none(caplog) -> None:
-    assert prevailing_wind({"wind_from_deg": 270}, {PREVAILING_WIND_ATTR: 83.6}) == 270.0
-    assert prevailing_wind({"wind_from_deg": None}, {PREVAILING_WIND_ATTR: 83.6}) == 83.6
+    assert prevailing_wind(meta_config(wind_from_deg=270.0), {PREVAILING_WIND_ATTR: 83.6}) == 270.0
+    assert prevailing_wind(meta_config(), {PREVAILING_WIND_ATTR: 83.6}) == 83.6
     with caplog.at_level("WARNING"):
-        assert prevailing_wind({}, {"source": "files"}) is None
+        assert prevailing_wind(meta_config(), {"source": "files"}) is None
     assert "meta.wind_from_deg" in caplog.text and "Fix:" in caplog.text
+
+
+def test_the_meta_learner_keeps_the_wind_it_was_built_with() -> None:
+    """The finetune summary reports this wind rather than resolving it (and warning) again."""
+    statics = make_statics()
+    assert build_meta(statics, meta_config(wind_from_deg=270.0), H).wind_from_deg == 270.0
+    assert build_meta(statics, meta_config(), H).wind_from_deg is None
 
 
 def test_physics_correction_enhances_windward_high_and_suppresses_leeward() -> None:
@@ -263,7 +279,7 @@ def test_forward_shapes_and_non_negative_output_with_negative_experts() -> None:
 
 @pytest.mark.parametrize("optimise", ["gating", "everything"])
 def test_gating_only_training_leaves_experts_bitwise_unchanged(optimise: str) -> None:
-    model, statics, transform = make_model(gating_cfg={"hidden_sizes": [8]})
+    model, statics, transform = make_model(gating_cfg={"hidden_sizes": (8,)})
     batch = make_batch(transform, statics)
     ctx = PhysicsContext.from_statics(statics, train_mean_mm=150.0)
     experts_before = [p.detach().clone() for p in model.expert_parameters()]
@@ -276,7 +292,7 @@ def test_gating_only_training_leaves_experts_bitwise_unchanged(optimise: str) ->
     optimizer = torch.optim.AdamW(params, lr=1e-2, weight_decay=0.1)
     for _ in range(3):
         optimizer.zero_grad()
-        loss, _ = ames_loss(model(batch), batch, {"lambda_div": 0.01}, ctx)
+        loss, _ = ames_loss(model(batch), batch, LossWeights(lambda_div=0.01), ctx)
         loss.backward()
         optimizer.step()
     for before, after in zip(experts_before, model.expert_parameters(), strict=True):
@@ -289,7 +305,7 @@ def test_stage3_loss_components_and_finite_gradients() -> None:
     model, statics, transform = make_model()
     batch = make_batch(transform, statics)
     ctx = PhysicsContext.from_statics(statics, train_mean_mm=150.0)
-    cfg = {"lambda_mass": 0.05, "lambda_oro": 0.1, "epochs": 50}
+    cfg = LossWeights(lambda_mass=0.05, lambda_oro=0.1)
     out = model(batch)
     loss, parts = ames_loss(out, batch, cfg, ctx)
     assert set(parts) == {"mse", "l_mass", "l_oro", "diversity", "loss"}
@@ -305,7 +321,7 @@ def test_stage3_loss_components_and_finite_gradients() -> None:
 
 
 def test_parameter_counts_by_component() -> None:
-    model, _, _ = make_model(gating_cfg={"hidden_sizes": [8]}, meta_cfg={"hidden_sizes": [16]})
+    model, _, _ = make_model(gating_cfg={"hidden_sizes": (8,)}, meta_cfg={"hidden_sizes": (16,)})
     counts = model.count_parameters_by_component()
     per_expert = C * H + H
     assert counts["expert1"] == counts["expert2"] == counts["expert3"] == per_expert
@@ -316,8 +332,8 @@ def test_parameter_counts_by_component() -> None:
 
 def test_paper_profile_sizes_are_near_5k_and_12k() -> None:
     statics = make_statics(61, 65)
-    gating = build_gating(statics, {"hidden_sizes": [64, 64]})
-    meta = build_meta(statics, {"hidden_sizes": [96, 64]}, horizon=12)
+    gating = build_gating(statics, gating_model(hidden_sizes=(64, 64)))
+    meta = build_meta(statics, meta_config(hidden_sizes=(96, 64)), horizon=12)
     n_gating = sum(p.numel() for p in gating.parameters())
     n_meta = sum(p.numel() for p in meta.parameters())
     assert 0.7 * 5_000 <= n_gating <= 1.3 * 5_000
@@ -339,7 +355,7 @@ def test_routing_by_band() -> None:
 
 def test_built_model_is_an_ames_model_with_config_switches() -> None:
     model, statics, transform = make_model(
-        gating_cfg={"mode": "single", "single_expert": 2, "epochs": 30},
+        gating_cfg={"mode": "single", "single_expert": 2},
         meta_cfg={"enabled": False},
     )
     assert isinstance(model, AMESModel)

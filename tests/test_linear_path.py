@@ -9,7 +9,7 @@ import torch
 from config_helpers import committed_params
 from scipy.ndimage import gaussian_filter
 
-from ames.config import ConfigError
+from ames.config import ConfigError, LinearFeatures, parse_config
 from ames.evaluation.ridge import fit_ridge, origin_moments, ridge_features, ridge_targets
 from ames.models.linear_path import LinearPath, SpatialRegressors, grid_spacing_km
 from ames.models.linear_path_fit import (
@@ -20,7 +20,6 @@ from ames.models.linear_path_fit import (
     smoothed_rows,
 )
 from ames.selection import blocked_year_folds
-from ames.settings import LinearFeatures, parse_config
 from ames.windows import GridInputs, window_inputs
 
 WINDOW, HORIZON, SHAPE = 4, 2, (9, 10)

@@ -9,11 +9,17 @@ import pytest
 import yaml
 from graph_fixtures import synthetic_grid_graph
 
-from ames.config import ConfigError, load_params, resolve_profile
+from ames.config import (
+    DEFAULT_ARCHITECTURES,
+    ConfigError,
+    Reader,
+    load_config,
+    load_params,
+    read_expert_model,
+    resolve_profile,
+)
 from ames.models.experts import build_expert
 from ames.models.parameters import count_parameters
-from ames.sections import DEFAULT_ARCHITECTURES
-from ames.settings import load_config
 from ames.windows import N_CHANNELS
 from ames.workflows.ablation import needs_own_stage2
 
@@ -58,9 +64,11 @@ def test_paper_profile_sizes_match_the_spec(raw_params):
     assert paper["gating"]["training"] == {"epochs": 30, "patience": 10}
     graph = synthetic_grid_graph(np.ones((6, 7), bool), n_neighbors=4)
     for index, target in PAPER_BUDGET.items():
+        architecture = DEFAULT_ARCHITECTURES[f"expert{index}"]
+        model = paper[f"expert{index}"]["model"]
         expert = build_expert(
-            DEFAULT_ARCHITECTURES[f"expert{index}"],
-            paper[f"expert{index}"]["model"],
+            architecture,
+            read_expert_model(Reader(), architecture, model, f"expert{index}.model", 60),
             n_features=N_CHANNELS,
             window=60,
             horizon=12,

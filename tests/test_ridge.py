@@ -10,10 +10,12 @@ import pytest
 
 from ames.climatology import calendar_climatology
 from ames.evaluation.ridge import (
+    CLIMATOLOGY,
     RidgeBaseline,
     fit_ridge,
     fit_ridge_selected,
     fold_inputs,
+    penalty_label,
     ridge_features,
     ridge_forecast,
     ridge_targets,
@@ -385,3 +387,11 @@ def test_fold_inputs_ignore_the_held_out_targets_and_the_test_months():
     outside[run.masks.split["test_start"] :] = False
     np.testing.assert_array_equal(before.anomaly[outside], after.anomaly[outside])
     assert not np.allclose(before.anomaly[first : last + 1], after.anomaly[first : last + 1])
+
+
+def test_a_penalty_label_is_one_significant_digit_or_climatology() -> None:
+    assert [penalty_label(a) for a in (1.0, 3162.2776601683795, CLIMATOLOGY)] == [
+        "1e+00",
+        "3e+03",
+        "climatology",
+    ]

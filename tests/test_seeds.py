@@ -12,10 +12,9 @@ import yaml
 from config_helpers import config_with
 from torch import nn
 
-from ames.config import ConfigError, resolve_profile
+from ames.config import ConfigError, load_config, parse_config, resolve_profile
 from ames.io import write_json
 from ames.paths import MEMBERS_MANIFEST
-from ames.settings import load_config, parse_config
 from ames.workflows.seeds import (
     ensemble_test_forecasts,
     final_checkpoints,

@@ -6,19 +6,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from config_helpers import ROOT, committed_params
+from config_helpers import ROOT, committed_params, write_params
 
-from ames.config import ConfigError, deep_merge, derive_seed, load_params, params_hash
-from ames.sections import BootstrapConfig, GraphConfig, ZoneConfig
-from ames.settings import AmesConfig, load_config, parse_config
-
-
-def write_params(tmp_path: Path, overlay: dict[str, Any]) -> Path:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(deep_merge(raw, overlay), sort_keys=False))
-    return path
+from ames.config import (
+    AmesConfig,
+    BootstrapConfig,
+    ConfigError,
+    GraphConfig,
+    ZoneConfig,
+    deep_merge,
+    derive_seed,
+    load_config,
+    load_params,
+    params_hash,
+    parse_config,
+)
 
 
 def without(params: dict[str, Any], section: str, key: str) -> dict[str, Any]:
@@ -53,7 +55,11 @@ def test_typed_values_equal_the_yaml_values(cfg: AmesConfig) -> None:
     for index in (1, 2, 3):
         section = raw[f"expert{index}"]
         expert = cfg.expert(index)
-        assert expert.zone == section["zone"] and expert.model == section["model"]
+        assert expert.zone == section["zone"]
+        assert {key: getattr(expert.model, key) for key in section["model"]} == {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in section["model"].items()
+        }
         assert expert.training.epochs == section["training"]["epochs"]
         assert expert.training.lr == raw["train"]["lr"]
         assert expert.training.seed == derive_seed(raw["seed"], f"expert{index}", "training")
@@ -63,15 +69,20 @@ def test_typed_values_equal_the_yaml_values(cfg: AmesConfig) -> None:
 
 def test_expert_architecture_defaults_by_section_and_can_be_named(cfg: AmesConfig) -> None:
     assert [e.architecture for e in cfg.experts] == ["gnn_tat", "convlstm", "hybrid"]
-    swapped = cfg.with_overlay({"expert1": {"architecture": "hybrid"}})
+    params = deep_merge(cfg.raw, {"expert1": {"architecture": "hybrid"}})
+    params["expert1"]["model"] = dict(cfg.raw["expert3"]["model"])  # the keys of a hybrid
+    swapped = parse_config(params)
     assert swapped.expert(1).architecture == "hybrid" and swapped.expert(2) == cfg.expert(2)
+    assert swapped.expert(1).model == cfg.expert(3).model
+    with pytest.raises(ConfigError, match="expert1.model: unknown key"):  # gnn_tat's keys
+        cfg.with_overlay({"expert1": {"architecture": "hybrid"}})
 
 
 def test_paper_profile_parses(tmp_path: Path) -> None:
     cfg = load_config(write_params(tmp_path, {"profile": "paper"}))
     assert cfg.profile == "paper" and cfg.seeds == 3
     assert cfg.features.input_window == 60
-    assert cfg.expert(1).training.epochs == 50 and cfg.expert(1).model["lstm_hidden"] == 64
+    assert cfg.expert(1).training.epochs == 50 and cfg.expert(1).model.lstm_hidden == 64
     assert cfg.finetune.training.lr == pytest.approx(0.1 * 1.0e-3)
 
 
@@ -83,8 +94,11 @@ def test_paper_profile_parses(tmp_path: Path) -> None:
         ({"seeds": 0}, "seeds: expected an integer >= 1"),
         ({"features": {"target_transform": "log"}}, "features.target_transform: expected one"),
         ({"train": {"lr": "fast"}}, "train.lr: expected a number"),
-        ({"expert2": {"training": {"epochs": 0}}}, "expert2.training: TrainConfig: invalid"),
-        ({"expert2": {"training": {"epochs": "ten"}}}, "expert2.training: TrainConfig.epochs"),
+        ({"expert2": {"training": {"epochs": 0}}}, "expert2.training: invalid value(s) epochs=0"),
+        (
+            {"expert2": {"training": {"epochs": "ten"}}},
+            "expert2.training.epochs: expected an integer, got 'ten'",
+        ),
         ({"gating": {"mode": "random"}}, "gating.mode: expected one of learned"),
         ({"meta": {"enabled": "yes"}}, "meta.enabled: expected true or false"),
         ({"uncertainty": {"block_months": 3}}, "uncertainty"),
@@ -132,7 +146,10 @@ def test_missing_section_names_it() -> None:
         ({"features": {"window": 12}}, "features: unknown key(s) 'window' (did you mean"),
         ({"graph": {"k_spatal": 8}}, "graph: unknown key(s) 'k_spatal' (did you mean 'k_spa"),
         ({"expert1": {"modle": {}}}, "expert1: unknown key(s) 'modle' (did you mean 'model'?)"),
-        ({"gating": {"training": {"epoch": 3}}}, "gating.training: unknown training option"),
+        (
+            {"gating": {"training": {"epoch": 3}}},
+            "gating.training: unknown key(s) 'epoch' (did you mean 'epochs'?)",
+        ),
     ],
 )
 def test_unknown_key_suggests_a_close_match(overlay: dict, message: str) -> None:
@@ -147,7 +164,7 @@ def test_ablation_overlay_parses_again(cfg: AmesConfig) -> None:
     assert "ablations" not in single.raw and single.ablations == {}
     assert single.expert(1) == cfg.expert(1)  # the experts are shared with the main chain
     no_loss = cfg.ablation("no_physics_loss")
-    assert no_loss.finetune.loss["lambda_mass"] == 0.0
+    assert no_loss.finetune.loss.lambda_mass == 0.0
     assert no_loss.finetune.training == cfg.finetune.training
     with pytest.raises(KeyError, match="no ablation 'nothing'"):
         cfg.ablation("nothing")

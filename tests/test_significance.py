@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ames.config import BootstrapConfig
 from ames.evaluation.error_sums import (
     error_sums,
     merge_error_sums,
@@ -15,7 +16,6 @@ from ames.evaluation.error_sums import (
     write_error_sums,
 )
 from ames.evaluation.metrics import score_forecasts
-from ames.sections import BootstrapConfig
 from ames.workflows.significance import (
     ablation_significance,
     references,

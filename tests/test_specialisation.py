@@ -57,10 +57,10 @@ from config_helpers import ROOT
 from graph_fixtures import synthetic_grid_graph
 from torch.utils.data import DataLoader
 
+from ames.config import EXPERT_IDS, AmesConfig, load_config
 from ames.models.ames import PhysicsContext, StaticFields, build_ames_model
 from ames.models.experts import WithExpertOutputs, build_expert, precompute_expert_outputs
 from ames.models.losses import masked_mse
-from ames.settings import EXPERT_IDS, AmesConfig, load_config
 from ames.training.engine import fit
 from ames.windows import N_CHANNELS, TargetTransform, WindowDataset, build_grid_inputs
 from ames.workflows.ames_model import loss_fn
@@ -247,7 +247,7 @@ def test_each_expert_beats_the_others_in_its_zone(run: TinyRun) -> None:
 
 def test_the_elevation_priors_alone_route_every_zone_to_a_wrong_expert(run: TinyRun) -> None:
     model = build_ames_model(
-        run.experts, run.transform, run.statics, run.cfg.gating.model, run.cfg.meta.model, HORIZON
+        run.experts, run.transform, run.statics, run.cfg.gating.model, run.cfg.meta, HORIZON
     )
     priors = model.gating.priors.numpy()
     for zone, cells in run.zones.items():
@@ -261,7 +261,7 @@ def train_stage2(run: TinyRun, cfg: AmesConfig, tmp_path) -> torch.nn.Module:
     trainable combination parameters fitted on held-out expert forecasts; a gating with
     nothing to train (``mode: equal``) is kept as built."""
     model = build_ames_model(
-        run.experts, run.transform, run.statics, cfg.gating.model, cfg.meta.model, HORIZON
+        run.experts, run.transform, run.statics, cfg.gating.model, cfg.meta, HORIZON
     )
     model.freeze_experts()
     trainable = [p for p in model.combination_parameters() if p.requires_grad]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ames.config import TrainConfig
 from ames.errors import UserError
 from ames.models.parameters import count_parameters
 from ames.training.checkpoints import (
@@ -22,7 +23,6 @@ from ames.training.checkpoints import (
     load_state_dict_checked,
     save_checkpoint,
 )
-from ames.training.config import TrainConfig
 from ames.training.device import DeviceUnavailableError, select_device
 from ames.training.engine import fit
 from ames.training.live import LearningCurveError
@@ -544,16 +544,17 @@ def test_train_config_from_dict():
         {"epochs": 5, "lr": "1e-3", "patience": None, "batch_size": 8, "seed": 1}
     )
     assert cfg.lr == 1e-3 and cfg.weight_decay == 1e-4 and cfg.grad_clip == 1.0
-    with pytest.raises(ValueError, match="'learning_rate'.*Valid options: epochs"):
+    valid = {"epochs": 5, "lr": 1e-3, "patience": 3, "batch_size": 8, "seed": 1}
+    with pytest.raises(ValueError, match="'learning_rate'.*valid: epochs"):
         TrainConfig.from_dict({"epochs": 5, "learning_rate": 1e-3})
     with pytest.raises(ValueError, match="'pateince' \\(did you mean 'patience'\\?\\)"):
         TrainConfig.from_dict({"pateince": 3})
-    with pytest.raises(ValueError, match="missing training option\\(s\\) lr"):
+    with pytest.raises(ValueError, match="training.lr: missing key"):
         TrainConfig.from_dict({"epochs": 5, "patience": 3, "batch_size": 8, "seed": 1})
-    with pytest.raises(ValueError, match="epochs=0"):
-        config(epochs=0)
-    with pytest.raises(TypeError, match="TrainConfig.batch_size"):
-        config(batch_size=True)
+    with pytest.raises(ValueError, match="training: invalid value\\(s\\) epochs=0"):
+        TrainConfig.from_dict({**valid, "epochs": 0})
+    with pytest.raises(ValueError, match="training.batch_size: expected an integer, got True"):
+        TrainConfig.from_dict({**valid, "batch_size": True})
 
 
 def test_select_device():

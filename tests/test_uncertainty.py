@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ames.config import BootstrapConfig
 from ames.evaluation.uncertainty import (
     Interval,
     block_indices,
@@ -15,7 +16,6 @@ from ames.evaluation.uncertainty import (
     origin_counts,
     predictability_horizon,
 )
-from ames.sections import BootstrapConfig
 
 N_ORIGINS, HORIZON, BLOCK = 99, 12, 12
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ames.allocator import keep_freed_memory
+from ames.config import load_config
 from ames.errors import UserError
-from ames.settings import load_config
 
 DEBUG_ENV = "AMES_DEBUG"
 PARAMS = "params.yaml"

@@ -18,7 +18,7 @@ from ames.climatology import (
     split_month_bounds,
     training_month_mask,
 )
-from ames.sections import GraphConfig
+from ames.config import GraphConfig
 from ames.zones import ZONES, zone_masks
 
 __all__ = ["ZONES", "zone_masks"]  # re-exported: zones live in ames.zones

@@ -13,11 +13,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from ames.config import params_hash
+from ames.config import AmesConfig, params_hash
 from ames.data.dataset import GridData, load_grid_data
 from ames.masks_io import MaskBundle, load_masks
 from ames.paths import DATASET, MASKS
-from ames.settings import AmesConfig
 from ames.windows import GridInputs, TargetTransform, WindowDataset, build_grid_inputs
 
 

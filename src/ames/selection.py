@@ -23,15 +23,6 @@ import pandas as pd
 
 
 @dataclass(frozen=True)
-class SelectionConfig:
-    """``selection`` in params.yaml: how many folds, and how sure a fit must be to beat
-    climatology (``ames.evaluation.ridge.choose_penalties``)."""
-
-    folds: int
-    skill_margin_se: float
-
-
-@dataclass(frozen=True)
 class Fold:
     train: np.ndarray  # origin indices, purged
     val: np.ndarray  # origin indices, one contiguous block of whole years

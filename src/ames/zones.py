@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ames.config import TERCILES, ZoneConfig
 from ames.data.errors import DataError
-from ames.sections import TERCILES, ZoneConfig
 
 log = logging.getLogger(__name__)
 

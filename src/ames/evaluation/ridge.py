@@ -35,8 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ames.climatology import MIN_STD_MM, calendar_climatology, target_months
+from ames.config import SelectionConfig
 from ames.run import RunInputs
-from ames.selection import Fold, SelectionConfig, pretest_folds, target_span
+from ames.selection import Fold, pretest_folds, target_span
 from ames.windows import GridInputs, build_grid_inputs
 
 # What a fold is standardised with: the run's inputs as that fold's training data sees them.
@@ -49,6 +50,11 @@ FoldMoments = Callable[[Fold], tuple[np.ndarray, np.ndarray]]
 # forecast without any regressor (reported as null in the JSON reports).
 CLIMATOLOGY = float("inf")
 RIDGE_ALPHAS = (*(float(a) for a in np.logspace(0, 9, 19)), CLIMATOLOGY)
+
+
+def penalty_label(alpha: float) -> str:
+    """A penalty as logs and reports name it: ``1e+03``, or ``climatology`` for CLIMATOLOGY."""
+    return "climatology" if np.isinf(alpha) else f"{alpha:.0e}"
 
 
 @dataclass(frozen=True)

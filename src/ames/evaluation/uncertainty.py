@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ames.sections import BootstrapConfig
+from ames.config import BootstrapConfig
 
 
 def n_blocks(n_origins: int, block: int) -> int:

@@ -7,21 +7,23 @@ Losses (SPEC §4.5):
   cells are excluded.
 - ``diversity``: :func:`ames.models.gating.routing_diversity_penalty`.
 - ``l_mass`` / ``l_oro``: :mod:`ames.physics` losses on mm/month forecasts.
-``loss = mse + lambda_div·diversity + lambda_mass·l_mass + lambda_oro·l_oro``; a weight
-missing from the stage config counts as 0 (stage 2 sets ``lambda_div``, stage 3 the others).
+``loss = mse + lambda_div·diversity + lambda_mass·l_mass + lambda_oro·l_oro``, the weights
+of a stage's ``loss`` keys (``ames.config.LossWeights``; a weight left out is 0: stage 2
+sets ``lambda_div``, stage 3 the others).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ames.config import GatingModel, LossWeights, MetaConfig
 from ames.models.gating import N_EXPERTS, PhysicsGuidedGating, routing_diversity_penalty
 from ames.models.losses import masked_mse
 from ames.models.meta import PhysicsInformedMetaLearner
@@ -29,17 +31,6 @@ from ames.models.parameters import count_elements
 from ames.physics import elevation_priors, mass_conservation_loss, orographic_loss
 from ames.windows import TargetTransform
 
-GATING_KEYS = ("hidden_sizes", "dropout", "alpha_init", "fixed_alpha", "mode", "single_expert")
-META_KEYS = (
-    "hidden_sizes",
-    "dropout",
-    "wind_from_deg",
-    "min_slope_deg",
-    "orographic_init",
-    "rain_shadow_init",
-    "enabled",
-)
-LOSS_WEIGHTS = ("lambda_div", "lambda_mass", "lambda_oro")
 # (key, lower bound exclusive, upper bound inclusive) in metres; SPEC §5 routing bands.
 ELEVATION_BANDS = (
     ("gt3500", 3500.0, np.inf),
@@ -106,34 +97,27 @@ class PhysicsContext:
         )
 
 
-def _pick(cfg: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    return {key: cfg[key] for key in keys if key in cfg}
-
-
 def build_gating(
     statics: StaticFields,
-    cfg: Mapping[str, Any],
+    cfg: GatingModel,
     high_min_m: float = 3000.0,
     low_max_m: float = 2000.0,
 ) -> PhysicsGuidedGating:
-    """Gating from the ``gating`` params (other keys, e.g. epochs, are ignored)."""
-    priors = elevation_priors(
-        statics.elevation_m, high_min_m, low_max_m, float(cfg.get("prior_scale_m", 500.0))
-    )
-    return PhysicsGuidedGating(priors, statics.context_z, **_pick(cfg, GATING_KEYS))
+    """Gating from the ``gating`` params."""
+    priors = elevation_priors(statics.elevation_m, high_min_m, low_max_m, cfg.prior_scale_m)
+    network = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "prior_scale_m"}
+    return PhysicsGuidedGating(priors, statics.context_z, **network)
 
 
-def build_meta(
-    statics: StaticFields, cfg: Mapping[str, Any], horizon: int
-) -> PhysicsInformedMetaLearner:
-    """Meta-learner from the ``finetune.model`` params (other keys are ignored)."""
+def build_meta(statics: StaticFields, cfg: MetaConfig, horizon: int) -> PhysicsInformedMetaLearner:
+    """Meta-learner from the ``meta`` params."""
     return PhysicsInformedMetaLearner(
         statics.context_z,
         statics.slope_deg,
         statics.aspect_deg,
         statics.high_mask,
         horizon,
-        **_pick(cfg, META_KEYS),
+        **dataclasses.asdict(cfg),
     )
 
 
@@ -235,13 +219,13 @@ def build_ames_model(
     experts: Sequence[nn.Module],
     transform: TargetTransform,
     statics: StaticFields,
-    gating_cfg: Mapping[str, Any],
-    meta_cfg: Mapping[str, Any],
+    gating_cfg: GatingModel,
+    meta_cfg: MetaConfig,
     horizon: int,
     high_min_m: float = 3000.0,
     low_max_m: float = 2000.0,
 ) -> AMESModel:
-    """Compose AMES from trained experts and the ``gating`` / ``finetune.model`` params."""
+    """Compose AMES from trained experts and the ``gating`` / ``meta`` params."""
     gating = build_gating(statics, gating_cfg, high_min_m, low_max_m)
     meta = build_meta(statics, meta_cfg, horizon)
     return AMESModel(experts, transform, gating, meta)
@@ -250,13 +234,10 @@ def build_ames_model(
 def ames_loss(
     model_out: Mapping[str, Tensor],
     batch: Mapping[str, Tensor],
-    stage_cfg: Mapping[str, Any],
+    weights: LossWeights,
     physics_ctx: PhysicsContext,
 ) -> tuple[Tensor, dict[str, float]]:
-    """Stage-2/3 objective (see module doc); returns the loss and float components.
-
-    ``stage_cfg`` supplies ``lambda_div`` / ``lambda_mass`` / ``lambda_oro`` (missing = 0).
-    """
+    """Stage-2/3 objective (see module doc); returns the loss and float components."""
     device = model_out["pred_mm"].device
     valid = physics_ctx.valid.to(device)
     terms = {
@@ -271,8 +252,12 @@ def ames_loss(
         ),
     }
     loss = terms["mse"]
-    for name, key in zip(("diversity", "l_mass", "l_oro"), LOSS_WEIGHTS, strict=True):
-        weight = float(stage_cfg.get(key, 0.0))
+    weighted = {
+        "diversity": weights.lambda_div,
+        "l_mass": weights.lambda_mass,
+        "l_oro": weights.lambda_oro,
+    }
+    for name, weight in weighted.items():
         if weight:
             loss = loss + weight * terms[name]
     components = {name: float(value.detach()) for name, value in terms.items()}

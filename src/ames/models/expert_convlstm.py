@@ -6,29 +6,11 @@ grid): 203,404 (SPEC ≈ 180 K, +13 %).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor, nn
 
+from ames.config import ConvLstmConfig
 from ames.models.layers import ConvLstmLayer, patch_months, split_static
 from ames.models.linear_path import linear_path, start_as_linear_path
-
-
-@dataclass(frozen=True)
-class ConvLstmConfig:
-    """``expert2`` model keys. ``hidden`` lists the channels of each ConvLSTM layer.
-
-    ``recurrent_conv: separable`` makes the hidden-to-hidden convolution depthwise 3×3 then
-    pointwise 1×1; the input-to-hidden convolution is always a full ``kernel_size`` conv.
-    ``full`` is the textbook cell (one dense conv on the hidden state).
-    """
-
-    hidden: tuple[int, ...]
-    kernel_size: int
-    recurrent_conv: str
-    temporal_patch: int
-    dropout: float
-    linear_path: bool | str = False
 
 
 class ConvLstmExpert(nn.Module):

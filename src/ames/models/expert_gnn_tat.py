@@ -7,31 +7,15 @@ and the graph): 75,596 with ``gat_impl: pyg``, 75,224 with ``dense`` (SPEC ≈ 6
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ames.config import GnnTatConfig
 from ames.models.graph import GridGraph, on_receptive_subgraph
 from ames.models.layers import TemporalAttention, graph_attention, patch_months, split_static
 from ames.models.linear_path import linear_path, start_as_linear_path
-
-
-@dataclass(frozen=True)
-class GnnTatConfig:
-    """``expert1`` model keys. ``gat_impl`` may be left out (``pyg``)."""
-
-    lstm_hidden: int
-    lstm_layers: int
-    gat_hidden: int
-    gat_layers: int
-    gat_heads: int
-    attention_heads: int
-    temporal_patch: int
-    dropout: float
-    gat_impl: str = "pyg"
-    linear_path: bool | str = False
 
 
 class GnnTatExpert(nn.Module):

@@ -8,34 +8,15 @@ Paper-profile parameter count (W = 60, C = 9 with 5 static, H = 12, ``encoder_hi
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ames.config import HybridConfig
 from ames.models.graph import GridGraph, on_receptive_subgraph
 from ames.models.layers import graph_attention, split_static
 from ames.models.linear_path import linear_path, start_as_linear_path
-
-
-@dataclass(frozen=True)
-class HybridConfig:
-    """``expert3`` model keys. ``recent_months: null`` flattens the whole window.
-
-    ``gat_impl`` may be left out (``pyg``).
-    """
-
-    recent_months: int | None
-    encoder_hidden: int
-    conv_hidden: int
-    conv_layers: int
-    kernel_size: int
-    gat_hidden: int
-    gat_heads: int
-    dropout: float
-    gat_impl: str = "pyg"
-    linear_path: bool | str = False
 
 
 class HybridExpert(nn.Module):

@@ -1,7 +1,8 @@
 """The three AMES experts (SPEC §4.2): the registry :data:`EXPERTS` of their architectures
 by name (an ``expertN`` section's ``architecture``, by default
-``ames.sections.DEFAULT_ARCHITECTURES``), :func:`build_expert` and the checks on their
-params; :func:`build_experts`, a run's three; the frozen experts' outputs that stage 2 reads.
+``ames.config.DEFAULT_ARCHITECTURES``), :func:`build_expert` from the model keys that
+``ames.config`` read and checked (``ames.config.EXPERT_MODELS``); :func:`build_experts`, a
+run's three; the frozen experts' outputs that stage 2 reads.
 
 Every expert maps ``x [B, W, C, lat, lon]`` to ``[B, H, lat, lon]`` in transformed target
 units over the whole grid; cells outside the graph get finite values that losses mask out
@@ -29,157 +30,58 @@ with ``encoder_hidden: 144`` (≈ 90 K, +2 %).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ames.config import ConfigError, derive_seed
-from ames.models.expert_convlstm import ConvLstmConfig, ConvLstmExpert
-from ames.models.expert_gnn_tat import GnnTatConfig, GnnTatExpert
-from ames.models.expert_hybrid import HybridConfig, HybridExpert
+from ames.config import EXPERT_IDS, EXPERT_MODELS, AmesConfig, ExpertModel, derive_seed
+from ames.models.expert_convlstm import ConvLstmExpert
+from ames.models.expert_gnn_tat import GnnTatExpert
+from ames.models.expert_hybrid import HybridExpert
 from ames.models.graph import GridGraph
-from ames.models.layers import GAT_IMPLS, RECURRENT_CONVS
 from ames.models.linear_path import spatial_regressors
 from ames.run import RunInputs
-from ames.sections import EXPERT_ARCHITECTURES
-from ames.settings import EXPERT_IDS, AmesConfig
 from ames.windows import N_CHANNELS, N_CONTEXT
-
-ConfigT = TypeVar("ConfigT", GnnTatConfig, ConvLstmConfig, HybridConfig)
-
-
-def _read_config(kind: type[ConfigT], cfg: Mapping[str, Any], section: str) -> ConfigT:
-    """Pick the model keys of ``kind`` out of a params section (other keys are ignored)."""
-    required = [f.name for f in fields(kind) if f.default is MISSING]
-    missing = [name for name in required if name not in cfg]
-    if missing:
-        detail = f"missing model keys {missing}"
-        raise ConfigError(f"params.yaml: {section} is {detail}", path=section, detail=detail)
-    values = {f.name: cfg[f.name] for f in fields(kind) if f.name in cfg}
-    if "hidden" in values:
-        hidden = values["hidden"]
-        values["hidden"] = tuple(hidden) if isinstance(hidden, list | tuple) else (hidden,)
-    return kind(**values)
-
-
-def _require(condition: bool, section: str, message: str) -> None:
-    if not condition:
-        raise ConfigError(f"params.yaml: {section}: {message}", path=section, detail=message)
-
-
-def _check_sizes(
-    cfg: GnnTatConfig | ConvLstmConfig | HybridConfig, section: str, at_least_one: tuple[str, ...]
-) -> None:
-    for name in at_least_one:
-        values = getattr(cfg, name)
-        values = values if isinstance(values, tuple) else (values,)
-        _require(all(int(v) >= 1 for v in values), section, f"{name} must be ≥ 1")
-    _require(0.0 <= cfg.dropout < 1.0, section, f"dropout must be in [0, 1), got {cfg.dropout}")
-    _require(
-        isinstance(cfg.linear_path, bool) or cfg.linear_path == "ridge",
-        section,
-        f"linear_path must be false, true or ridge, got {cfg.linear_path!r}",
-    )
-
-
-def _check_gat(cfg: GnnTatConfig | HybridConfig, section: str) -> None:
-    _require(cfg.gat_hidden % cfg.gat_heads == 0, section, "gat_hidden % gat_heads must be 0")
-    _require(
-        cfg.gat_impl in GAT_IMPLS,
-        section,
-        f"gat_impl must be one of {GAT_IMPLS}, got {cfg.gat_impl!r}",
-    )
-
-
-def _check_patch(patch: int, window: int, section: str) -> None:
-    _require(
-        patch >= 1 and window % patch == 0,
-        section,
-        f"temporal_patch={patch} must be ≥ 1 and divide the input window {window}",
-    )
-
-
-def _check_gnn_tat(c: GnnTatConfig, window: int, section: str) -> None:
-    _check_sizes(c, section, ("lstm_hidden", "lstm_layers", "gat_hidden", "gat_heads"))
-    _check_patch(c.temporal_patch, window, section)
-    _check_gat(c, section)
-    _require(
-        c.lstm_hidden % c.attention_heads == 0,
-        section,
-        "lstm_hidden % attention_heads must be 0",
-    )
-
-
-def _check_convlstm(c: ConvLstmConfig, window: int, section: str) -> None:
-    _check_sizes(c, section, ("hidden", "kernel_size"))
-    _check_patch(c.temporal_patch, window, section)
-    _require(len(c.hidden) >= 1, section, "hidden must list at least one layer width")
-    _require(c.kernel_size % 2 == 1, section, "kernel_size must be odd")
-    _require(
-        c.recurrent_conv in RECURRENT_CONVS,
-        section,
-        f"recurrent_conv must be one of {RECURRENT_CONVS}, got {c.recurrent_conv!r}",
-    )
-
-
-def _check_hybrid(c: HybridConfig, window: int, section: str) -> None:
-    _check_sizes(c, section, ("encoder_hidden", "conv_hidden", "gat_hidden", "gat_heads"))
-    _require(
-        c.recent_months is None or 1 <= c.recent_months <= window,
-        section,
-        f"recent_months must be null or 1..{window} (the input window)",
-    )
-    _require(c.kernel_size % 2 == 1, section, "kernel_size must be odd")
-    _check_gat(c, section)
 
 
 @dataclass(frozen=True)
 class ExpertKind:
-    """One expert architecture: its model keys (``config``), their checks, its module, and
-    how the module is constructed from the keys and the run's shapes."""
+    """One expert architecture: its module, and how the module is constructed from its model
+    keys (``ames.config.EXPERT_MODELS``) and the run's shapes."""
 
-    config: type
     module: type[nn.Module]
-    check: Callable[[Any, int, str], None]  # (config, window, section)
     construct: Callable[..., nn.Module]  # (config, n_features, n_static, window, horizon, graph)
 
 
 EXPERTS: dict[str, ExpertKind] = {
     "gnn_tat": ExpertKind(
-        GnnTatConfig,
         GnnTatExpert,
-        _check_gnn_tat,
         lambda c, features, static, window, horizon, graph: GnnTatExpert(
             c, features, static, horizon, graph, window
         ),
     ),
     "convlstm": ExpertKind(
-        ConvLstmConfig,
         ConvLstmExpert,
-        _check_convlstm,
         lambda c, features, static, window, horizon, graph: ConvLstmExpert(
             c, features, static, horizon, window
         ),
     ),
     "hybrid": ExpertKind(
-        HybridConfig,
         HybridExpert,
-        _check_hybrid,
         lambda c, features, static, window, horizon, graph: HybridExpert(
             c, features, static, window, horizon, graph
         ),
     ),
 }
-assert tuple(EXPERTS) == EXPERT_ARCHITECTURES  # the names ames.settings accepts
+assert tuple(EXPERTS) == tuple(EXPERT_MODELS)  # the names ames.config accepts
 
 
 def build_expert(
     architecture: str,
-    cfg: Mapping[str, Any],
+    cfg: ExpertModel,
     *,
     n_features: int,
     window: int,
@@ -188,23 +90,21 @@ def build_expert(
     n_static: int = N_CONTEXT,
     section: str | None = None,
 ) -> nn.Module:
-    """Build an expert of ``architecture`` (a key of :data:`EXPERTS`) from its params
-    section's model keys (extra keys are ignored); errors name ``section`` (default: the
-    architecture).
+    """Build an expert of ``architecture`` (a key of :data:`EXPERTS`) from its model keys,
+    read and checked for this ``window`` by ``ames.config.read_expert_model``.
 
     ``n_static``: how many trailing input channels are constant over the window (the cell
     context, ``ames.windows.N_CONTEXT``); they enter each expert once, not once per month.
     """
-    section = section or architecture
-    if architecture not in EXPERTS:
-        detail = f"unknown expert architecture {architecture!r}; use one of {', '.join(EXPERTS)}"
-        raise ConfigError(f"params.yaml: {section}: {detail}", path=section, detail=detail)
+    if not isinstance(cfg, EXPERT_MODELS.get(architecture, ())):
+        raise TypeError(
+            f"{section or architecture}: {type(cfg).__name__} is not the model "
+            f"keys of expert architecture {architecture!r}"
+        )
     if not 0 <= n_static < n_features:
         raise ValueError(f"n_static={n_static} must be in 0..{n_features - 1}")
-    kind = EXPERTS[architecture]
-    config = _read_config(kind.config, cfg, section)
-    kind.check(config, window, section)
-    return kind.construct(config, n_features, n_static, window, horizon, graph)
+    construct = EXPERTS[architecture].construct
+    return construct(cfg, n_features, n_static, window, horizon, graph)
 
 
 def build_experts(cfg: AmesConfig, run: RunInputs, graph: GridGraph) -> list[nn.Module]:

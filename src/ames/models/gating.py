@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ames.config import GATING_MODES
+
 N_EXPERTS = 3
 N_SEASON = 2
-GATING_MODES = ("learned", "equal", "single")
 
 
 def season_features(month: Tensor) -> Tensor:

@@ -23,10 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ames.config import GAT_IMPLS
 from ames.models.graph import SELF_LOOP_WEIGHT, GridGraph
-
-GAT_IMPLS = ("pyg", "dense")
-RECURRENT_CONVS = ("separable", "full")
 
 
 def split_static(x: Tensor, n_static: int) -> tuple[Tensor, Tensor]:

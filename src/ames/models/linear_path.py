@@ -21,9 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ames.config import AmesConfig, LinearFeatures
 from ames.run import RunInputs
-from ames.sections import LinearFeatures
-from ames.settings import AmesConfig
 
 _TRUNCATE = 4.0  # Gaussian kernel half-width in standard deviations (as scipy.ndimage)
 _KM_PER_DEGREE = 111.32

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ames.config import AmesConfig
 from ames.evaluation.ridge import (
     RIDGE_ALPHAS,
     FoldInputs,
@@ -33,7 +34,6 @@ from ames.evaluation.ridge import (
 from ames.models.linear_path import SpatialRegressors, spatial_regressors
 from ames.run import RunInputs
 from ames.selection import Fold
-from ames.settings import AmesConfig
 from ames.windows import GridInputs
 
 

@@ -73,6 +73,7 @@ class PhysicsInformedMetaLearner(nn.Module):
         slope = static_tensor(slope_deg, fill=0.0)
         aspect = static_tensor(aspect_deg, fill=0.0)
         high = static_tensor(high_mask, fill=0.0) > 0
+        self.wind_from_deg = wind_from_deg  # the direction the physics terms use, or None
         self.physics_terms = wind_from_deg is not None
         if self.physics_terms:
             windward, leeward = windward_leeward(aspect, slope, wind_from_deg, min_slope_deg)

@@ -1,8 +1,8 @@
 """The training engine every stage reuses (experts, gating, finetune, ablations).
 
-Import from the submodule that holds what you need:
+Import from the submodule that holds what you need (``TrainConfig``, one ``training``
+block of params.yaml, is ``ames.config.TrainConfig``):
 
-* ``ames.training.config``: ``TrainConfig``, one ``training`` block of params.yaml;
 * ``ames.training.device``: ``select_device``, ``DeviceUnavailableError``, autocast;
 * ``ames.training.losses``: the ``compute_loss`` contract, ``mean_losses``;
 * ``ames.training.checkpoints``: ``save_checkpoint``, ``load_state_dict_checked``,

@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ames.config import TrainConfig
 from ames.errors import UserError
 from ames.io import atomic_write
-from ames.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 from tqdm import tqdm
 
-from ames.config import derive_seed
+from ames.config import TrainConfig, derive_seed
 from ames.training.checkpoints import (
     STATE_FILE,
     check_weights_only_safe,
@@ -47,7 +47,6 @@ from ames.training.checkpoints import (
     state_fingerprint,
     write_best,
 )
-from ames.training.config import TrainConfig
 from ames.training.device import amp_enabled, autocast, select_device
 from ames.training.distributed import (
     ShardedBatches,

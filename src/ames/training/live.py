@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ames.config import TrainConfig
 from ames.errors import UserError
-from ames.training.config import TrainConfig
 from ames.training.distributed import is_main_process
 from ames.training.losses import LossFn, mean_losses
 

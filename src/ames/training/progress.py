@@ -10,8 +10,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ames.config import TrainConfig
 from ames.training.checkpoints import cpu_state_dict
-from ames.training.config import TrainConfig
 
 
 @dataclass

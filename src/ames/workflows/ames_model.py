@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ames.config import AmesConfig, LossWeights, MetaConfig
 from ames.data.schema import PREVAILING_WIND_ATTR
 from ames.evaluation.split_scores import score_split
 from ames.models.ames import (
@@ -28,7 +30,6 @@ from ames.models.parameters import count_parameters
 from ames.paths import FINAL_CHECKPOINT, STAGE2_CHECKPOINT
 from ames.plotting.routing import plot_routing_vs_elevation
 from ames.run import RunInputs
-from ames.settings import AmesConfig
 from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
 from ames.training.distributed import on_main
@@ -55,16 +56,15 @@ def static_fields(run: RunInputs) -> StaticFields:
     )
 
 
-def prevailing_wind(meta: Mapping[str, Any], dataset_attrs: Mapping[str, Any]) -> float | None:
+def prevailing_wind(meta: MetaConfig, dataset_attrs: Mapping[str, Any]) -> float | None:
     """The wind direction of the meta-learner's orographic terms: ``meta.wind_from_deg`` when
     set, else the dataset's own (the synthetic generator records it), else None (terms off).
 
     A region's wind is never borrowed from another: user files carry no wind, so unless the
     user names one the orographic and rain-shadow terms stay off (and say so).
     """
-    given = meta.get("wind_from_deg")
-    if given is not None:
-        return float(given)
+    if meta.wind_from_deg is not None:
+        return meta.wind_from_deg
     if PREVAILING_WIND_ATTR in dataset_attrs:
         return float(dataset_attrs[PREVAILING_WIND_ATTR])
     log.warning(
@@ -79,13 +79,13 @@ def prevailing_wind(meta: Mapping[str, Any], dataset_attrs: Mapping[str, Any]) -
 def assemble_model(cfg: AmesConfig, run: RunInputs, experts: list[torch.nn.Module]) -> AMESModel:
     """AMES whose elevation priors follow the zone thresholds the masks stage used."""
     thresholds = run.masks.thresholds
-    meta = {**cfg.meta.model, "wind_from_deg": prevailing_wind(cfg.meta.model, run.data.attrs)}
+    wind = prevailing_wind(cfg.meta, run.data.attrs)
     return build_ames_model(
         experts,
         run.transform,
         static_fields(run),
         cfg.gating.model,
-        meta,
+        dataclasses.replace(cfg.meta, wind_from_deg=wind),
         run.horizon,
         high_min_m=thresholds.high_min_m,
         low_max_m=thresholds.low_max_m,
@@ -109,9 +109,9 @@ def physics_context(run: RunInputs) -> PhysicsContext:
     return PhysicsContext.from_statics(static_fields(run), float(run.masks.stats["precip_mean"]))
 
 
-def loss_fn(stage_loss_cfg: Mapping[str, Any], physics: PhysicsContext):
+def loss_fn(weights: LossWeights, physics: PhysicsContext):
     def compute(model: AMESModel, batch: dict[str, Tensor]):
-        loss, parts = ames_loss(model(batch), batch, stage_loss_cfg, physics)
+        loss, parts = ames_loss(model(batch), batch, weights, physics)
         parts["alpha"] = model.gating.alpha.item()
         return loss, parts
 
@@ -269,7 +269,7 @@ def finetune(
     summary.update(
         orographic_enhancement=model.meta.orographic_enhancement.item(),
         rain_shadow_suppression=model.meta.rain_shadow_suppression.item(),
-        wind_from_deg=prevailing_wind(cfg.meta.model, run.data.attrs),
+        wind_from_deg=model.meta.wind_from_deg,  # what assemble_model resolved (and logged)
         loss_at_best_epoch=result.best_components,
         lr=train_cfg.lr,
         time_s=round(time.perf_counter() - start, 1),

@@ -14,10 +14,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from ames.config import AmesConfig
 from ames.models.graph import GridGraph, load_masks_graph
 from ames.paths import DATASET, MASKS, MODELS, STATE
 from ames.run import RunInputs, load_run_inputs, run_fingerprint
-from ames.settings import AmesConfig
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import torch
 import xarray as xr
 
 from ames.climatology import training_month_mask
+from ames.config import SelectionConfig
 from ames.evaluation.baselines import all_baselines, fit_anomaly_rho
 from ames.evaluation.forecast_set import (
     DIMS,
@@ -25,10 +26,10 @@ from ames.evaluation.forecast_set import (
     member_name,
 )
 from ames.evaluation.metrics import per_cell_maps, skill_captured_scores
-from ames.evaluation.ridge import fit_run_ridge, ridge_forecast
+from ames.evaluation.ridge import fit_run_ridge, penalty_label, ridge_forecast
 from ames.models.ames import AMESModel
 from ames.run import RunInputs, collect_forecasts
-from ames.selection import SelectionConfig, describe_folds
+from ames.selection import describe_folds
 
 log = logging.getLogger("ames.evaluate")
 
@@ -69,7 +70,7 @@ def ridge_baseline(
     """The ``ridge`` forecast for ``origins`` and how it was selected: fitted on training
     origins, each lead's penalty by blocked cross-validation over the pre-test origins."""
     model, folds = fit_run_ridge(run, selection)
-    log.info("ridge: penalty by lead %s", [f"{a:.0e}" for a in model.alpha])
+    log.info("ridge: penalty by lead %s", [penalty_label(a) for a in model.alpha])
     stats = run.masks.stats
     forecast = ridge_forecast(
         model, run.inputs, run.masks.valid, stats["clim_mean"], stats["clim_std"], origins
@@ -81,7 +82,7 @@ def ridge_baseline(
         "skill_margin_se": selection.skill_margin_se,
         **model.evidence(),
         "cv_mse_by_candidate": {
-            ("climatology" if np.isinf(a) else f"{a:.0e}"): row.tolist()
+            penalty_label(a): row.tolist()
             for a, row in zip(model.alphas, model.cv_mse, strict=True)
         },
         "folds": describe_folds(folds, run.data.times),

@@ -16,14 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ames.config import ConfigError
+from ames.config import EXPERT_IDS, ConfigError
+from ames.evaluation.ridge import penalty_label
 from ames.evaluation.split_scores import score_split
 from ames.models.experts import build_experts, expert_forecast_mm
 from ames.models.linear_path_fit import fit_run_linear_path
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.paths import expert_checkpoint
-from ames.settings import EXPERT_IDS
 from ames.training.checkpoints import load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
@@ -89,7 +89,7 @@ def train_expert(ctx: RunContext, index: int, *, live_dir: Path | None = None) -
     if expert.ridge_linear_path:
         ridge_path = fit_run_linear_path(cfg, run)
         model.linear.set_weights(ridge_path.coef, ridge_path.intercept, ridge_path.loading)
-        penalties = [f"{a:.0e}" for a in ridge_path.alpha]
+        penalties = [penalty_label(a) for a in ridge_path.alpha]
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
 
     log.info(

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ames import __version__
 from ames.climatology import target_months
-from ames.config import params_hash
+from ames.config import AmesConfig, params_hash
 from ames.data.dataset import GridData, load_grid_data
 from ames.data.errors import DataError
 from ames.data.schema import first_location, month_label, validate_dataset
@@ -33,7 +33,6 @@ from ames.models.graph import load_masks_graph
 from ames.paths import CHECKPOINT, FORECAST, INFERENCE_PLOTS, MASKS, METADATA
 from ames.plotting.forecast import plot_forecast_maps
 from ames.run import RunInputs, build_run_inputs, check_input_window
-from ames.settings import AmesConfig
 from ames.training.device import select_device
 from ames.windows import window_inputs
 from ames.workflows.ames_model import load_ames_model

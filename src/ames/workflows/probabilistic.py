@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from ames.climatology import target_months
+from ames.config import BootstrapConfig, ProbabilisticConfig
 from ames.evaluation.predictive import (
     Predictive,
     climatological_ensemble,
@@ -41,8 +42,6 @@ from ames.evaluation.probabilistic import (
 from ames.evaluation.reliability import pit_histogram, reliability_table
 from ames.evaluation.uncertainty import Resampling
 from ames.run import RunInputs
-from ames.sections import BootstrapConfig
-from ames.settings import ProbabilisticConfig
 
 SCALE_VARS = {"ames": "spread_scale", "damped_persistence": "spread_scale_damped_persistence"}
 CLIMATOLOGY_WEIGHT = "climatology_weight"

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ames.config import EXPERT_IDS, AmesConfig
 from ames.io import read_json, write_json
 from ames.paths import FINAL_CHECKPOINT, MEMBERS, MEMBERS_MANIFEST, MODELS
 from ames.run import RunInputs
-from ames.settings import EXPERT_IDS, AmesConfig
 from ames.training.distributed import on_main
 from ames.workflows.ames_model import finetune, load_ames_model, train_gating
 from ames.workflows.context import RunContext

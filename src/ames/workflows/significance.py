@@ -13,6 +13,7 @@ from typing import Any
 
 import xarray as xr
 
+from ames.config import BootstrapConfig
 from ames.evaluation.error_sums import REFERENCE, Totals, error_sums, scores, select_totals
 from ames.evaluation.forecast_set import (
     MODEL,
@@ -28,7 +29,6 @@ from ames.evaluation.uncertainty import (
     dm_test,
     predictability_horizon,
 )
-from ames.sections import BootstrapConfig
 
 SCORES = ("msess", "rmse", "pooled_r2")
 # Forecasts drawn with their interval band in the MSESS-by-lead plot, when present.

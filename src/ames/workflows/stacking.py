@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ames.config import EXPERT_IDS, AmesConfig
 from ames.evaluation.ridge import run_folds
 from ames.io import atomic_write
 from ames.models.experts import build_experts, precompute_expert_outputs
@@ -44,7 +45,6 @@ from ames.models.linear_path import spatial_regressors
 from ames.models.linear_path_fit import refit_at_penalties
 from ames.paths import expert_checkpoint
 from ames.run import RunInputs
-from ames.settings import EXPERT_IDS, AmesConfig
 from ames.training.distributed import on_every_rank, on_main
 from ames.training.engine import fit
 from ames.workflows.context import RunContext

@@ -8,7 +8,6 @@ file stays the single source of truth and ``dvc params diff`` shows the switch.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,37 +15,9 @@ from typing import Any
 
 import yaml
 
-from ames.errors import UserError
+from ames.config.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
-
-
-class ConfigError(UserError, ValueError):
-    """A parameter file that cannot be used as it is.
-
-    Raised for one key with :meth:`at`, it carries that key's ``path`` (``"zones.mode"``) and
-    the ``detail`` apart from the text, so that a caller naming another file can re-label it
-    (``ames.settings``) without reading the message.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None, detail: str | None = None):
-        super().__init__(message)
-        self.path = path
-        self.detail = message if detail is None else detail
-
-    @classmethod
-    def at(cls, path: str, detail: str, source: str = "params.yaml") -> ConfigError:
-        """The error of key ``path``: ``"params.yaml (zones.mode): <detail>"``."""
-        return cls(f"{source} ({path}): {detail}", path=path, detail=detail)
-
-
-def unknown_keys(unknown: list[str], known: list[str]) -> str:
-    """``'x' (did you mean 'y'?), 'z'``: the unknown keys, each with its closest known key."""
-    parts = []
-    for key in unknown:
-        close = difflib.get_close_matches(str(key), known, n=1)
-        parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-    return ", ".join(parts)
 
 
 def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
