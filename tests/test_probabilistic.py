@@ -357,3 +357,22 @@ def test_an_overconfident_fit_is_held_at_the_floor():
     )
     np.testing.assert_allclose(scales, 0.9)  # the CRPS alone would pick about 0.5
     assert all(row["floor"] == 0.9 for row in report)
+
+
+def test_cross_validated_floors_follow_the_skill_the_folds_confirmed():
+    """sqrt(CV MSE of the chosen penalty / climatology's), and exactly 1 where a lead
+    forecasts climatology: no distribution narrower than the whole record's skill supports."""
+    from ames.evaluation.ridge import CLIMATOLOGY, RidgeBaseline
+    from ames.workflows.probabilistic import cross_validated_floors
+
+    alphas = (10.0, 1e3, CLIMATOLOGY)
+    cv_mse = np.array([[0.64, 0.99, 1.2], [0.81, 0.95, 1.1], [1.0, 1.0, 1.0]])  # [A, H]
+    linear = RidgeBaseline(
+        coef=np.zeros((3, 2)),
+        intercept=np.zeros(3),
+        alpha=np.array([10.0, 1e3, CLIMATOLOGY]),
+        cv_mse=cv_mse,
+        alphas=alphas,
+        window=1,
+    )
+    np.testing.assert_allclose(cross_validated_floors(linear), [0.8, np.sqrt(0.95), 1.0])

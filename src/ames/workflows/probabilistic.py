@@ -40,6 +40,7 @@ from ames.evaluation.probabilistic import (
     spread_floors,
 )
 from ames.evaluation.reliability import pit_histogram, reliability_table
+from ames.evaluation.ridge import CLIMATOLOGY, RidgeBaseline
 from ames.evaluation.uncertainty import Resampling
 from ames.run import RunInputs
 
@@ -52,6 +53,16 @@ def training_months(run: RunInputs) -> np.ndarray:
     mask = np.zeros(len(run.data.times), dtype=bool)
     mask[: int(run.masks.split["val_start"])] = True
     return mask
+
+
+def cross_validated_floors(linear: RidgeBaseline) -> np.ndarray:
+    """Per lead, ``sqrt(CV MSE of the chosen penalty / CV MSE of climatology)``, at most 1,
+    from the selection folds over every pre-test origin: the spread that the linear model's
+    confirmed skill supports (1 at a lead that forecasts climatology). The validation split's
+    few origins can make a forecast look surer than the whole record says; this keeps the
+    predictive distribution from being narrower than what the folds confirmed."""
+    clim = linear.cv_mse[linear.alphas.index(CLIMATOLOGY)]
+    return np.sqrt(np.minimum(linear.best_cv_mse / clim, 1.0))
 
 
 def climatological_parts(run: RunInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,11 +81,13 @@ def calibrate(
     origins: np.ndarray,
     run: RunInputs,
     options: ProbabilisticConfig,
+    cv_floors: np.ndarray | None = None,
 ) -> tuple[xr.Dataset, dict[str, Any]]:
     """Fit, per lead, the climatology weight of ``ames`` (``options.shrink_to_climatology``)
     and the spread scales of each point forecast in ``point`` (``[S, H, lat, lon]`` on
     validation ``origins``; ``clim`` the training climatology of their targets); return the
-    predictive dataset plus a report."""
+    predictive dataset plus a report. With ``options.spread_floor``, ``ames``'s scales are
+    also kept at or above ``cv_floors`` (``[H]``, ``cross_validated_floors``)."""
     ratios, mean, edges = climatological_parts(run)
     month = target_months(run.inputs.months[origins], run.horizon)
     valid = run.masks.valid
@@ -86,10 +99,15 @@ def calibrate(
     scales, weights, report = {}, {}, {}
     for name, forecast in point.items():
         floors = spread_floors(forecast, obs, clim, valid) if options.spread_floor else None
+        if floors is not None and name == "ames" and cv_floors is not None:
+            floors = np.maximum(floors, cv_floors)
         scales[name], rows = fit_spread_scales(
             forecast, obs, month, ratios, valid, options.spread_scale_bounds, floors
         )
         report[name] = {"by_lead": rows}
+    if cv_floors is not None:
+        for h, row in enumerate(report["ames"]["by_lead"]):
+            row["cv_floor"] = float(cv_floors[h])
     for h, row in enumerate(report["ames"]["by_lead"]):
         row["climatology_weight"] = float(climatology_weights[h])
     reference = Predictive(ratios, edges, np.ones(run.horizon), mean)
