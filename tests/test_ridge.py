@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ames.climatology import calendar_climatology
+from ames.climatology import calendar_climatology, target_months
 from ames.evaluation.ridge import (
     CLIMATOLOGY,
     RidgeBaseline,
@@ -355,20 +355,37 @@ def fit_noise(run, inputs_of_fold) -> RidgeBaseline:
     )
 
 
+def noise_test_msess(run, model: RidgeBaseline) -> float:
+    """MSESS of ``model`` over the run's test months (after ``test_start``)."""
+    start, horizon = run.masks.split["test_start"], run.horizon
+    origins = np.arange(start - 1, len(run.data.months) - horizon)
+    stats = run.masks.stats
+    forecast = ridge_forecast(
+        model, run.inputs, run.masks.valid, stats["clim_mean"], stats["clim_std"], origins
+    )
+    observed = run.data.precip[origins[:, None] + np.arange(1, horizon + 1)]
+    clim = stats["clim_mean"][target_months(run.inputs.months[origins], horizon)]
+    return 1.0 - float(((forecast - observed) ** 2).sum() / ((clim - observed) ** 2).sum())
+
+
 def test_folds_standardised_without_their_held_out_months_find_nothing_in_noise():
     """In-sample climatology makes the same calendar month of two pre-test years
-    anti-correlated by about −1/(n−1); folds that share it confirm a regression on pure noise.
-    Standardised without their held-out months (``fold_inputs``), they keep climatology (or a
-    penalty so large that only the intercept is left) at every lead."""
-    in_sample_regressions = 0
+    anti-correlated by about −1/(n−1); folds that share it confirm a regression on pure noise,
+    which then loses on the test months. Standardised without their held-out months
+    (``fold_inputs``), the folds keep climatology (or a penalty so large that only the
+    intercept is left) at every lead, and the test MSESS stays within ±0.002 of 0."""
+    in_sample_regressions, in_sample_msess = 0, []
     for seed in range(6):
         run = noise_run(seed)
         shared = fit_noise(run, lambda _, run=run: run.inputs)
         in_sample_regressions += bool((shared.alpha < 1e5).any())
+        in_sample_msess.append(noise_test_msess(run, shared))
         own = fit_noise(run, lambda fold, run=run: fold_inputs(run, fold))
         assert (own.alpha >= 1e9).all(), (seed, own.alpha)
         assert np.abs(own.coef).max() < 1e-3
-    assert in_sample_regressions >= 4  # the flaw the fold-wise climatology removes
+        assert abs(noise_test_msess(run, own)) <= 0.002, seed
+    # the flaw the fold-wise climatology removes
+    assert in_sample_regressions >= 4 and np.mean(in_sample_msess) < -0.004
 
 
 def test_fold_inputs_ignore_the_held_out_targets_and_the_test_months():
