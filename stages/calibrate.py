@@ -20,11 +20,11 @@ from ames.cli import stage_main
 from ames.config import AmesConfig
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
-from ames.models.linear_path_fit import fit_run_linear_path
 from ames.paths import METRICS, PREDICTIVE, add_run_paths
 from ames.training.device import select_device
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import baseline_forecasts
+from ames.workflows.linear_path_cache import cached_linear_path
 from ames.workflows.probabilistic import calibrate, cross_validated_floors
 from ames.workflows.seeds import ensemble_test_forecasts, load_members
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     split = cfg.split
     damped = baseline_forecasts(inputs, origins, split.test_months, split.val_months)
     point = {"ames": forecasts["pred"], "damped_persistence": damped["damped_persistence"]}
-    cv_floors = cross_validated_floors(fit_run_linear_path(cfg, inputs))
+    cv_floors = cross_validated_floors(cached_linear_path(ctx))
     predictive, report = calibrate(
         point, forecasts["obs"], forecasts["clim"], origins, inputs, cfg.probabilistic, cv_floors
     )

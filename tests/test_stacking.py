@@ -201,3 +201,32 @@ def _with_changed_months(run: RunInputs, months: np.ndarray) -> RunInputs:
     domain[months] += 1.5
     changed = dataclasses.replace(inputs, anomaly=anomaly, precip_mm=precip, domain_anomaly=domain)
     return dataclasses.replace(run, inputs=changed)
+
+
+def test_the_linear_path_is_fitted_once_per_run_and_refitted_when_its_params_change(
+    tmp_path: Path, monkeypatch
+):
+    """``cached_linear_path``: the first stage fits and writes, later ones read the same fit
+    back; other ``linear_features`` are another key, so they are fitted anew."""
+    from ames.workflows import linear_path_cache
+
+    _run(tmp_path)
+    ctx = RunContext.load(CFG, tmp_path / "dataset.nc", MASKS, tmp_path / "models")
+    fits = []
+    real_fit = linear_path_cache.fit_run_linear_path
+
+    def counting_fit(cfg, run):
+        fits.append(cfg.linear_features)
+        return real_fit(cfg, run)
+
+    monkeypatch.setattr(linear_path_cache, "fit_run_linear_path", counting_fit)
+    first = linear_path_cache.cached_linear_path(ctx)
+    again = linear_path_cache.cached_linear_path(ctx)
+    assert len(fits) == 1
+    for name in ("coef", "intercept", "alpha", "cv_mse", "loading", "gain", "gain_se"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(first, name))
+    assert again.alphas == first.alphas and again.window == first.window
+    other = ctx.with_config(CFG.with_overlay({"linear_features": {"smoothing_lags": 2}}))
+    linear_path_cache.cached_linear_path(other)
+    assert len(fits) == 2 and fits[1].smoothing_lags == 2
+    assert len(list((ctx.state_root / "linear_path").glob("*.npz"))) == 1  # the newest only

@@ -20,7 +20,6 @@ from ames.config import EXPERT_IDS, ConfigError
 from ames.evaluation.ridge import penalty_label
 from ames.evaluation.split_scores import score_split
 from ames.models.experts import build_experts, expert_forecast_mm
-from ames.models.linear_path_fit import fit_run_linear_path
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.paths import expert_checkpoint
@@ -28,6 +27,7 @@ from ames.training.checkpoints import load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.workflows.context import RunContext
+from ames.workflows.linear_path_cache import cached_linear_path
 
 log = logging.getLogger("ames.expert")
 
@@ -87,7 +87,7 @@ def train_expert(ctx: RunContext, index: int, *, live_dir: Path | None = None) -
     train_cfg = expert.training
     ridge_path = None
     if expert.ridge_linear_path:
-        ridge_path = fit_run_linear_path(cfg, run)
+        ridge_path = cached_linear_path(ctx)
         model.linear.set_weights(ridge_path.coef, ridge_path.intercept, ridge_path.loading)
         penalties = [penalty_label(a) for a in ridge_path.alpha]
         log.info("%s linear path: ridge penalty by lead %s", section, penalties)
