@@ -24,6 +24,9 @@ TINY: dict[str, Any] = {
     # 25 test origins = two 12-month blocks, the fewest a bootstrap interval needs
     "split": {"test_months": 36, "val_months": 24},
     "features": {"input_window": 6},
+    # params are checked as one whole when any stage loads them: every temporal_patch must
+    # divide the input window (expert1's 6 does, expert2's default 4 does not)
+    "expert2": {"model": {"temporal_patch": 3}},
 }
 
 
