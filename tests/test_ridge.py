@@ -46,10 +46,10 @@ def ar1_inputs(n_time: int = 400, rho: float = 0.6, seed: int = 0) -> GridInputs
     )
 
 
-def test_ridge_recovers_the_ar1_forecast_at_every_lead():
-    inputs = ar1_inputs()
-    valid = np.ones((4, 5), dtype=bool)
-    model = fit_ridge(
+def fit_ar1(inputs: GridInputs, valid: np.ndarray) -> RidgeBaseline:
+    """``fit_ridge`` on origins 3…299, penalties by 4 folds over origins 3…389, every fold
+    reading ``inputs`` as they are."""
+    return fit_ridge(
         inputs,
         valid,
         np.arange(WINDOW, 300),
@@ -58,6 +58,12 @@ def test_ridge_recovers_the_ar1_forecast_at_every_lead():
         HORIZON,
         fold_inputs=lambda _: inputs,
     )
+
+
+def test_ridge_recovers_the_ar1_forecast_at_every_lead():
+    inputs = ar1_inputs()
+    valid = np.ones((4, 5), dtype=bool)
+    model = fit_ar1(inputs, valid)
     last_month = WINDOW - 1  # the cell's own anomaly at the origin
     assert model.coef[0, last_month] == pytest.approx(0.6, abs=0.05)
     assert model.coef[1, last_month] == pytest.approx(0.36, abs=0.05)
@@ -69,15 +75,7 @@ def test_ridge_forecast_is_climatology_plus_the_predicted_anomaly_in_mm():
     inputs = ar1_inputs()
     valid = np.ones((4, 5), dtype=bool)
     valid[0, 0] = False
-    model = fit_ridge(
-        inputs,
-        valid,
-        np.arange(WINDOW, 300),
-        folds_over(np.arange(WINDOW, 390)),
-        WINDOW,
-        HORIZON,
-        fold_inputs=lambda _: inputs,
-    )
+    model = fit_ar1(inputs, valid)
     clim_mean = np.full((12, 4, 5), 100.0)
     clim_std = np.full((12, 4, 5), 10.0)
     origins = np.array([390, 395])
@@ -166,15 +164,7 @@ def test_the_experts_linear_path_forecasts_the_ridge_baseline_in_its_target_unit
     clim_mean = rng.uniform(150.0, 250.0, size=(12, 4, 5)).astype(np.float32)
     clim_std = rng.uniform(20.0, 60.0, size=(12, 4, 5)).astype(np.float32)
     transform = TargetTransform(kind, clim_mean, clim_std, 40.0, 190.0, 70.0)
-    model = fit_ridge(
-        inputs,
-        valid,
-        np.arange(WINDOW, 300),
-        folds_over(np.arange(WINDOW, 390)),
-        WINDOW,
-        HORIZON,
-        fold_inputs=lambda _: inputs,
-    )
+    model = fit_ar1(inputs, valid)
     path = LinearPath(WINDOW, HORIZON, frozen=True)
     path.set_weights(model.coef, model.intercept)
     path.set_units(*transform.standardized_anomaly_units(clim_mean, clim_std))
