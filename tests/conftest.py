@@ -43,6 +43,32 @@ def small_dataset() -> xr.Dataset:
     return make_small_dataset()
 
 
+# The modules whose tests read ``tiny_run``: pytest-xdist (``-n 2``, pyproject) sends them to
+# one worker, so the session builds that run once, not once per worker.
+TINY_RUN_MODULES = ("tests/test_ablation_experiments.py", "tests/test_pipeline_full.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if "tiny_run" in getattr(item, "fixturenames", ()) and module not in TINY_RUN_MODULES:
+            raise pytest.UsageError(
+                f"{item.nodeid} reads tiny_run: add {module} to TINY_RUN_MODULES"
+            )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Every test its own work unit, but the ``TINY_RUN_MODULES`` one unit together (the
+    largest, so it starts first)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TinyRunTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tiny_run" if nodeid.split("::")[0] in TINY_RUN_MODULES else nodeid
+
+    return TinyRunTogether(config, log)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole pipeline run once per session on the tiny configuration (``FULL_RUN``), for
