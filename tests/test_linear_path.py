@@ -203,3 +203,35 @@ def test_a_bad_linear_features_value_names_its_key(key, value, message):
 def test_more_smoothing_lags_than_the_window_is_refused():
     with pytest.raises(ValueError, match="smoothing_lags"):
         regressors(LinearFeatures((1.0,), WINDOW + 1), np.ones(SHAPE, dtype=bool))
+
+
+def test_fits_in_chunks_of_origins_equal_the_fits_on_all_rows_at_once(monkeypatch):
+    """Moments and forecasts are built over chunks of at most ``MAX_ROWS`` rows (bounded
+    memory on large domains); a chunk of a single origin gives the same fits as one chunk."""
+    import ames.evaluation.ridge as ridge_module
+    from ames.evaluation.ridge import ridge_forecast
+    from ames.models.linear_path_fit import refit_at_penalties
+
+    inputs = grid_inputs(n_time=200)
+    valid = np.ones(SHAPE, dtype=bool)
+    valid[0, :3] = False
+    train, folds = np.arange(WINDOW, 150), folds_over(np.arange(WINDOW, 180))
+    same = {"fold_inputs": lambda _: inputs}
+    clim = np.zeros((12, *SHAPE)), np.ones((12, *SHAPE))
+
+    def fits():
+        spatial = regressors(LinearFeatures((1.5, 3.0), 2, loading=True), valid)
+        plain = fit_ridge(inputs, valid, train, folds, WINDOW, HORIZON, **same)
+        path = fit_spatial_ridge(inputs, valid, train, folds, WINDOW, HORIZON, spatial, **same)
+        sets = [train[:60], train[40:]]
+        refits = refit_at_penalties(inputs, valid, sets, WINDOW, HORIZON, spatial, path.alpha)
+        forecast = ridge_forecast(plain, inputs, valid, *clim, np.arange(160, 185))
+        return [plain.coef, plain.cv_mse, path.coef, path.cv_mse, path.loading, forecast] + [
+            part for refit in refits for part in refit
+        ]
+
+    monkeypatch.setattr(ridge_module, "MAX_ROWS", 10**9)
+    whole = fits()
+    monkeypatch.setattr(ridge_module, "MAX_ROWS", 1)  # one origin per chunk
+    for got, want in zip(fits(), whole, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

@@ -29,7 +29,7 @@ from them exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +50,20 @@ FoldMoments = Callable[[Fold], tuple[np.ndarray, np.ndarray]]
 # forecast without any regressor (reported as null in the JSON reports).
 CLIMATOLOGY = float("inf")
 RIDGE_ALPHAS = (*(float(a) for a in np.logspace(0, 9, 19)), CLIMATOLOGY)
+
+
+# Rows (origin × valid cell) built at once: the design rows of a few hundred origins of a
+# large domain take GBs, their per-origin moments a few MB, so moments accumulate over
+# chunks of origins and peak memory stays near MAX_ROWS × D float64 whatever the domain.
+MAX_ROWS = 1 << 19
+
+
+def origin_chunks(origins: np.ndarray, n_cells: int) -> Iterator[np.ndarray]:
+    """``origins`` in consecutive chunks of at most ``MAX_ROWS`` rows (at least one origin)."""
+    origins = np.asarray(origins, dtype=np.int64)
+    size = max(1, MAX_ROWS // max(n_cells, 1))
+    for start in range(0, len(origins), size):
+        yield origins[start : start + size]
 
 
 def penalty_label(alpha: float) -> str:
@@ -351,8 +365,16 @@ def fit_ridge(
     ``fold_inputs(fold)``; then fitted on ``fit_origins`` of ``inputs``."""
 
     def moments(grid: GridInputs, origins: np.ndarray) -> np.ndarray:
-        features = ridge_features(grid, valid, origins, window)
-        return origin_moments(features, ridge_targets(grid, valid, origins, horizon), len(origins))
+        return np.concatenate(
+            [
+                origin_moments(
+                    ridge_features(grid, valid, chunk, window),
+                    ridge_targets(grid, valid, chunk, horizon),
+                    len(chunk),
+                )
+                for chunk in origin_chunks(origins, int(valid.sum()))
+            ]
+        )
 
     def moments_of_fold(fold: Fold) -> tuple[np.ndarray, np.ndarray]:
         origins = fold_origins(fold)
@@ -418,10 +440,13 @@ def ridge_forecast(
     """``[S, H, lat, lon]`` mm/month (NaN outside ``valid``) for ``origins``."""
     origins = np.asarray(origins, dtype=np.int64)
     horizon = len(model.intercept)
-    z = ridge_features(inputs, valid, origins, model.window) @ model.coef.T + model.intercept
-    z = z.reshape(len(origins), -1, horizon).transpose(0, 2, 1)  # [S, H, N]
-    month = target_months(inputs.months[origins], horizon)
-    mm = clim_mean[month][..., valid] + z * clim_std[month][..., valid]
     out = np.full((len(origins), horizon, *valid.shape), np.nan, dtype=np.float32)
-    out[..., valid] = np.maximum(mm, 0.0)
+    start = 0
+    for chunk in origin_chunks(origins, int(valid.sum())):
+        z = ridge_features(inputs, valid, chunk, model.window) @ model.coef.T + model.intercept
+        z = z.reshape(len(chunk), -1, horizon).transpose(0, 2, 1)  # [s, H, N]
+        month = target_months(inputs.months[chunk], horizon)
+        mm = clim_mean[month][..., valid] + z * clim_std[month][..., valid]
+        out[start : start + len(chunk)][..., valid] = np.maximum(mm, 0.0)
+        start += len(chunk)
     return out

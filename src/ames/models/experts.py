@@ -165,10 +165,17 @@ def precompute_expert_outputs(
     experts: list[nn.Module], dataset: Dataset, batch_size: int, device: torch.device
 ) -> Tensor:
     """``[S, 3, H, lat, lon]`` outputs (transformed units) of frozen experts, on the CPU."""
-    outputs = []
     for expert in experts:
         expert.eval().to(device)
+    outputs: Tensor | None = None  # filled in place: a list then torch.cat would hold it twice
+    start = 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         x = batch["x"].to(device)
-        outputs.append(torch.stack([e(x) for e in experts], dim=1).float().cpu())
-    return torch.cat(outputs)
+        out = torch.stack([e(x) for e in experts], dim=1).float().cpu()
+        if outputs is None:
+            outputs = torch.empty((len(dataset), *out.shape[1:]), dtype=out.dtype)
+        outputs[start : start + len(out)] = out
+        start += len(out)
+    if outputs is None:
+        raise ValueError("no windows to forecast")
+    return outputs

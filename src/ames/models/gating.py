@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ames.config import GATING_MODES
+from ames.config import GATING_MODES, N_EXPERTS
 
-N_EXPERTS = 3
 N_SEASON = 2
 
 

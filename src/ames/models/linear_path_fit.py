@@ -24,6 +24,7 @@ from ames.evaluation.ridge import (
     fit_run_ridge,
     fold_inputs,
     fold_origins,
+    origin_chunks,
     ridge_features,
     ridge_targets,
     run_folds,
@@ -95,6 +96,48 @@ def add_loading_moments(
     return np.concatenate([top, middle, bottom], axis=1)
 
 
+def design_rows(
+    grid: GridInputs,
+    valid: np.ndarray,
+    origins: np.ndarray,
+    window: int,
+    horizon: int,
+    regressors: SpatialRegressors | None,
+) -> np.ndarray:
+    """``[S, N, 1 + F + H]``: ``[1, ridge_features, regressors' smoothed fields, y]`` of each
+    origin's valid cells (no loading regressor: it enters through ``add_loading_moments``)."""
+    plain = ridge_features(grid, valid, origins, window)
+    parts = [np.ones((len(plain), 1)), plain]
+    if regressors is not None:
+        parts.append(smoothed_rows(regressors, grid, valid, origins, window))
+    parts.append(ridge_targets(grid, valid, origins, horizon))
+    rows = np.concatenate(parts, axis=1)
+    return rows.reshape(len(origins), -1, rows.shape[1])
+
+
+def chunked_moments(
+    grid: GridInputs,
+    valid: np.ndarray,
+    origins: np.ndarray,
+    window: int,
+    horizon: int,
+    regressors: SpatialRegressors | None,
+    loading: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-origin moments ``[S, D, D]`` of ``design_rows`` (with ``loading`` ``[lat, lon]``:
+    of the rows with the loading regressor too), built over chunks of origins
+    (``origin_chunks``) so that no more than a chunk's rows are ever held."""
+    parts = []
+    for chunk in origin_chunks(origins, int(valid.sum())):
+        rows = design_rows(grid, valid, chunk, window, horizon, regressors)
+        moments = np.matmul(rows.transpose(0, 2, 1), rows)
+        if loading is not None:
+            domain = grid.domain_anomaly[window_steps(chunk, window)].astype(np.float64)
+            moments = add_loading_moments(moments, rows, domain, loading[valid], horizon)
+        parts.append(moments)
+    return np.concatenate(parts)
+
+
 def spatial_moments(
     grid: GridInputs,
     valid: np.ndarray,
@@ -107,18 +150,12 @@ def spatial_moments(
     """Per-origin moments ``[S, D, D]`` of ``[1, ridge_features, regressors' features, y]``
     over ``origins`` of ``grid``, and with the loading regressor its ``[lat, lon]`` map,
     estimated from the months the windows of ``loading_origins`` touch (else None)."""
-    plain = ridge_features(grid, valid, origins, window)
-    smooth = smoothed_rows(regressors, grid, valid, origins, window)
-    targets = ridge_targets(grid, valid, origins, horizon)
-    rows = np.concatenate([np.ones((len(plain), 1)), plain, smooth, targets], axis=1)
-    rows = rows.reshape(len(origins), -1, rows.shape[1])  # [S, N, 1 + F + H]
-    moments = np.matmul(rows.transpose(0, 2, 1), rows)
-    if not regressors.use_loading:
-        return moments, None
-    touched = months_touched(loading_origins, window, horizon, len(grid.domain_anomaly))
-    loading = cell_loading(grid, valid, touched)
-    domain = grid.domain_anomaly[window_steps(origins, window)].astype(np.float64)  # [S, W]
-    return add_loading_moments(moments, rows, domain, loading[valid], horizon), loading
+    loading = None
+    if regressors.use_loading:
+        touched = months_touched(loading_origins, window, horizon, len(grid.domain_anomaly))
+        loading = cell_loading(grid, valid, touched)
+    moments = chunked_moments(grid, valid, origins, window, horizon, regressors, loading)
+    return moments, loading
 
 
 def fit_spatial_ridge(
@@ -166,30 +203,27 @@ def refit_at_penalties(
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """``(coef, intercept, loading)`` of the ``ridge`` regression (with ``regressors``: the
     linear path's) fitted on each origin set of ``fit_sets`` at the penalties ``alpha``
-    ``[H]``; the rows and their per-origin moments are built once for all sets. A loading
-    regressor is re-estimated from the months each set's windows touch."""
+    ``[H]``. Without a loading regressor the per-origin moments are built once for all sets;
+    a loading regressor is re-estimated from the months each set's windows touch, so each
+    set then builds its own."""
     origins = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in fit_sets]))
-    parts = [ridge_features(inputs, valid, origins, window)]
-    if regressors is not None:
-        parts.append(smoothed_rows(regressors, inputs, valid, origins, window))
-    features = np.concatenate(parts, axis=1)
-    targets = ridge_targets(inputs, valid, origins, horizon)
-    rows = np.concatenate([np.ones((len(features), 1)), features, targets], axis=1)
-    rows = rows.reshape(len(origins), -1, rows.shape[1])  # [S, N, 1 + F + H]
-    base = np.matmul(rows.transpose(0, 2, 1), rows)
     use_loading = regressors is not None and regressors.use_loading
-    domain = inputs.domain_anomaly[window_steps(origins, window)].astype(np.float64)
-    n_features = features.shape[1] + (window if use_loading else 0)
+    n_features = 2 * window + 2 + (0 if regressors is None else regressors.n_features)
+    base = None
+    if not use_loading:
+        base = chunked_moments(inputs, valid, origins, window, horizon, regressors)
     refits = []
     for fit_origins in fit_sets:
-        chosen = np.isin(origins, fit_origins)
-        moments, loading = base[chosen], None
+        loading = None
         if use_loading:
+            fit_origins = np.unique(np.asarray(fit_origins, dtype=np.int64))
             touched = months_touched(fit_origins, window, horizon, len(inputs.domain_anomaly))
             loading = cell_loading(inputs, valid, touched)
-            moments = add_loading_moments(
-                moments, rows[chosen], domain[chosen], loading[valid], horizon
+            moments = chunked_moments(
+                inputs, valid, fit_origins, window, horizon, regressors, loading
             )
+        else:
+            moments = base[np.isin(origins, fit_origins)]
         coef, intercept = solve_at_penalties(moments.sum(axis=0), np.asarray(alpha), n_features)
         refits.append((coef, intercept, loading))
     return refits
