@@ -208,7 +208,6 @@ def refit_at_penalties(
     set then builds its own."""
     origins = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in fit_sets]))
     use_loading = regressors is not None and regressors.use_loading
-    n_features = 2 * window + 2 + (0 if regressors is None else regressors.n_features)
     base = None
     if not use_loading:
         base = chunked_moments(inputs, valid, origins, window, horizon, regressors)
@@ -224,6 +223,7 @@ def refit_at_penalties(
             )
         else:
             moments = base[np.isin(origins, fit_origins)]
+        n_features = moments.shape[-1] - 1 - horizon  # [1, x, y]: the ones column and y apart
         coef, intercept = solve_at_penalties(moments.sum(axis=0), np.asarray(alpha), n_features)
         refits.append((coef, intercept, loading))
     return refits
