@@ -67,12 +67,21 @@ def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]):
     return err.pow(2).mean(), {"scale": model.scale.item()}
 
 
-def train(root: Path, batch_size: int = BATCH) -> dict[str, Any]:
-    """Train TinyNet (all but ``frozen``) into ``root``; return what this process ended with."""
+def train(
+    root: Path, batch_size: int = BATCH, max_batch_cells: int | None = None
+) -> dict[str, Any]:
+    """Train TinyNet (all but ``frozen``) into ``root``; return what this process ended with.
+    ``max_batch_cells``: samples per micro-batch (the samples are vectors: one cell each)."""
     SEEN.clear()
     model = TinyNet()
     cfg = TrainConfig(
-        epochs=EPOCHS, lr=0.05, patience=None, batch_size=batch_size, seed=5, grad_clip=0.5
+        epochs=EPOCHS,
+        lr=0.05,
+        patience=None,
+        batch_size=batch_size,
+        seed=5,
+        grad_clip=0.5,
+        max_batch_cells=max_batch_cells,
     )
     trainable = [p for name, p in model.named_parameters() if not name.startswith("frozen")]
     result = fit(
@@ -96,10 +105,10 @@ def train(root: Path, batch_size: int = BATCH) -> dict[str, Any]:
     }
 
 
-def main(out: Path) -> None:
+def main(out: Path, max_batch_cells: int | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(train(out / "run"), out / f"rank{rank()}.pt")
+    torch.save(train(out / "run", max_batch_cells=max_batch_cells), out / f"rank{rank()}.pt")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)

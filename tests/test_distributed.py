@@ -96,12 +96,17 @@ def test_an_empty_share_is_one_stand_in_sample_of_weight_0():
     assert [s.weight(1) for s in shards] == [3.0, 0.0, 0.0]
 
 
-def _torchrun(out: Path, processes: int) -> list[dict]:
+def _torchrun(out: Path, processes: int, *worker_args: str) -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(TESTS), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += [f"--nproc_per_node={processes}", str(TESTS / "ddp_worker.py"), str(out)]
+    command += [
+        f"--nproc_per_node={processes}",
+        str(TESTS / "ddp_worker.py"),
+        str(out),
+        *worker_args,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(processes)]
@@ -137,3 +142,14 @@ def test_two_gloo_processes_match_one_process(tmp_path, no_launch):
     half = ddp_worker.train(tmp_path / "half", batch_size=ddp_worker.BATCH // 2)
     assert not _close(half["state"], ranks[0]["state"])
     assert _close(one["state"], ranks[0]["state"])
+
+
+def test_two_gloo_processes_in_micro_batches_match_one_process(tmp_path, no_launch):
+    """Each rank cuts its share into micro-batches of 2 samples; the gradients are averaged
+    over the ranks once per global batch (``no_sync`` before the last micro-batch)."""
+    ranks = _torchrun(tmp_path / "ddp", 2, "2")
+    one = ddp_worker.train(tmp_path / "one")
+    assert max(len(b) for b in ranks[0]["seen"]) == 2  # the micro-batches the loss saw
+    for key, value in ranks[0]["state"].items():
+        assert torch.equal(value, ranks[1]["state"][key]), key
+        torch.testing.assert_close(value, one["state"][key], rtol=RTOL, atol=ATOL)

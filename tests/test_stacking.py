@@ -13,6 +13,7 @@ from conftest import make_small_dataset
 from test_inference import PARAMS, _save_masks
 
 from ames.evaluation.ridge import run_folds
+from ames.io import SampleFile
 from ames.models.experts import build_experts, precompute_expert_outputs
 from ames.models.graph import load_masks_graph
 from ames.models.linear_path import spatial_regressors
@@ -132,16 +133,18 @@ def test_the_cache_serves_the_same_experts_and_data_only(tmp_path: Path, monkeyp
         stacking, "held_out_expert_outputs", lambda *a, **k: calls.append(1) or compute(*a, **k)
     )
 
-    def cached() -> torch.Tensor:
-        return stacking.cached_held_out_outputs(
+    def cached() -> np.ndarray:
+        stored = stacking.cached_held_out_outputs(
             ctx, experts, batch_size=8, device=torch.device("cpu"), cache_dir=tmp_path / "cache"
         )
+        return np.load(stored.path)
 
     first, second = cached(), cached()
-    assert len(calls) == 1 and torch.equal(first, second)
+    assert len(calls) == 1 and np.array_equal(first, second)
     _trained_experts(run, models, 1)  # other stage-1 checkpoints: recomputed, old set removed
     cached()
-    assert len(calls) == 2 and len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    assert len(calls) == 2
+    assert [p.suffix for p in (tmp_path / "cache").iterdir() if p.is_file()] == [".npy"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -183,9 +186,11 @@ def _loaded_experts(run: RunInputs, models: Path) -> list[torch.nn.Module]:
 def _held_out(run: RunInputs, models: Path, state: Path) -> torch.Tensor:
     graph = load_masks_graph(MASKS, run.masks.valid.shape)
     experts = _loaded_experts(run, models)
-    return held_out_expert_outputs(
-        CFG, run, graph, experts, kept_by_stage1(models), 8, torch.device("cpu"), state
-    )
+    stored = held_out_expert_outputs(
+        CFG, run, graph, experts, kept_by_stage1(models), 8, torch.device("cpu"), state,
+        state / "held_out.npy",
+    )  # fmt: skip
+    return torch.from_numpy(np.load(stored.path))
 
 
 def _with_changed_months(run: RunInputs, months: np.ndarray) -> RunInputs:
@@ -230,3 +235,17 @@ def test_the_linear_path_is_fitted_once_per_run_and_refitted_when_its_params_cha
     linear_path_cache.cached_linear_path(other)
     assert len(fits) == 2 and fits[1].smoothing_lags == 2
     assert len(list((ctx.state_root / "linear_path").glob("*.npz"))) == 1  # the newest only
+
+
+def test_a_sample_file_reads_back_what_was_written_in_any_order(tmp_path: Path):
+    values = np.random.default_rng(0).normal(size=(6, 3, 2, 4)).astype(np.float32)
+    stored = SampleFile.create(tmp_path / "s.npy", values.shape)
+    for index in (4, 0, 5, 2, 1, 3):
+        stored.write(index, values[index : index + 1])
+    assert np.array_equal(np.load(stored.path), values)
+    assert np.array_equal(SampleFile(stored.path).read(1, 3), values[1:4])
+    assert np.array_equal(stored[5], values[5])
+    with pytest.raises(IndexError, match="sample 6 outside 0..5"):
+        stored.write(5, values[:2])
+    with pytest.raises(ValueError, match="expected"):
+        stored.write(0, values[:1, :2])

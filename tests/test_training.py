@@ -26,6 +26,7 @@ from ames.training.checkpoints import (
 from ames.training.device import DeviceUnavailableError, select_device
 from ames.training.engine import fit
 from ames.training.live import LearningCurveError
+from ames.training.losses import micro_batches
 from ames.training.progress import TrainResult
 
 N_TRAIN, N_VAL, BATCH = 64, 32, 8
@@ -357,6 +358,31 @@ def test_validation_loss_is_weighted_by_batch_size(tmp_path):
 
 
 # --------------------------------------------------------------------------- optimisation
+
+
+def test_micro_batches_give_the_whole_batch_gradients(tmp_path):
+    """A batch cut into micro-batches of 3 samples trains to the same weights and curves."""
+    runs = []
+    for max_cells in (None, 3):
+        model = make_model(0, dropout=0.0)
+        result = train(tmp_path / str(max_cells), model, cfg=config(max_batch_cells=max_cells))
+        runs.append((weights(model), result.history))
+    (whole, whole_curve), (micro, micro_curve) = runs
+    for key in whole:
+        torch.testing.assert_close(micro[key], whole[key], rtol=1e-5, atol=1e-6, msg=key)
+    for a, b in zip(whole_curve, micro_curve, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert math.isclose(a[key], b[key], rel_tol=1e-5, abs_tol=1e-7), key
+
+
+def test_micro_batches_hold_at_most_max_cells_samples_times_grid_cells():
+    batch = {"x": torch.zeros(8, 12, 9, 5, 6), "y": torch.zeros(8, 4, 5, 6), "tag": "t"}
+    pieces = micro_batches(batch, 95)  # 30 cells per sample: 3 samples per piece
+    assert [len(p["x"]) for p in pieces] == [3, 3, 2] and all(p["tag"] == "t" for p in pieces)
+    assert torch.equal(torch.cat([p["y"] for p in pieces]), batch["y"])
+    assert micro_batches(batch, None) == [batch] and micro_batches(batch, 240) == [batch]
+    assert [len(p["x"]) for p in micro_batches(batch, 1)] == [1] * 8  # never below one sample
 
 
 def test_gradient_clipping_limits_the_global_norm(tmp_path):

@@ -62,3 +62,68 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class SampleFile:
+    """A float32 array ``[S, ...]`` in a ``.npy`` file, written and read one sample (or one
+    run of consecutive samples) at a time with plain file I/O: only what is being read or
+    written is in the process's memory, the rest stays on disk or in the kernel's page
+    cache, which the kernel may drop (a memory map would count every page it touched as
+    the process's resident memory). ``np.load(path)`` reads it whole."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with self.path.open("rb") as fh:
+            fmt = np.lib.format
+            version = fmt.read_magic(fh)
+            read_header = (
+                fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(fh)
+            self.offset = fh.tell()
+        if fortran or dtype != np.float32:
+            raise ValueError(f"{self.path}: expected a C-ordered float32 array, got {dtype}")
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.sample_shape = self.shape[1:]
+        self.sample_size = int(np.prod(self.sample_shape))
+
+    @classmethod
+    def create(cls, path: str | Path, shape: tuple[int, ...]) -> SampleFile:
+        """A new file of ``shape`` (its samples unwritten, read as zeros until written)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with Path(path).open("wb") as fh:
+            header = {"descr": "<f4", "fortran_order": False, "shape": tuple(shape)}
+            np.lib.format.write_array_header_2_0(fh, header)
+            fh.truncate(fh.tell() + int(np.prod(shape)) * 4)
+        return cls(path)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _seek(self, fh: Any, index: int) -> None:
+        if not 0 <= index < len(self):
+            raise IndexError(f"{self.path}: sample {index} outside 0..{len(self) - 1}")
+        fh.seek(self.offset + index * self.sample_size * 4)
+
+    def write(self, index: int, samples: np.ndarray) -> None:
+        """Write ``samples`` ``[n, ...]`` as samples ``index .. index + n - 1``."""
+        samples = np.ascontiguousarray(samples, dtype="<f4")
+        if samples.shape[1:] != self.sample_shape:
+            raise ValueError(
+                f"{self.path}: samples of shape {samples.shape[1:]}, expected {self.sample_shape}"
+            )
+        with self.path.open("r+b") as fh:
+            self._seek(fh, index + len(samples) - 1)
+            self._seek(fh, index)
+            fh.write(samples.tobytes())
+
+    def read(self, index: int, count: int = 1) -> np.ndarray:
+        """Samples ``index .. index + count - 1`` as a new ``[count, ...]`` array."""
+        with self.path.open("rb") as fh:
+            self._seek(fh, index + count - 1)
+            self._seek(fh, index)
+            data = np.fromfile(fh, dtype="<f4", count=count * self.sample_size)
+        return data.reshape(count, *self.sample_shape)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.read(int(index))[0]

@@ -100,11 +100,14 @@ class ConvLstmConfig:
     temporal_patch: int
     dropout: float
     linear_path: bool | str = False
+    tile_cells: int | None = None  # larger grids run in tiles of this many cells (models.tiling)
 
     def problems(self, window: int) -> Problems:
         yield from _at_least_one(self, ("hidden", "kernel_size"))
         yield from _shared(self)
         yield from _patch(self.temporal_patch, window)
+        if self.tile_cells is not None and self.tile_cells < 1:
+            yield "tile_cells", f"must be a number of cells >= 1 or null, got {self.tile_cells}"
         if not self.hidden:
             yield "hidden", "hidden must list at least one layer width"
         if self.kernel_size % 2 != 1:

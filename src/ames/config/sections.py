@@ -182,6 +182,7 @@ class TrainConfig:
     num_workers: int = 0
     live: bool = True  # DVCLive learning curves when fit() gets a live_dir
     keep_last: bool = False  # keep the last epoch's weights, not the best validated ones
+    max_batch_cells: int | None = None  # samples x grid cells per forward/backward (micro-batches)
 
     @classmethod
     def from_dict(
@@ -209,6 +210,7 @@ class TrainConfig:
             "grad_clip": self.grad_clip is None or self.grad_clip > 0,
             "min_delta": self.min_delta >= 0,
             "num_workers": self.num_workers >= 0,
+            "max_batch_cells": self.max_batch_cells is None or self.max_batch_cells >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -218,7 +220,7 @@ class TrainConfig:
                 (
                     f"invalid value(s) {values}. Expected epochs, batch_size, patience >= 1 "
                     "(patience may be null), lr > 0, grad_clip > 0 or null, weight_decay, "
-                    "min_delta, num_workers >= 0."
+                    "min_delta, num_workers >= 0, max_batch_cells >= 1 or null."
                 ),
             )
 

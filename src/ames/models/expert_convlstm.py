@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ames.config import ConvLstmConfig
 from ames.models.layers import ConvLstmLayer, patch_months, split_static
 from ames.models.linear_path import linear_path, start_as_linear_path
+from ames.models.tiling import needs_tiles, tile_side, tiled
 
 
 class ConvLstmExpert(nn.Module):
@@ -23,6 +24,12 @@ class ConvLstmExpert(nn.Module):
     paper's ≈ 180 K. The spatial receptive field per step is unchanged (3×3 on the input
     and on the state). ``recurrent_conv: full`` with ``hidden: [40, 40]`` (≈ 187 K) is the
     textbook alternative.
+
+    A grid of more than ``tile_cells`` cells runs the ConvLSTM in square tiles of at most
+    that many cells with a halo of
+    :attr:`receptive_radius` cells (``ames.models.tiling``): the same forecasts, with memory
+    bounded by the tile. The linear path reads the whole grid (its smoothing reaches far)
+    and holds no activations worth tiling.
     """
 
     def __init__(
@@ -31,6 +38,11 @@ class ConvLstmExpert(nn.Module):
         super().__init__()
         self.linear = linear_path(cfg.linear_path, window, horizon)
         self.patch = cfg.temporal_patch
+        self.tile_cells = cfg.tile_cells
+        # the output reads the inputs within one kernel reach per recurrent step and per
+        # layer beyond the first (R_l(s) = max(R_l-1(s), R_l(s-1)) + reach)
+        steps = window // cfg.temporal_patch
+        self.receptive_radius = cfg.kernel_size // 2 * (steps + len(cfg.hidden) - 1)
         self.n_static = n_static
         widths = [(n_features - n_static) * cfg.temporal_patch, *cfg.hidden]
         self.layers = nn.ModuleList(
@@ -44,9 +56,16 @@ class ConvLstmExpert(nn.Module):
         start_as_linear_path(self.head, self.linear)
 
     def forward(self, x: Tensor) -> Tensor:
+        if needs_tiles(x.shape[-2:], self.tile_cells):
+            out = tiled(self.network, x, tile_side(self.tile_cells), self.receptive_radius)
+        else:
+            out = self.network(x)
+        return out if self.linear is None else out + self.linear(x)
+
+    def network(self, x: Tensor) -> Tensor:
+        """The ConvLSTM and its head, ``[B, W, C, lat, lon]`` → ``[B, H, lat, lon]``."""
         dynamic, static = split_static(x, self.n_static)
         sequence = patch_months(dynamic, self.patch)
         for i, layer in enumerate(self.layers):
             sequence = layer(sequence, static if i == 0 else None)
-        out = self.head(self.dropout(sequence[:, -1]))
-        return out if self.linear is None else out + self.linear(x)
+        return self.head(self.dropout(sequence[:, -1]))

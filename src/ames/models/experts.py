@@ -30,7 +30,7 @@ with ``encoder_hidden: 144`` (≈ 90 K, +2 %).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -38,12 +38,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ames.config import EXPERT_IDS, EXPERT_MODELS, AmesConfig, ExpertModel, derive_seed
+from ames.io import SampleFile
 from ames.models.expert_convlstm import ConvLstmExpert
 from ames.models.expert_gnn_tat import GnnTatExpert
 from ames.models.expert_hybrid import HybridExpert
 from ames.models.graph import GridGraph
 from ames.models.linear_path import spatial_regressors
 from ames.run import RunInputs
+from ames.training.losses import micro_batches
 from ames.windows import N_CHANNELS, N_CONTEXT
 
 
@@ -145,9 +147,12 @@ def expert_forecast_mm(expert: nn.Module, run: RunInputs):
 
 
 class WithExpertOutputs(Dataset):
-    """A window dataset plus the frozen experts' outputs, computed once and kept in memory."""
+    """A window dataset plus the frozen experts' outputs, computed once: a tensor in memory,
+    or anything indexed by sample that gives an array (``ames.io.SampleFile``, on disk)."""
 
-    def __init__(self, base: Dataset, experts: Tensor) -> None:
+    def __init__(self, base: Dataset, experts: Tensor | SampleFile) -> None:
+        if len(experts) != len(base):
+            raise ValueError(f"{len(experts)} expert forecasts for {len(base)} windows")
         self.base = base
         self.experts = experts
 
@@ -156,26 +161,50 @@ class WithExpertOutputs(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         item = dict(self.base[index])
-        item["experts"] = self.experts[index]
+        item["experts"] = torch.as_tensor(self.experts[index])
         return item
 
 
 @torch.no_grad()
-def precompute_expert_outputs(
-    experts: list[nn.Module], dataset: Dataset, batch_size: int, device: torch.device
-) -> Tensor:
-    """``[S, 3, H, lat, lon]`` outputs (transformed units) of frozen experts, on the CPU."""
+def expert_output_batches(
+    experts: list[nn.Module],
+    dataset: Dataset,
+    batch_size: int,
+    device: torch.device,
+    max_batch_cells: int | None = None,
+) -> Iterator[tuple[int, Tensor]]:
+    """``(first sample, [B, 3, H, lat, lon])`` of frozen experts over ``dataset`` in order,
+    in transformed units, on the CPU; each expert runs on micro-batches of at most
+    ``max_batch_cells`` samples × grid cells (``train.max_batch_cells``)."""
     for expert in experts:
         expert.eval().to(device)
-    outputs: Tensor | None = None  # filled in place: a list then torch.cat would hold it twice
     start = 0
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        x = batch["x"].to(device)
-        out = torch.stack([e(x) for e in experts], dim=1).float().cpu()
+        pieces = micro_batches({"x": batch["x"]}, max_batch_cells)
+        out = torch.cat(
+            [
+                torch.stack([e(p["x"].to(device)) for e in experts], dim=1).float().cpu()
+                for p in pieces
+            ]
+        )
+        yield start, out
+        start += len(out)
+
+
+def precompute_expert_outputs(
+    experts: list[nn.Module],
+    dataset: Dataset,
+    batch_size: int,
+    device: torch.device,
+    max_batch_cells: int | None = None,
+) -> Tensor:
+    """``[S, 3, H, lat, lon]`` outputs (transformed units) of frozen experts, on the CPU."""
+    outputs: Tensor | None = None  # filled in place: a list then torch.cat would hold it twice
+    batches = expert_output_batches(experts, dataset, batch_size, device, max_batch_cells)
+    for start, out in batches:
         if outputs is None:
             outputs = torch.empty((len(dataset), *out.shape[1:]), dtype=out.dtype)
         outputs[start : start + len(out)] = out
-        start += len(out)
     if outputs is None:
         raise ValueError("no windows to forecast")
     return outputs

@@ -163,6 +163,13 @@ def sum_over_ranks(values: Sequence[float]) -> list[float]:
     return [float(v) for v in total]
 
 
+def most_over_ranks(value: int) -> int:
+    """The largest ``value`` over the ranks, the same answer everywhere."""
+    if not _parallel():
+        return value
+    return int(max(float(part[0]) for part in _gathered([float(value)])))
+
+
 def on_every_rank(flag: bool) -> bool:
     """Whether ``flag`` holds on every rank, the same answer everywhere: a branch on a file
     that one rank may write (a cache) must be taken by all ranks or by none."""

@@ -55,13 +55,22 @@ from ames.training.distributed import (
     data_parallel,
     init_from_env,
     is_main_process,
+    most_over_ranks,
     rank,
     require_same,
     sum_over_ranks,
     world_size,
 )
 from ames.training.live import log_live, open_live
-from ames.training.losses import Batch, LossFn, RunningMean, call_loss, count_samples, to_device
+from ames.training.losses import (
+    Batch,
+    LossFn,
+    RunningMean,
+    call_loss,
+    count_samples,
+    micro_batches,
+    to_device,
+)
 from ames.training.progress import Progress, TrainResult
 from ames.training.trainable import frozen_modules, requires_grad_only, resolve_trainable
 
@@ -201,18 +210,43 @@ class _Engine:
 
     def train_step(self, batch: Batch, weight: float | None = None) -> tuple[float, dict]:
         """One optimizer step; ``weight`` scales the loss that is back-propagated (a rank's
-        share of the global batch), not the loss returned."""
+        share of the global batch), not the loss returned. A batch larger than
+        ``cfg.max_batch_cells`` runs as micro-batches whose gradients add up (each loss
+        weighted by its share of the samples); the loss returned is their weighted mean."""
         self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            loss, parts = call_loss(self.compute_loss, self.net, batch)
-        backward = loss if weight is None or weight == 1.0 else loss * weight
-        self.scaler.scale(backward).backward()
+        pieces = micro_batches(batch, self.cfg.max_batch_cells)
+        n = count_samples(batch)
+        scale = 1.0 if weight is None else weight
+        losses, sizes, sums = [], [], {}
+        for i, piece in enumerate(self._same_count_on_every_rank(pieces)):
+            m = count_samples(piece) if i < len(pieces) else 0  # 0: a stand-in, no gradient
+            share = scale * m / n
+            with self.autocast():
+                loss, parts = call_loss(self.compute_loss, self.net, piece)
+            self.scaler.scale(loss if share == 1.0 else loss * share).backward()
+            if m:
+                losses.append(loss.item())
+                sizes.append(m)
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * m
         if self.cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.item(), parts
+        if len(pieces) == 1:
+            return losses[0], parts
+        mean_loss = sum(loss * m for loss, m in zip(losses, sizes, strict=True)) / n
+        return mean_loss, {key: total / n for key, total in sums.items()}
+
+    def _same_count_on_every_rank(self, pieces: list[Batch]) -> list[Batch]:
+        """Data-parallel: every backward averages the gradients over the ranks, so every
+        rank runs as many micro-batches as the rank with the most, the missing ones stand-ins
+        of weight 0. (``no_sync`` gradient accumulation is broken with ``static_graph`` in
+        DDP: pytorch/pytorch#143580.)"""
+        if not self.parallel:
+            return pieces
+        return pieces + [pieces[-1]] * (most_over_ranks(len(pieces)) - len(pieces))
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
@@ -220,9 +254,12 @@ class _Engine:
         mean = RunningMean()
         for step, raw in enumerate(self._tqdm(self.val_loader, epoch, "val")):
             batch = to_device(raw, self.device)
-            with self.autocast():
-                loss, parts = call_loss(self.compute_loss, self.model, batch)
-            mean.add(loss.item(), parts, self._share(self.val_loader, step, batch)[0])
+            pieces = micro_batches(batch, self.cfg.max_batch_cells)
+            for piece in pieces:
+                with self.autocast():
+                    loss, parts = call_loss(self.compute_loss, self.model, piece)
+                n = count_samples(piece) if len(pieces) > 1 else None
+                mean.add(loss.item(), parts, n or self._share(self.val_loader, step, batch)[0])
         means = self._means(mean, "val")
         if not math.isfinite(means["val/loss"]):
             which = f"epoch {epoch}" + (" (the starting weights)" if epoch == 0 else "")

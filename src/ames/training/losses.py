@@ -6,6 +6,7 @@ A batch is a dict of tensors (and other values) with a leading batch dimension;
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,6 +51,34 @@ def count_samples(batch: Batch) -> int:
         if isinstance(value, Tensor) and value.ndim > 0:
             return int(value.shape[0])
     raise TypeError("fit: a batch holds no tensor with a batch dimension.")
+
+
+def grid_cells(batch: Batch) -> int:
+    """Grid cells of one sample: the product of the last two sizes of the batch's tensor with
+    the most dimensions (``x [B, W, C, lat, lon]``); 1 for a batch of vectors."""
+    tensors = [v for v in batch.values() if isinstance(v, Tensor) and v.ndim > 0]
+    widest = max(tensors, key=lambda t: t.ndim)
+    return int(math.prod(widest.shape[-2:])) if widest.ndim >= 3 else 1
+
+
+def micro_batches(batch: Batch, max_cells: int | None) -> list[Batch]:
+    """``batch`` cut into consecutive micro-batches of at most ``max_cells`` samples × grid
+    cells (at least one sample each); the whole batch when it fits or ``max_cells`` is None.
+
+    A loss that is a mean over samples (every AMES loss: each sample counts the same cells)
+    has the gradient of the whole batch when each micro-batch's loss is weighted by its
+    share of the samples, with one micro-batch's activations in memory at a time."""
+    n = count_samples(batch)
+    size = n if max_cells is None else max(1, max_cells // grid_cells(batch))
+    if size >= n:
+        return [batch]
+    return [
+        {
+            k: v[i : i + size] if isinstance(v, Tensor) and v.ndim > 0 else v
+            for k, v in batch.items()
+        }
+        for i in range(0, n, size)
+    ]
 
 
 def call_loss(compute_loss: LossFn, model: nn.Module, batch: Batch) -> tuple[Tensor, dict]:

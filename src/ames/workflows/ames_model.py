@@ -195,13 +195,15 @@ def train_gating(
         batch_size=train_cfg.batch_size,
         device=device,
         cache_dir=ctx.state_root / "stacking",
+        max_batch_cells=train_cfg.max_batch_cells,
     )
     val = run.windows("val")
+    val_outputs = precompute_expert_outputs(
+        experts, val, train_cfg.batch_size, device, train_cfg.max_batch_cells
+    )
     splits = {
         "train": WithExpertOutputs(run.windows("train"), held_out),
-        "val": WithExpertOutputs(
-            val, precompute_expert_outputs(experts, val, train_cfg.batch_size, device)
-        ),
+        "val": WithExpertOutputs(val, val_outputs),
     }
     compute_loss = loss_fn(cfg.gating.loss, physics_context(run))
     result = None

@@ -34,18 +34,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ames.config import EXPERT_IDS, AmesConfig
 from ames.evaluation.ridge import run_folds
-from ames.io import atomic_write
-from ames.models.experts import build_experts, precompute_expert_outputs
+from ames.io import SampleFile
+from ames.models.experts import build_experts, expert_output_batches
 from ames.models.graph import GridGraph
 from ames.models.linear_path import spatial_regressors
 from ames.models.linear_path_fit import refit_at_penalties
 from ames.paths import expert_checkpoint
 from ames.run import RunInputs
-from ames.training.distributed import on_every_rank, on_main
+from ames.training.distributed import on_every_rank, on_main, rank
 from ames.training.engine import fit
 from ames.workflows.context import RunContext
 from ames.workflows.expert import LINEAR_ALPHA, zone_computation, zone_loss
@@ -154,14 +154,17 @@ def held_out_expert_outputs(
     batch_size: int,
     device: torch.device,
     state_root: Path,
-) -> Tensor:
-    """``[S, 3, H, lat, lon]`` (transformed units, CPU): the training windows in
-    ``run.windows("train")`` order, each forecast by expert copies that never saw it."""
+    into: Path,
+    max_batch_cells: int | None = None,
+) -> SampleFile:
+    """``[S, 3, H, lat, lon]`` (transformed units) in the file ``into``, written batch by
+    batch: the training windows in ``run.windows("train")`` order, each forecast by expert
+    copies that never saw it."""
     train = np.asarray(run.masks.split["train"], dtype=np.int64)
     blocks = held_out_blocks(train, run_folds(run, cfg.selection.folds))
     paths = _block_paths(cfg, run, blocks, kept)
     position = {int(o): i for i, o in enumerate(train)}
-    out: Tensor | None = None
+    out: SampleFile | None = None
     for b, block in enumerate(blocks):
         copies = build_experts(cfg, run, graph)  # the stage-1 starting weights
         for index, copy, trained in zip(EXPERT_IDS, copies, experts, strict=True):
@@ -177,12 +180,13 @@ def held_out_expert_outputs(
                 )  # fmt: skip
                 state = state_root / f"block{b}" / f"expert{index}"
                 train_block_copy(cfg, run, index, copy, block, epochs, state)
-        outputs = precompute_expert_outputs(
-            copies, run.windows("train", block.forecast), batch_size, device
-        )
-        if out is None:
-            out = torch.empty((len(train), *outputs.shape[1:]), dtype=outputs.dtype)
-        out[[position[int(o)] for o in block.forecast]] = outputs
+        windows = run.windows("train", block.forecast)
+        batches = expert_output_batches(copies, windows, batch_size, device, max_batch_cells)
+        for start, outputs in batches:
+            if out is None:
+                out = SampleFile.create(into, (len(train), *outputs.shape[1:]))
+            for origin, sample in zip(block.forecast[start:], outputs.numpy(), strict=False):
+                out.write(position[int(origin)], sample[None])
     assert out is not None
     return out
 
@@ -222,32 +226,34 @@ def cached_held_out_outputs(
     batch_size: int,
     device: torch.device,
     cache_dir: Path,
-) -> Tensor:
+    max_batch_cells: int | None = None,
+) -> SampleFile:
     """:func:`held_out_expert_outputs` of the stage-1 experts in ``ctx.models_dir``, read from
     ``cache_dir`` when a set computed from the same experts, data and params is there;
-    otherwise computed and written there (replacing any older set)."""
+    otherwise computed and written there (replacing any older set).
+
+    The set stays on disk (a ``.npy`` file read one window at a time: about 3 GB on a
+    domain of 16 times the default's cells), not in memory."""
     models_dir = ctx.models_dir
     checkpoints = [expert_checkpoint(i, models_dir) for i in EXPERT_IDS]
     key = ctx.fingerprint(STACKING_SECTIONS, *checkpoints)
-    path = cache_dir / f"{key}.pt"
+    path = cache_dir / f"{key}.npy"
     if on_every_rank(path.is_file()):  # data-parallel: rank 0 writes it below
         log.info("stacking: held-out expert forecasts from %s", path)
-        return torch.load(path, map_location="cpu", weights_only=True)
-    outputs = held_out_expert_outputs(
+        return SampleFile(path)
+    # every rank computes (the copies train data-parallel), each into its own file
+    mine = cache_dir / f".{key}.rank{rank()}.npy"
+    held_out_expert_outputs(
         ctx.cfg, ctx.run, ctx.graph, experts, kept_by_stage1(models_dir), batch_size, device,
-        cache_dir / "copies",
+        cache_dir / "copies", mine, max_batch_cells,
     )  # fmt: skip
-    on_main(_replace_cache, cache_dir, path, outputs)
-    return outputs
+    on_main(_replace_cache, cache_dir, path, mine)
+    mine.unlink(missing_ok=True)
+    return SampleFile(path)
 
 
-def _replace_cache(cache_dir: Path, path: Path, outputs: Tensor) -> None:
-    for old in cache_dir.glob("*.pt"):
+def _replace_cache(cache_dir: Path, path: Path, computed: Path) -> None:
+    for old in [*cache_dir.glob("[!.]*.pt"), *cache_dir.glob("[!.]*.npy")]:
         old.unlink()
-
-    def write(tmp: Path) -> None:
-        with tmp.open("wb") as fh:
-            torch.save(outputs, fh)
-
-    atomic_write(path, write)
+    computed.replace(path)
     log.info("stacking: held-out expert forecasts written to %s", path)
