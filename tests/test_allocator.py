@@ -64,6 +64,12 @@ def test_other_c_libraries_are_left_as_they_are(monkeypatch):
     assert allocator.keep_freed_memory() is False
 
 
+def test_the_switch_leaves_glibc_as_it_is(monkeypatch):
+    monkeypatch.setenv(allocator.SWITCH_ENV, "0")
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda *_: pytest.fail("libc was loaded"))
+    assert allocator.keep_freed_memory() is False
+
+
 def test_every_stage_runs_with_it(monkeypatch):
     calls = []
     monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("allocator"))

@@ -94,6 +94,8 @@ def test_an_unknown_model_key_fails_at_load_with_its_path_and_the_close_key(
         ({"expert1": {"model": {"attention_heads": 0}}}, "expert1.model.attention_heads"),
         ({"expert2": {"model": {"kernel_size": 4}}}, "expert2.model.kernel_size: kernel_size"),
         ({"expert2": {"model": {"recurrent_conv": "dense"}}}, "expert2.model.recurrent_conv"),
+        ({"expert2": {"model": {"tile_cells": 0}}}, "expert2.model.tile_cells: must be a number"),
+        ({"train": {"max_batch_cells": 0}}, "max_batch_cells=0"),
         ({"expert3": {"model": {"recent_months": 13}}}, "expert3.model.recent_months"),
         ({"expert3": {"model": {"gat_impl": "sparse"}}}, "expert3.model.gat_impl"),
         ({"expert3": {"model": {"linear_path": "lasso"}}}, "expert3.model.linear_path"),
