@@ -376,3 +376,23 @@ def test_cross_validated_floors_follow_the_skill_the_folds_confirmed():
         window=1,
     )
     np.testing.assert_allclose(cross_validated_floors(linear), [0.8, np.sqrt(0.95), 1.0])
+
+
+def test_tercile_weights_are_0_where_the_folds_confirm_no_skill():
+    """A lead whose cross-validated floor is 1 (the whole record found no skill) publishes
+    climatology's tercile probabilities, however well the validation origins fit it."""
+    from ames.workflows.probabilistic import fit_tercile_weights, tercile_weight_caps
+
+    predictive, _, obs, month, valid = _calibrated_case(n_origins=40)
+    point = 0.5 * obs + 0.5  # an informative forecast: its fitted weight is well above 0
+    caps = tercile_weight_caps(np.array([1.0, 1.2] + [0.9] * 10))
+    np.testing.assert_array_equal(caps, [0.0, 0.0] + [1.0] * 10)
+    reports = [{"by_lead": [{} for _ in range(12)]} for _ in range(2)]
+    free = fit_tercile_weights(predictive, point, obs, month, valid, reports[0])
+    capped = fit_tercile_weights(predictive, point, obs, month, valid, reports[1], caps)
+    assert (free[:2] > 0.3).all()
+    np.testing.assert_array_equal(capped[:2], 0.0)
+    np.testing.assert_array_equal(capped[2:], free[2:])
+    for row in reports[1]["by_lead"][:2]:
+        assert row["rps_calibrated"] == pytest.approx(row["rps_climatology"])
+        assert row["tercile_weight_validation"] > 0.3

@@ -65,6 +65,14 @@ def cross_validated_floors(linear: RidgeBaseline) -> np.ndarray:
     return np.sqrt(np.minimum(linear.best_cv_mse / clim, 1.0))
 
 
+def tercile_weight_caps(cv_floors: np.ndarray) -> np.ndarray:
+    """Per lead, the most weight the model's tercile probabilities may get: 0 where the
+    selection folds over every pre-test origin confirmed no skill (``cv_floors`` 1: the
+    linear model forecasts climatology there), else 1. A lead where the whole record finds
+    nothing publishes climatology's probabilities, whatever the validation origins say."""
+    return np.where(np.asarray(cv_floors) >= 1.0, 0.0, 1.0)
+
+
 def climatological_parts(run: RunInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratios, their mean, tercile edges) from the training months of ``run``'s data."""
     train = training_months(run)
@@ -118,9 +126,11 @@ def calibrate(
             row = rows["by_lead"][h]
             row["crps_climatology"] = ref
             row["crpss"] = 1.0 - row["crps"] / ref if ref > 0 else None
+    caps = None if cv_floors is None else tercile_weight_caps(cv_floors)
     for name, forecast in point.items():
         dressed = Predictive(ratios, edges, scales[name], mean)
-        weights[name] = fit_tercile_weights(dressed, forecast, obs, month, valid, report[name])
+        cap = caps if name == "ames" else None
+        weights[name] = fit_tercile_weights(dressed, forecast, obs, month, valid, report[name], cap)
     ds = predictive_dataset(ratios, mean, edges, scales, weights, climatology_weights, run)
     return ds, {
         "n_val_origins": int(len(origins)),
@@ -139,9 +149,11 @@ def fit_tercile_weights(
     month: np.ndarray,
     valid: np.ndarray,
     report: dict[str, Any],
+    caps: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Tercile weight per lead of the dressed ``point`` forecast (validation origins); adds the
-    validation RPS before and after, and the overall RPSS both ways, to ``report``."""
+    """Tercile weight per lead of the dressed ``point`` forecast (validation origins), at most
+    ``caps`` (``[H]``, :func:`tercile_weight_caps`); adds the validation RPS before and after,
+    and the overall RPSS both ways, to ``report``."""
     weights = np.empty(point.shape[1])
     totals = {"raw": 0.0, "calibrated": 0.0, "climatology": 0.0}
     for h in range(point.shape[1]):
@@ -152,10 +164,13 @@ def fit_tercile_weights(
         )
         lower, upper = dressed.lead_edges(month[:, h], valid)
         category = observed_category(obs[:, h][:, valid].astype(np.float64), lower, upper)
-        weights[h] = fit_tercile_weight(raw, climate, category)
+        fitted = fit_tercile_weight(raw, climate, category)
+        weights[h] = fitted if caps is None else min(fitted, float(caps[h]))
         calibrated = weights[h] * raw + (1.0 - weights[h]) * climate
         row = report["by_lead"][h]
         row["tercile_weight"] = float(weights[h])
+        if caps is not None:
+            row["tercile_weight_validation"] = float(fitted)  # before the cap
         for key, probs in (("raw", raw), ("calibrated", calibrated), ("climatology", climate)):
             score = float(rps(category, probs).mean())
             row[f"rps_{key}"] = score
