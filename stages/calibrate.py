@@ -1,10 +1,11 @@
 """DVC stage `calibrate`: the predictive distribution's climatology and spread scales.
 
 Builds the climatological ensemble and tercile edges of every cell and calendar month from
-the training months, and fits one spread scale per lead on the validation origins of the
-seed-ensemble forecast (and of damped persistence, the probabilistic baseline) by minimising
-the CRPS. Writes ``models/predictive.nc`` (read by ``evaluate`` and ``inference``) and
-``metrics/calibration.json``.
+the training months, shrinks the forecast toward climatology by the weights the folds
+decided (stored in the final checkpoint by the gating stage), and fits one spread scale per
+lead on the validation origins of the seed-ensemble forecast (and of damped persistence, the
+probabilistic baseline) by minimising the CRPS. Writes ``models/predictive.nc`` (read by
+``evaluate`` and ``inference``) and ``metrics/calibration.json``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from ames.cli import stage_main
 from ames.config import AmesConfig
 from ames.data.netcdf import write_netcdf
 from ames.io import write_json
-from ames.paths import METRICS, PREDICTIVE, add_run_paths
+from ames.paths import FINAL_CHECKPOINT, METRICS, PREDICTIVE, add_run_paths
 from ames.training.device import select_device
+from ames.workflows.ames_model import CLIMATOLOGY_WEIGHT_CV, CV_MSE_RATIO, checkpoint_extra
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import baseline_forecasts
 from ames.workflows.linear_path_cache import cached_linear_path
-from ames.workflows.probabilistic import calibrate, cross_validated_floors
+from ames.workflows.probabilistic import blend_floors, calibrate, cross_validated_floors
 from ames.workflows.seeds import ensemble_test_forecasts, load_members
 
 log = logging.getLogger("ames.calibrate")
@@ -48,10 +50,15 @@ def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     split = cfg.split
     damped = baseline_forecasts(inputs, origins, split.test_months, split.val_months)
     point = {"ames": forecasts["pred"], "damped_persistence": damped["damped_persistence"]}
+    blend = checkpoint_extra(ctx.models_dir / FINAL_CHECKPOINT) or {}
     cv_floors = cross_validated_floors(cached_linear_path(ctx))
+    mixture_floors = blend_floors(blend.get(CV_MSE_RATIO))
+    if mixture_floors is not None:
+        cv_floors = np.maximum(cv_floors, mixture_floors)
     predictive, report = calibrate(
-        point, forecasts["obs"], forecasts["clim"], origins, inputs, cfg.probabilistic, cv_floors
-    )
+        point, forecasts["obs"], forecasts["clim"], origins, inputs, cfg.probabilistic,
+        cv_floors, blend.get(CLIMATOLOGY_WEIGHT_CV),
+    )  # fmt: skip
     write_netcdf(predictive, args.out)
     report["time_s"] = round(time.perf_counter() - start, 1)
     write_json(args.metrics, report)

@@ -1,5 +1,6 @@
 """DVC stage `selection`: every pre-test decision, what decided it, each candidate's loss and
-the winner (``metrics/selection.json``), and the ridge penalties' cross-validation curves."""
+the winner (``metrics/selection.json``), and the cross-validation curves of the ridge
+penalties and of the epochs stages 2 and 3 keep."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import _src_path  # noqa: F401  (this checkout's src before ames)
 from ames.cli import stage_main
 from ames.io import read_json, write_json
 from ames.paths import LIVE, METRICS, PLOTS
-from ames.plotting.selection import plot_cv_curves
+from ames.plotting.selection import plot_cv_curves, plot_epoch_curves
 from ames.workflows.selection_report import EXPERTS, selection_report
 
 TRAINED = (*EXPERTS, "gating", "finetune")
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--live", type=Path, default=LIVE, help="the training stages' DVCLive")
     parser.add_argument("--out", type=Path, default=METRICS / "selection.json")
     parser.add_argument("--plot", type=Path, default=PLOTS / "selection" / "ridge_cv.png")
+    parser.add_argument("--epochs-plot", type=Path, default=PLOTS / "selection" / "epochs_cv.png")
 
 
 def val_loss_by_epoch(live_dir: Path) -> list[float]:
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace, _: None) -> None:
     write_json(args.out, report)
     ridge = report["decisions"]["ridge_penalty"]
     plot_cv_curves(ridge["cv_mse_by_candidate"], ridge["winner_by_lead"], args.plot)
+    plot_epoch_curves(report["decisions"], args.epochs_plot)
     logging.getLogger("ames.selection").info(
         "%d decisions on the folds, %d on the validation split: %s",
         report["decided_on_folds"],

@@ -18,9 +18,9 @@ from ames.evaluation.predictive import (
     tercile_probabilities,
 )
 from ames.evaluation.probabilistic import (
+    cross_validated_climatology_weights,
     crps,
     distribution_sums,
-    fit_climatology_weights,
     fit_spread_scales,
     fit_tercile_weight,
     mean_crps,
@@ -285,21 +285,58 @@ def _msess(forecast: np.ndarray, obs: np.ndarray, clim: np.ndarray) -> float:
     return 1.0 - float(np.mean((forecast - obs) ** 2) / np.mean((clim - obs) ** 2))
 
 
+def _fold_sums(forecast: np.ndarray, obs: np.ndarray, clim: np.ndarray, folds: int = 5):
+    """``[K, 4, H]`` sums of contiguous blocks of origins, in anomaly units (climatology 0),
+    as the gating stage's fold copies give them."""
+    f, o = forecast - clim, obs - clim
+    blocks = np.array_split(np.arange(len(f)), folds)
+    sums = [
+        [
+            (f[b] * o[b]).sum((0, 2, 3)),
+            (f[b] ** 2).sum((0, 2, 3)),
+            (o[b] ** 2).sum((0, 2, 3)),
+            np.full(f.shape[1], f[b].size / f.shape[1]),
+        ]
+        for b in blocks
+    ]
+    return np.array(sums)
+
+
+def _cv_weights(forecast, obs, clim, margin: float = 1.0) -> np.ndarray:
+    return cross_validated_climatology_weights(_fold_sums(forecast, obs, clim), margin)[0]
+
+
 def test_climatology_weight_drops_a_forecast_without_skill_and_keeps_a_skilful_one():
     rng = np.random.default_rng(11)
     shape = (120, 12, 6, 7)
     clim = np.full(shape, 100.0)
     signal = rng.normal(0.0, 20.0, shape)
     obs = clim + signal + rng.normal(0.0, 20.0, shape)
-    valid = np.ones(shape[2:], dtype=bool)
     noise = clim + rng.normal(0.0, 20.0, shape)  # no relation to the observations
     skilful = clim + signal
-    np.testing.assert_allclose(fit_climatology_weights(noise, obs, clim, valid), 0.0, atol=0.05)
-    np.testing.assert_allclose(fit_climatology_weights(skilful, obs, clim, valid), 1.0, atol=0.05)
+    noise_weights = _cv_weights(noise, obs, clim)
+    # a one-SE margin lets a chance gain through at about one lead in six, at a tiny weight
+    assert (noise_weights == 0).sum() >= 9 and noise_weights.max() < 0.05
+    np.testing.assert_allclose(_cv_weights(skilful, obs, clim), 1.0, atol=0.05)
     halfway = clim + 2.0 * signal  # twice too strong: the best weight is one half
-    np.testing.assert_allclose(fit_climatology_weights(halfway, obs, clim, valid), 0.5, atol=0.05)
-    same = fit_climatology_weights(clim, obs, clim, valid)
-    np.testing.assert_array_equal(same, 1.0)  # nothing to shrink
+    np.testing.assert_allclose(_cv_weights(halfway, obs, clim), 0.5, atol=0.05)
+    weights, report = cross_validated_climatology_weights(_fold_sums(clim, obs, clim), 1.0)
+    np.testing.assert_array_equal(weights, 0.0)  # climatology itself: nothing to keep
+    np.testing.assert_allclose(report["cv_mse_ratio_by_lead"], 1.0)
+
+
+def test_a_gain_the_folds_do_not_confirm_is_not_kept():
+    """Skill in one block of five only: the pooled gain is positive, the per-fold gains
+    disagree, and the lead forecasts climatology unless the margin is 0."""
+    rng = np.random.default_rng(3)
+    shape = (100, 2, 5, 5)
+    clim = np.zeros(shape)
+    signal = rng.normal(0.0, 1.0, shape)
+    obs = rng.normal(0.0, 1.0, shape)
+    obs[:20] += signal[:20]  # the first block only
+    forecast = 0.3 * signal
+    np.testing.assert_array_equal(_cv_weights(forecast, obs, clim), 0.0)
+    assert (_cv_weights(forecast, obs, clim, margin=0.0) > 0).all()
 
 
 def test_a_forecast_of_pure_noise_falls_back_to_climatology_and_its_coverage():
@@ -309,7 +346,7 @@ def test_a_forecast_of_pure_noise_falls_back_to_climatology_and_its_coverage():
     clim = np.ones_like(obs)
     noise = np.maximum(1.0 + rng.normal(0.0, 0.5, obs.shape), 0.0)
     fit, score = slice(0, 60), slice(60, 120)
-    weights = fit_climatology_weights(noise[fit], obs[fit], clim[fit], valid)
+    weights = _cv_weights(noise[fit], obs[fit], clim[fit])
     shrunk = shrink_to_climatology(noise, clim, weights)
     floors = spread_floors(shrunk[fit], obs[fit], clim[fit], valid)
     scales, _ = fit_spread_scales(

@@ -85,3 +85,22 @@ def test_the_chosen_penalty_is_the_lowest_cv_loss_where_skill_is_confirmed():
     for lead, winner in enumerate(ridge["winner_by_lead"]):
         if winner != "climatology":
             assert winner == names[int(np.argmin([table[n][lead] for n in names]))]
+
+
+def test_epochs_the_folds_decided_are_reported_as_such():
+    """A stage that carries an ``epoch_selection`` (the folds' verdict) is a fold decision,
+    its validation curve kept beside it for reading."""
+    stages = reports()
+    stages["gating"]["epoch_selection"] = {
+        "decided_on": FOLDS,
+        "kept": 2,
+        "cv_mse_by_epoch": [1.0, 0.97, 0.96],
+        "cv_mse_by_fold_and_epoch": [[1.0, 0.97, 0.96]],
+        "fold_windows": [10],
+    }
+    report = selection_report(stages, losses())
+    gating = report["decisions"]["gating_epoch"]
+    assert gating["decided_on"] == FOLDS and gating["kept"] == 2
+    assert gating["val_loss_by_epoch"] == [1.0, 0.9, 0.95]
+    assert report["decided_on_folds"] == 4
+    assert report["decided_on_validation"] == 4 + 3

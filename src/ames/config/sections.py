@@ -282,7 +282,7 @@ class ProbabilisticConfig:
     pit_bins: int
     reliability_bins: int
     pit_seed: int
-    shrink_to_climatology: bool = False
+    shrink_to_climatology: bool = True
     spread_floor: bool = True
 
 

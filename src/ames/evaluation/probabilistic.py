@@ -100,25 +100,38 @@ def fit_spread_scales(
     return scales, report
 
 
-def fit_climatology_weights(
-    point: np.ndarray, obs: np.ndarray, clim: np.ndarray, valid: np.ndarray
-) -> np.ndarray:
-    """Weight ``w`` per lead of ``clim + w (point − clim)`` with the lowest mean squared error.
+def cross_validated_climatology_weights(
+    sums: np.ndarray, skill_margin_se: float
+) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Per lead, the weight ``w`` of ``climatology + w (forecast − climatology)`` from
+    out-of-fold forecasts, and a report.
 
-    ``point``/``obs``/``clim`` ``[S, H, lat, lon]`` (mm/month, validation origins). The error
-    is quadratic in ``w``, so the minimum is ``Σ (p − c)(o − c) / Σ (p − c)²`` over the lead's
-    valid cells, clipped to [0, 1]: 0 where the forecast has no skill over climatology there,
-    1 where shrinking would not help. A forecast equal to climatology gets 1 (nothing to shrink).
+    ``sums`` ``[K, 4, H]``: per fold and lead, over its held-out windows and valid cells, in
+    transformed units where climatology is 0: ``Σ f·o``, ``Σ f²``, ``Σ o²`` and the count
+    (``fold_lead_sums``). ``w`` is the pooled least-squares weight ``Σ f·o / Σ f²`` clipped
+    to [0, 1], kept only where the blended forecast's gain over climatology exceeds
+    ``skill_margin_se`` standard errors of the per-fold gains (folds weighted by their
+    counts, as ``ames.evaluation.ridge.confirmed_gain``); elsewhere 0: climatology.
     """
-    weights = np.ones(point.shape[1])
-    for h in range(point.shape[1]):
-        d = point[:, h][:, valid].astype(np.float64) - clim[:, h][:, valid]
-        e = obs[:, h][:, valid].astype(np.float64) - clim[:, h][:, valid]
-        keep = np.isfinite(d) & np.isfinite(e)
-        denominator = float(np.sum(d[keep] ** 2))
-        if denominator > 0:
-            weights[h] = float(np.clip(np.sum(d[keep] * e[keep]) / denominator, 0.0, 1.0))
-    return weights
+    fo, ff, oo, n = (np.asarray(sums, dtype=np.float64)[:, i] for i in range(4))
+    w = np.clip(fo.sum(0) / np.where(ff.sum(0) > 0, ff.sum(0), np.inf), 0.0, 1.0)
+    per_fold = (2 * w * fo - w**2 * ff) / n  # climatology's MSE − the blend's, per fold
+    weight = n / n.sum(0)
+    gain = (weight * per_fold).sum(0)
+    k = len(n)
+    se = np.sqrt(k / max(k - 1, 1) * (weight**2 * (per_fold - gain) ** 2).sum(0))
+    confirmed = gain > skill_margin_se * se if skill_margin_se > 0 else gain > 0
+    weights = np.where(confirmed, w, 0.0)
+    blend_mse = (oo - 2 * weights * fo + weights**2 * ff).sum(0)
+    report = {
+        "weight_by_lead": weights.tolist(),
+        "least_squares_weight_by_lead": w.tolist(),
+        "cv_gain_over_climatology_by_lead": gain.tolist(),
+        "cv_gain_se_by_lead": se.tolist(),
+        "cv_mse_ratio_by_lead": (blend_mse / oo.sum(0)).tolist(),
+        "skill_margin_se": skill_margin_se,
+    }
+    return weights, report
 
 
 def shrink_to_climatology(point: np.ndarray, clim: np.ndarray, weights: np.ndarray) -> np.ndarray:

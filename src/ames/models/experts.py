@@ -30,7 +30,7 @@ with ``encoder_hidden: 144`` (≈ 90 K, +2 %).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -148,11 +148,15 @@ def expert_forecast_mm(expert: nn.Module, run: RunInputs):
 
 class WithExpertOutputs(Dataset):
     """A window dataset plus the frozen experts' outputs, computed once: a tensor in memory,
-    or anything indexed by sample that gives an array (``ames.io.SampleFile``, on disk)."""
+    or anything indexed by sample that gives an array (``ames.io.SampleFile``, on disk).
+    With ``rows``, window ``i`` reads the outputs' sample ``rows[i]`` (a subset of them)."""
 
-    def __init__(self, base: Dataset, experts: Tensor | SampleFile) -> None:
-        if len(experts) != len(base):
-            raise ValueError(f"{len(experts)} expert forecasts for {len(base)} windows")
+    def __init__(
+        self, base: Dataset, experts: Tensor | SampleFile, rows: Sequence[int] | None = None
+    ) -> None:
+        self.rows = list(range(len(experts))) if rows is None else [int(r) for r in rows]
+        if len(self.rows) != len(base):
+            raise ValueError(f"{len(self.rows)} expert forecasts for {len(base)} windows")
         self.base = base
         self.experts = experts
 
@@ -161,7 +165,7 @@ class WithExpertOutputs(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         item = dict(self.base[index])
-        item["experts"] = torch.as_tensor(self.experts[index])
+        item["experts"] = torch.as_tensor(self.experts[self.rows[index]])
         return item
 
 

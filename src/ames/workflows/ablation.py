@@ -11,9 +11,9 @@ from typing import Any
 from ames.evaluation.error_sums import write_error_sums
 from ames.evaluation.forecast_set import TRUTH
 from ames.evaluation.metrics import score_dataset
-from ames.paths import ABLATION_ERRORS, ABLATIONS, STAGE2_CHECKPOINT
+from ames.paths import ABLATION_ERRORS, ABLATIONS, FINAL_CHECKPOINT, STAGE2_CHECKPOINT
 from ames.training.distributed import on_main
-from ames.workflows.ames_model import finetune, train_gating
+from ames.workflows.ames_model import checkpoint_epoch, finetune, train_gating
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import ablation_forecast_set, model_test_forecasts
 from ames.workflows.significance import forecast_error_sums
@@ -43,6 +43,7 @@ def run_ablation(ctx: RunContext, name: str) -> dict[str, Any]:
             ablated,
             checkpoint_name=str(out_dir / "stage2.pt"),
             state_name=f"ablation_{name}_gating",
+            epochs=checkpoint_epoch(models_dir / STAGE2_CHECKPOINT),
         )
         stage2 = models_dir / out_dir / "stage2.pt"
     else:
@@ -52,6 +53,7 @@ def run_ablation(ctx: RunContext, name: str) -> dict[str, Any]:
         stage2_checkpoint=stage2,
         checkpoint_name=str(out_dir / "final.pt"),
         state_name=f"ablation_{name}_finetune",
+        epochs=checkpoint_epoch(models_dir / FINAL_CHECKPOINT),
     )
     run = ablated.run
     forecasts = ablation_forecast_set(

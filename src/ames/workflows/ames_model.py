@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -12,9 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
-from ames.config import AmesConfig, LossWeights, MetaConfig
+from ames.config import EXPERT_IDS, AmesConfig, LossWeights, MetaConfig, TrainConfig
 from ames.data.schema import PREVAILING_WIND_ATTR
+from ames.evaluation.probabilistic import cross_validated_climatology_weights
+from ames.evaluation.ridge import run_folds
 from ames.evaluation.split_scores import score_split
 from ames.models.ames import (
     AMESModel,
@@ -34,13 +38,24 @@ from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
 from ames.training.distributed import on_main
 from ames.training.engine import fit
+from ames.training.folds import EpochChoice, FoldRun, cross_validate_epochs
 from ames.training.live import record_untrained
+from ames.training.losses import micro_batches, to_device
 from ames.training.progress import TrainResult
 from ames.workflows.context import RunContext
 from ames.workflows.expert import load_trained_experts
-from ames.workflows.stacking import cached_held_out_outputs
+from ames.workflows.stacking import (
+    HeldOutBlock,
+    block_paths,
+    cached_held_out_outputs,
+    held_out_blocks,
+    kept_by_stage1,
+)
 
 log = logging.getLogger("ames.model")
+
+CLIMATOLOGY_WEIGHT_CV = "climatology_weight_cv"  # checkpoint meta: the folds' blend weights
+CV_MSE_RATIO = "cv_mse_ratio"  # checkpoint meta: the blend's out-of-fold MSE / climatology's
 
 MODEL_SECTIONS = ["seed", "features", "train", "expert1", "expert2", "expert3", "gating", "meta"]
 
@@ -103,6 +118,113 @@ def load_ames_model(
     model = assemble_model(cfg, run, build_experts(cfg, run, graph))
     load_state_dict_checked(model, checkpoint, stage=stage)
     return model
+
+
+def exactly(train_cfg: TrainConfig, epochs: int) -> TrainConfig:
+    """``train_cfg`` training exactly ``epochs`` epochs and keeping the last (0: the starting
+    weights): the epochs were decided before (by the folds), not by the validation split."""
+    return dataclasses.replace(train_cfg, epochs=epochs, patience=None, keep_last=True)
+
+
+def checkpoint_epoch(checkpoint: Path) -> int:
+    """The epoch a stage-2 or final checkpoint was saved at: the epochs its stage kept."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["meta"]["epoch"])
+
+
+def checkpoint_extra(checkpoint: Path) -> dict[str, Any] | None:
+    """What a checkpoint's stage stored beside the weights (e.g. the folds' blend weights)."""
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["meta"].get("extra")
+
+
+def fold_blocks(ctx: RunContext) -> list[HeldOutBlock]:
+    """The selection folds' blocks of training origins (``ames.workflows.stacking``)."""
+    train = np.asarray(ctx.run.masks.split["train"], dtype=np.int64)
+    return held_out_blocks(train, run_folds(ctx.run, ctx.cfg.selection.folds))
+
+
+def stage2_fold_runs(
+    ctx: RunContext, model: AMESModel, held_out: Any, compute_loss: Any
+) -> list[FoldRun]:
+    """Per block, a copy of ``model`` (its starting weights; the frozen experts shared) that
+    trains on the held-out expert forecasts of the block's fitting origins and is scored on
+    the block's own."""
+    run = ctx.run
+    position = {int(o): i for i, o in enumerate(run.masks.split["train"])}
+
+    def rows(origins: np.ndarray) -> WithExpertOutputs:
+        base = run.windows("train", origins)
+        return WithExpertOutputs(base, held_out, [position[int(o)] for o in origins])
+
+    runs = []
+    for block in fold_blocks(ctx):
+        fold_model = copy.deepcopy(model, memo={id(model.experts): model.experts})
+        trainable = [p for p in fold_model.combination_parameters() if p.requires_grad]
+        runs.append(FoldRun(fold_model, compute_loss, rows(block.fit), rows(block.forecast),
+                            trainable))  # fmt: skip
+    return runs
+
+
+def finetune_fold_runs(ctx: RunContext, stage2: Path, compute_loss: Any) -> list[FoldRun]:
+    """Per block, the stage-2 model with its experts' ``linear_path: ridge`` refitted on the
+    block's fitting origins (as stacking does), fine-tuned on the block's fitting windows
+    and scored on the block's own."""
+    cfg, run = ctx.cfg, ctx.run
+    blocks = fold_blocks(ctx)
+    paths = block_paths(cfg, run, blocks, kept_by_stage1(ctx.models_dir))
+    start = load_ames_model(cfg, run, ctx.graph, stage2, stage="gating")
+    runs = []
+    for b, block in enumerate(blocks):
+        fold_model = copy.deepcopy(start)
+        for index in EXPERT_IDS:
+            if index in paths:
+                fold_model.experts[index - 1].linear.set_weights(*paths[index][b])
+        fit_windows, held_out = (
+            run.windows("train", block.fit),
+            run.windows("train", block.forecast),
+        )
+        runs.append(FoldRun(fold_model, compute_loss, fit_windows, held_out))
+    return runs
+
+
+@torch.no_grad()
+def fold_lead_sums(
+    model: AMESModel, data: Dataset, batch_size: int, valid: np.ndarray, max_cells: int | None
+) -> np.ndarray:
+    """``[4, H]`` over ``data``'s windows and the ``valid`` cells, in transformed units (where
+    climatology is 0): ``Σ f·o``, ``Σ f²``, ``Σ o²`` and the count, ``f`` the forecast and
+    ``o`` the truth (``cross_validated_climatology_weights``)."""
+    model.eval()
+    device = next(model.parameters()).device
+    cells = torch.from_numpy(np.asarray(valid, dtype=bool)).to(device)
+    total = None
+    for raw in DataLoader(data, batch_size=batch_size):
+        for piece in micro_batches(to_device(raw, device), max_cells):
+            f = model(piece)["pred"][..., cells].double()  # [B, H, cells]
+            o = piece["y"][..., cells].double()
+            count = torch.full_like(f[0, :, 0], float(f.shape[0] * f.shape[2]))
+            sums = torch.stack(
+                [(f * o).sum((0, 2)), (f * f).sum((0, 2)), (o * o).sum((0, 2)), count]
+            )
+            total = sums if total is None else total + sums
+    assert total is not None
+    return total.cpu().numpy()
+
+
+def climatology_blend(
+    ctx: RunContext, runs: list[FoldRun], kept: int, sums: dict[tuple[int, int], np.ndarray]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The blend weights with climatology from the fold copies' held-out forecasts at the
+    kept epoch (the last each fold ran where the folds stopped before it)."""
+    last = {k: max(e for kk, e in sums if kk == k) for k in range(len(runs))}
+    stacked = np.stack([sums[k, min(kept, last[k])] for k in range(len(runs))])
+    return cross_validated_climatology_weights(stacked, ctx.cfg.selection.skill_margin_se)
+
+
+def decide_epochs(
+    ctx: RunContext, runs: list[FoldRun], train_cfg: TrainConfig, desc: str, **kwargs: Any
+) -> EpochChoice:
+    margin = ctx.cfg.selection.skill_margin_se
+    return cross_validate_epochs(runs, train_cfg, margin, desc=desc, **kwargs)
 
 
 def physics_context(run: RunInputs) -> PhysicsContext:
@@ -175,10 +297,13 @@ def train_gating(
     checkpoint_name: str = STAGE2_CHECKPOINT,
     state_name: str = "gating",
     routing_plot: Path | None = None,
+    epochs: int | None = None,
 ) -> tuple[AMESModel, dict[str, Any]]:
     """Stage 2: experts frozen, the gating and the meta-learner train on held-out expert
-    forecasts of the training windows (``ames.workflows.stacking``); the checkpoint is
-    ``ctx.models_dir / checkpoint_name``."""
+    forecasts of the training windows (``ames.workflows.stacking``) for the epochs the folds
+    keep (``ames.training.folds``), or exactly ``epochs`` (decided before: the seed members
+    and ablations take the main model's); the checkpoint is ``ctx.models_dir /
+    checkpoint_name``."""
     start = time.perf_counter()
     cfg, run = ctx.cfg, ctx.run
     model = assemble_model(cfg, run, load_trained_experts(ctx))
@@ -208,19 +333,49 @@ def train_gating(
     compute_loss = loss_fn(cfg.gating.loss, physics_context(run))
     result = None
     untrained_row = None
+    choice = None
+    blend: dict[str, Any] | None = None
+    extra: dict[str, Any] | None = None
+    if epochs is None:  # the main chain: the folds decide the epochs and the blend
+        runs = stage2_fold_runs(ctx, model, held_out, compute_loss)
+        sums: dict[tuple[int, int], np.ndarray] = {}
+
+        def record(k: int, epoch: int, fold_model: torch.nn.Module) -> None:
+            sums[k, epoch] = fold_lead_sums(
+                fold_model, runs[k].held_out, train_cfg.batch_size, run.masks.valid,
+                train_cfg.max_batch_cells,
+            )  # fmt: skip
+            fold_model.train()
+
+        if trainable:
+            choice = decide_epochs(ctx, runs, train_cfg, "gating", after_epoch=record)
+            epochs = choice.kept
+        else:
+            for k, fold in enumerate(runs):
+                record(k, 0, fold.model.to(device))
+        weights, blend = climatology_blend(ctx, runs, epochs or 0, sums)
+        extra = {
+            CLIMATOLOGY_WEIGHT_CV: weights.tolist(),
+            CV_MSE_RATIO: blend["cv_mse_ratio_by_lead"],
+        }
+        log.info(
+            "gating: blend weight with climatology by lead (folds) %s",
+            np.round(weights, 3).tolist(),
+        )
     if trainable:
         result = fit(
             model,
             compute_loss,
             splits["train"],
             splits["val"],
-            train_cfg,
+            exactly(train_cfg, epochs),
             best_path=best_path,
             state_dir=ctx.state_root / state_name,
             live_dir=live_dir,
             trainable=trainable,
             desc="gating",
             fingerprint=ctx.fingerprint(MODEL_SECTIONS),
+            extra_state=extra,
         )
     else:
         log.info(
@@ -228,9 +383,12 @@ def train_gating(
             cfg.gating.mode,
         )
         untrained_row = record_untrained(model, compute_loss, splits, train_cfg, device, live_dir)
-        on_main(save_checkpoint, best_path, model, {"epoch": 0, "note": "nothing to train"})
+        meta = {"epoch": 0, "note": "nothing to train", "extra": extra}
+        on_main(save_checkpoint, best_path, model, meta)
     summary = model_summary(model, run, result, train_cfg.batch_size, routing_plot)
     summary["trained"] = result is not None
+    summary["epoch_selection"] = None if choice is None else choice.report()
+    summary["climatology_blend"] = blend
     if untrained_row is not None:
         summary.update(best_epoch=0, epochs_run=0, losses_untrained=untrained_row)
     summary["time_s"] = round(time.perf_counter() - start, 1)
@@ -245,27 +403,36 @@ def finetune(
     checkpoint_name: str = FINAL_CHECKPOINT,
     state_name: str = "finetune",
     routing_plot: Path | None = None,
+    epochs: int | None = None,
 ) -> tuple[AMESModel, dict[str, Any]]:
     """Stage 3: everything trainable, lr = finetune.lr_scale × train.lr, physics losses on;
-    from ``stage2_checkpoint`` (default: the gating stage's in ``ctx.models_dir``)."""
+    from ``stage2_checkpoint`` (default: the gating stage's in ``ctx.models_dir``), for the
+    epochs the folds keep or exactly ``epochs`` (as in :func:`train_gating`)."""
     start = time.perf_counter()
     cfg, run = ctx.cfg, ctx.run
     stage2 = stage2_checkpoint or ctx.models_dir / STAGE2_CHECKPOINT
     model = load_ames_model(cfg, run, ctx.graph, stage2, stage="gating")
     train_cfg = cfg.finetune.training
     trainable = [p for p in model.parameters() if p.requires_grad]
+    compute_loss = loss_fn(cfg.finetune.loss, physics_context(run))
+    choice = None
+    if epochs is None:
+        runs = finetune_fold_runs(ctx, stage2, compute_loss)
+        choice = decide_epochs(ctx, runs, train_cfg, "finetune")
+        epochs = choice.kept
     result = fit(
         model,
-        loss_fn(cfg.finetune.loss, physics_context(run)),
+        compute_loss,
         run.windows("train"),
         run.windows("val"),
-        train_cfg,
+        exactly(train_cfg, epochs),
         best_path=ctx.models_dir / checkpoint_name,
         state_dir=ctx.state_root / state_name,
         live_dir=live_dir,
         trainable=trainable,
         desc="finetune",
         fingerprint=ctx.fingerprint([*MODEL_SECTIONS, "finetune"], stage2),
+        extra_state=checkpoint_extra(stage2),
     )
     summary = model_summary(model, run, result, train_cfg.batch_size, routing_plot)
     summary.update(
@@ -273,6 +440,7 @@ def finetune(
         rain_shadow_suppression=model.meta.rain_shadow_suppression.item(),
         wind_from_deg=model.meta.wind_from_deg,  # what assemble_model resolved (and logged)
         loss_at_best_epoch=result.best_components,
+        epoch_selection=None if choice is None else choice.report(),
         lr=train_cfg.lr,
         time_s=round(time.perf_counter() - start, 1),
     )

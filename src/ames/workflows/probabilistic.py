@@ -30,7 +30,6 @@ from ames.evaluation.probabilistic import (
     DistributionSums,
     crps,
     distribution_sums,
-    fit_climatology_weights,
     fit_spread_scales,
     fit_tercile_weight,
     probabilistic_scores,
@@ -53,6 +52,14 @@ def training_months(run: RunInputs) -> np.ndarray:
     mask = np.zeros(len(run.data.times), dtype=bool)
     mask[: int(run.masks.split["val_start"])] = True
     return mask
+
+
+def blend_floors(cv_mse_ratio: np.ndarray | None) -> np.ndarray | None:
+    """Per lead, ``sqrt(out-of-fold MSE of the blended AMES forecast / climatology's)``, at
+    most 1 (1 where the blend is climatology): the spread the folds support for AMES itself."""
+    if cv_mse_ratio is None:
+        return None
+    return np.sqrt(np.clip(np.asarray(cv_mse_ratio, dtype=np.float64), 0.0, 1.0))
 
 
 def cross_validated_floors(linear: RidgeBaseline) -> np.ndarray:
@@ -90,19 +97,27 @@ def calibrate(
     run: RunInputs,
     options: ProbabilisticConfig,
     cv_floors: np.ndarray | None = None,
+    cv_climatology_weights: np.ndarray | None = None,
 ) -> tuple[xr.Dataset, dict[str, Any]]:
-    """Fit, per lead, the climatology weight of ``ames`` (``options.shrink_to_climatology``)
-    and the spread scales of each point forecast in ``point`` (``[S, H, lat, lon]`` on
-    validation ``origins``; ``clim`` the training climatology of their targets); return the
-    predictive dataset plus a report. With ``options.spread_floor``, ``ames``'s scales are
-    also kept at or above ``cv_floors`` (``[H]``, ``cross_validated_floors``)."""
+    """Shrink ``ames`` toward climatology by ``cv_climatology_weights`` (``[H]``, decided by
+    the folds in the gating stage; with ``options.shrink_to_climatology``), then fit the
+    spread scales of each point forecast in ``point`` (``[S, H, lat, lon]`` on validation
+    ``origins``; ``clim`` the training climatology of their targets); return the predictive
+    dataset plus a report. With ``options.spread_floor``, ``ames``'s scales are also kept
+    at or above ``cv_floors`` (``[H]``, ``cross_validated_floors``)."""
     ratios, mean, edges = climatological_parts(run)
     month = target_months(run.inputs.months[origins], run.horizon)
     valid = run.masks.valid
     point = dict(point)
     climatology_weights = np.ones(run.horizon)
     if options.shrink_to_climatology:
-        climatology_weights = fit_climatology_weights(point["ames"], obs, clim, valid)
+        if cv_climatology_weights is None:
+            raise ValueError(
+                "probabilistic.shrink_to_climatology is on but the final model carries no "
+                "blend weights from the folds (written by an older version); re-run "
+                "`dvc repro gating`"
+            )
+        climatology_weights = np.asarray(cv_climatology_weights, dtype=np.float64)
         point["ames"] = shrink_to_climatology(point["ames"], clim, climatology_weights)
     scales, weights, report = {}, {}, {}
     for name, forecast in point.items():
@@ -136,6 +151,7 @@ def calibrate(
         "n_val_origins": int(len(origins)),
         "members": int(ratios.shape[1]),
         "climatology_weight": [round(float(w), 4) for w in climatology_weights],
+        "climatology_weight_decided_on": "folds" if options.shrink_to_climatology else None,
         "spread_scale": {name: [round(float(s), 4) for s in v] for name, v in scales.items()},
         "tercile_weight": {name: [round(float(w), 4) for w in v] for name, v in weights.items()},
         "val": report,

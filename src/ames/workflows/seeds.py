@@ -21,10 +21,10 @@ import torch
 
 from ames.config import EXPERT_IDS, AmesConfig
 from ames.io import read_json, write_json
-from ames.paths import FINAL_CHECKPOINT, MEMBERS, MEMBERS_MANIFEST, MODELS
+from ames.paths import FINAL_CHECKPOINT, MEMBERS, MEMBERS_MANIFEST, MODELS, STAGE2_CHECKPOINT
 from ames.run import RunInputs
 from ames.training.distributed import on_main
-from ames.workflows.ames_model import finetune, load_ames_model, train_gating
+from ames.workflows.ames_model import checkpoint_epoch, finetune, load_ames_model, train_gating
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import model_test_forecasts
 from ames.workflows.expert import train_expert
@@ -59,9 +59,10 @@ def train_member(ctx: RunContext, seed: int) -> dict[str, Any]:
             "val_in_zone_msess": metrics["val"]["in_zone"]["msess"],
         }
     log.info("seed %d: gating", seed)
-    _, gating = train_gating(member)
+    # the epochs of stages 2 and 3 are the main model's, decided once by the folds
+    _, gating = train_gating(member, epochs=checkpoint_epoch(ctx.models_dir / STAGE2_CHECKPOINT))
     log.info("seed %d: finetune", seed)
-    _, final = finetune(member)
+    _, final = finetune(member, epochs=checkpoint_epoch(ctx.models_dir / FINAL_CHECKPOINT))
     return {
         "experts": experts,
         "gating_best_epoch": gating.get("best_epoch"),

@@ -3,8 +3,9 @@ it was decided on, the loss of each candidate and the winner.
 
 Two protocols decide today. The blocked cross-validation over the pre-test origins
 (``ames.selection``) picks each lead's ridge penalty, for ``ridge`` and for the experts'
-``linear_path: ridge``, climatology included as a candidate. The 48-month validation split
-picks the epoch each training stage keeps and the calibration's weights and scales. The
+``linear_path: ridge``, climatology included as a candidate, and the epochs stages 2 and 3
+keep (``ames.training.folds``). The 48-month validation split picks the epoch each expert
+keeps and the calibration's weights and scales. The
 report says which is which, so a reader sees how much rests on the validation split's few
 origins. Everything is copied from the stages' reports; nothing is recomputed.
 """
@@ -40,8 +41,13 @@ def penalty_decision(
     return decision
 
 
-def epoch_decision(val_loss_by_epoch: Sequence[float], kept: int) -> dict[str, Any]:
-    """An epoch kept by the validation loss (epoch 0 = the starting weights)."""
+def epoch_decision(
+    val_loss_by_epoch: Sequence[float], kept: int, folds: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """An epoch kept by the folds (``folds``: the stage's ``epoch_selection`` report) or, without
+    one, by the validation loss (epoch 0 = the starting weights)."""
+    if folds is not None:
+        return {**folds, "val_loss_by_epoch": list(val_loss_by_epoch)}
     return {"decided_on": VALIDATION, "val_loss_by_epoch": list(val_loss_by_epoch), "kept": kept}
 
 
@@ -71,14 +77,19 @@ def selection_report(
                 evidence["cv_gain_se_by_lead"],
             )
     for name in (*EXPERTS, "gating", "finetune"):
-        decisions[f"{name}_epoch"] = epoch_decision(val_losses[name], reports[name]["best_epoch"])
+        report = reports[name]
+        decisions[f"{name}_epoch"] = epoch_decision(
+            val_losses[name], report["best_epoch"], report.get("epoch_selection")
+        )
     calibration = reports["calibration"]
     for key in ("climatology_weight", "spread_scale", "tercile_weight"):
         value = calibration[key]
         decisions[f"calibration_{key}"] = {
-            "decided_on": VALIDATION,
+            "decided_on": calibration.get(f"{key}_decided_on") or VALIDATION,
             "winner_by_lead": value["ames"] if isinstance(value, Mapping) else value,
         }
+    if reports["gating"].get("climatology_blend"):
+        decisions["calibration_climatology_weight"].update(reports["gating"]["climatology_blend"])
     on = [d["decided_on"] for d in decisions.values()]
     return {
         "protocols": {

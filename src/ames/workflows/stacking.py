@@ -162,7 +162,7 @@ def held_out_expert_outputs(
     copies that never saw it."""
     train = np.asarray(run.masks.split["train"], dtype=np.int64)
     blocks = held_out_blocks(train, run_folds(run, cfg.selection.folds))
-    paths = _block_paths(cfg, run, blocks, kept)
+    paths = block_paths(cfg, run, blocks, kept)
     position = {int(o): i for i, o in enumerate(train)}
     out: SampleFile | None = None
     for b, block in enumerate(blocks):
@@ -191,7 +191,7 @@ def held_out_expert_outputs(
     return out
 
 
-def _block_paths(
+def block_paths(
     cfg: AmesConfig, run: RunInputs, blocks: list[HeldOutBlock], kept: dict[int, Kept]
 ) -> dict[int, list]:
     """Per expert with ``linear_path: ridge``, its linear path refitted on every block (one

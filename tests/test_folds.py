@@ -1,0 +1,89 @@
+"""Epochs decided by the folds (ames.training.folds): the rule, and lockstep training of fold
+copies on tiny problems where the right answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ames.config import TrainConfig
+from ames.training.folds import FoldRun, choose_epoch, cross_validate_epochs
+
+
+class Pairs(Dataset):
+    """x ~ N(0, 1); y = signal * sum(x) + noise."""
+
+    def __init__(self, n: int, seed: int, signal: float) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 4, generator=gen)
+        self.y = signal * self.x.sum(1, keepdim=True) + torch.randn(n, 1, generator=gen)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+def mse_loss(model: nn.Module, batch: dict[str, torch.Tensor]):
+    loss = ((model(batch["x"]) - batch["y"]) ** 2).mean()
+    return loss, {"mse": loss.item()}
+
+
+def zero_start() -> nn.Module:
+    """A linear model starting as the zero forecast (the 'climatology' of this toy)."""
+    model = nn.Linear(4, 1)
+    nn.init.zeros_(model.weight)
+    nn.init.zeros_(model.bias)
+    return model
+
+
+def fold_runs(signal: float, folds: int = 4) -> list[FoldRun]:
+    return [
+        FoldRun(zero_start(), mse_loss, Pairs(96, 10 + k, signal), Pairs(48, 100 + k, signal))
+        for k in range(folds)
+    ]
+
+
+CFG = TrainConfig(epochs=6, lr=0.05, patience=2, batch_size=16, seed=0, grad_clip=None)
+
+
+def test_choose_epoch_keeps_a_confirmed_gain_only():
+    windows = np.array([10, 10, 10, 10])
+    steady = np.array([[1.0, 0.8, 0.7], [1.0, 0.82, 0.71], [1.0, 0.79, 0.69], [1.0, 0.81, 0.7]])
+    choice = choose_epoch(steady, windows, skill_margin_se=1.0)
+    assert choice.kept == 2 and choice.lowest == 2
+    assert choice.gain == pytest.approx(0.3, abs=0.01)
+    # the same mean gain, but two folds lose: not confirmed, the starting weights stay
+    mixed = np.array([[1.0, 1.2], [1.0, 1.2], [1.0, 0.6], [1.0, 0.6]])
+    choice = choose_epoch(mixed, windows, skill_margin_se=1.0)
+    assert choice.lowest == 1 and choice.kept == 0
+    assert choose_epoch(mixed, windows, skill_margin_se=0.0).kept == 1
+    # folds weigh by their held-out windows
+    assert choose_epoch(mixed, np.array([30, 30, 1, 1]), 0.0).kept == 0
+
+
+def test_the_folds_keep_training_where_there_is_signal():
+    choice = cross_validate_epochs(fold_runs(signal=1.0), CFG, 1.0, desc="signal")
+    assert choice.kept >= 1
+    assert choice.pooled[choice.kept] < 0.6 * choice.pooled[0]
+    assert len(choice.by_fold) == 4 and all(len(c) == len(choice.pooled) for c in choice.by_fold)
+
+
+def test_the_folds_keep_the_starting_weights_on_noise():
+    """With nothing to learn, whatever a fold copy fits is noise: no epoch beats the zero
+    forecast by a confirmed margin, so epoch 0 stays (and the folds stop after patience)."""
+    choice = cross_validate_epochs(fold_runs(signal=0.0), CFG, 1.0, desc="noise")
+    assert choice.kept == 0
+    assert len(choice.pooled) <= CFG.epochs + 1
+
+
+def test_after_epoch_sees_every_fold_and_epoch():
+    seen = []
+    runs = fold_runs(signal=1.0, folds=2)
+    cfg = TrainConfig(epochs=2, lr=0.05, patience=None, batch_size=16, seed=0)
+    cross_validate_epochs(runs, cfg, 1.0, desc="t", after_epoch=lambda k, e, m: seen.append((k, e)))
+    assert seen == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
