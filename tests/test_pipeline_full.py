@@ -108,11 +108,14 @@ def test_whole_pipeline_on_a_tiny_config(tiny_run, tmp_path):
         assert key in finetune
     assert {"mse", "l_mass", "l_oro"} <= set(finetune["loss_at_best_epoch"])
     selection = _json(repo, "metrics/selection.json")["decisions"]
-    for stage in (gating, finetune):  # epochs decided by the folds, then trained exactly
+    experts = [_json(repo, f"metrics/expert{n}.json") for n in (1, 2, 3)]
+    for stage in (*experts, gating, finetune):  # epochs decided by the folds, then trained
         folds = stage["epoch_selection"]
         assert folds["decided_on"] == "folds" and folds["kept"] == stage["best_epoch"]
         assert len(folds["cv_mse_by_fold_and_epoch"]) == len(folds["fold_windows"]) >= 2
     assert selection["finetune_epoch"]["decided_on"] == "folds"
+    assert selection["expert2_epoch"]["decided_on"] == "folds"
+    assert selection["calibration_climatology_weight"]["decided_on"] == "folds"
     assert (repo / "plots/selection/epochs_cv.png").stat().st_size > 0
 
     test = _json(repo, "metrics/test.json")

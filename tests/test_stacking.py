@@ -22,9 +22,10 @@ from ames.paths import expert_checkpoint
 from ames.run import RunInputs, load_run_inputs
 from ames.selection import blocked_year_folds
 from ames.training.checkpoints import save_checkpoint
+from ames.workflows.blocks import held_out_blocks
 from ames.workflows.context import RunContext
 from ames.workflows.expert import LINEAR_ALPHA
-from ames.workflows.stacking import held_out_blocks, held_out_expert_outputs, kept_by_stage1
+from ames.workflows.stacking import held_out_expert_outputs, kept_by_stage1
 
 W, H = 6, 12
 

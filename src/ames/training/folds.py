@@ -15,6 +15,7 @@ for exactly that many epochs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -73,6 +74,12 @@ class EpochChoice:
             "cv_gain_se": self.gain_se,
             "skill_margin_se": self.skill_margin_se,
         }
+
+
+def exactly(cfg: TrainConfig, epochs: int) -> TrainConfig:
+    """``cfg`` training exactly ``epochs`` epochs and keeping the last (0: the starting
+    weights): the epochs were decided before (by the folds), not by a validation split."""
+    return dataclasses.replace(cfg, epochs=epochs, patience=None, keep_last=True)
 
 
 def choose_epoch(losses: np.ndarray, windows: np.ndarray, skill_margin_se: float) -> EpochChoice:

@@ -18,7 +18,6 @@ from torch.utils.data import DataLoader, Dataset
 from ames.config import EXPERT_IDS, AmesConfig, LossWeights, MetaConfig, TrainConfig
 from ames.data.schema import PREVAILING_WIND_ATTR
 from ames.evaluation.probabilistic import cross_validated_climatology_weights
-from ames.evaluation.ridge import run_folds
 from ames.evaluation.split_scores import score_split
 from ames.models.ames import (
     AMESModel,
@@ -38,19 +37,14 @@ from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
 from ames.training.distributed import on_main
 from ames.training.engine import fit
-from ames.training.folds import EpochChoice, FoldRun, cross_validate_epochs
+from ames.training.folds import EpochChoice, FoldRun, cross_validate_epochs, exactly
 from ames.training.live import record_untrained
 from ames.training.losses import micro_batches, to_device
 from ames.training.progress import TrainResult
+from ames.workflows.blocks import fold_blocks
 from ames.workflows.context import RunContext
 from ames.workflows.expert import load_trained_experts
-from ames.workflows.stacking import (
-    HeldOutBlock,
-    block_paths,
-    cached_held_out_outputs,
-    held_out_blocks,
-    kept_by_stage1,
-)
+from ames.workflows.stacking import block_paths, cached_held_out_outputs, kept_by_stage1
 
 log = logging.getLogger("ames.model")
 
@@ -120,12 +114,6 @@ def load_ames_model(
     return model
 
 
-def exactly(train_cfg: TrainConfig, epochs: int) -> TrainConfig:
-    """``train_cfg`` training exactly ``epochs`` epochs and keeping the last (0: the starting
-    weights): the epochs were decided before (by the folds), not by the validation split."""
-    return dataclasses.replace(train_cfg, epochs=epochs, patience=None, keep_last=True)
-
-
 def checkpoint_epoch(checkpoint: Path) -> int:
     """The epoch a stage-2 or final checkpoint was saved at: the epochs its stage kept."""
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["meta"]["epoch"])
@@ -134,12 +122,6 @@ def checkpoint_epoch(checkpoint: Path) -> int:
 def checkpoint_extra(checkpoint: Path) -> dict[str, Any] | None:
     """What a checkpoint's stage stored beside the weights (e.g. the folds' blend weights)."""
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["meta"].get("extra")
-
-
-def fold_blocks(ctx: RunContext) -> list[HeldOutBlock]:
-    """The selection folds' blocks of training origins (``ames.workflows.stacking``)."""
-    train = np.asarray(ctx.run.masks.split["train"], dtype=np.int64)
-    return held_out_blocks(train, run_folds(ctx.run, ctx.cfg.selection.folds))
 
 
 def stage2_fold_runs(
@@ -156,7 +138,7 @@ def stage2_fold_runs(
         return WithExpertOutputs(base, held_out, [position[int(o)] for o in origins])
 
     runs = []
-    for block in fold_blocks(ctx):
+    for block in fold_blocks(ctx.cfg, run):
         fold_model = copy.deepcopy(model, memo={id(model.experts): model.experts})
         trainable = [p for p in fold_model.combination_parameters() if p.requires_grad]
         runs.append(FoldRun(fold_model, compute_loss, rows(block.fit), rows(block.forecast),
@@ -169,7 +151,7 @@ def finetune_fold_runs(ctx: RunContext, stage2: Path, compute_loss: Any) -> list
     block's fitting origins (as stacking does), fine-tuned on the block's fitting windows
     and scored on the block's own."""
     cfg, run = ctx.cfg, ctx.run
-    blocks = fold_blocks(ctx)
+    blocks = fold_blocks(cfg, run)
     paths = block_paths(cfg, run, blocks, kept_by_stage1(ctx.models_dir))
     start = load_ames_model(cfg, run, ctx.graph, stage2, stage="gating")
     runs = []

@@ -6,13 +6,16 @@ the nodes that reach the zone (``zone_computation``): same loss, same gradients,
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,6 +29,8 @@ from ames.paths import expert_checkpoint
 from ames.training.checkpoints import load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
+from ames.training.folds import FoldRun, cross_validate_epochs, exactly
+from ames.workflows.blocks import block_linear_paths, fold_blocks
 from ames.workflows.context import RunContext
 from ames.workflows.linear_path_cache import cached_linear_path
 
@@ -72,9 +77,35 @@ def load_trained_experts(ctx: RunContext) -> list[nn.Module]:
     return experts
 
 
-def train_expert(ctx: RunContext, index: int, *, live_dir: Path | None = None) -> dict[str, Any]:
-    """Train expert ``index`` into ``ctx.models_dir`` and return its metrics (validation
-    scores in mm/month); its resumable training state goes under ``ctx.state_root``."""
+def expert_fold_runs(
+    ctx: RunContext, index: int, model: nn.Module, alpha: np.ndarray | None
+) -> list[FoldRun]:
+    """Per block of the selection folds' training origins, a copy of expert ``index`` as it
+    starts (its ``linear_path: ridge`` refitted on the block's fitting origins at the
+    penalties ``alpha``), trained on the block's fitting windows and scored on its own."""
+    cfg, run = ctx.cfg, ctx.run
+    zone_mask = torch.from_numpy(run.zones[cfg.expert(index).zone])
+    blocks = fold_blocks(cfg, run)
+    paths = None if alpha is None else block_linear_paths(cfg, run, blocks, alpha)
+    runs = []
+    for b, block in enumerate(blocks):
+        fold_model = copy.deepcopy(model)
+        if paths is not None:
+            fold_model.linear.set_weights(*paths[b])
+        desc = f"expert{index} fold {b + 1}/{len(blocks)}"
+        windows = run.windows("train", block.fit), run.windows("train", block.forecast)
+        context = partial(zone_computation, fold_model, zone_mask, desc)
+        runs.append(FoldRun(fold_model, zone_loss(zone_mask), *windows, context=context))
+    return runs
+
+
+def train_expert(
+    ctx: RunContext, index: int, *, live_dir: Path | None = None, epochs: int | None = None
+) -> dict[str, Any]:
+    """Train expert ``index`` into ``ctx.models_dir`` for the epochs the folds keep
+    (``ames.training.folds``), or exactly ``epochs`` (decided before: the seed members take
+    the main chain's), and return its metrics (validation scores in mm/month); its resumable
+    training state goes under ``ctx.state_root``."""
     start = time.perf_counter()
     cfg, run = ctx.cfg, ctx.run
     section = f"expert{index}"
@@ -99,13 +130,20 @@ def train_expert(ctx: RunContext, index: int, *, live_dir: Path | None = None) -
         int(zone_mask.sum()),
         count_parameters(model),
     )
+    choice = None
+    if epochs is None:
+        alpha = None if ridge_path is None else ridge_path.alpha
+        runs = expert_fold_runs(ctx, index, model, alpha)
+        margin = cfg.selection.skill_margin_se
+        choice = cross_validate_epochs(runs, train_cfg, margin, desc=section)
+        epochs = choice.kept
     with zone_computation(model, zone_mask, section):
         result = fit(
             model,
             zone_loss(zone_mask),
             run.windows("train"),
             run.windows("val"),
-            train_cfg,
+            exactly(train_cfg, epochs),
             best_path=expert_checkpoint(index, ctx.models_dir),
             state_dir=ctx.state_root / section,
             live_dir=live_dir,
@@ -127,6 +165,7 @@ def train_expert(ctx: RunContext, index: int, *, live_dir: Path | None = None) -
         "n_params": count_parameters(model),
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
+        "epoch_selection": None if choice is None else choice.report(),
         "stopped_early": result.stopped_early,
         "best_val_loss": result.best_val_loss,
         "train_time_s": round(result.time_s, 1),

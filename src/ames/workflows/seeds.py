@@ -21,7 +21,14 @@ import torch
 
 from ames.config import EXPERT_IDS, AmesConfig
 from ames.io import read_json, write_json
-from ames.paths import FINAL_CHECKPOINT, MEMBERS, MEMBERS_MANIFEST, MODELS, STAGE2_CHECKPOINT
+from ames.paths import (
+    FINAL_CHECKPOINT,
+    MEMBERS,
+    MEMBERS_MANIFEST,
+    MODELS,
+    STAGE2_CHECKPOINT,
+    expert_checkpoint,
+)
 from ames.run import RunInputs
 from ames.training.distributed import on_main
 from ames.workflows.ames_model import checkpoint_epoch, finetune, load_ames_model, train_gating
@@ -53,13 +60,14 @@ def train_member(ctx: RunContext, seed: int) -> dict[str, Any]:
     experts = {}
     for index in EXPERT_IDS:
         log.info("seed %d: expert %d", seed, index)
-        metrics = train_expert(member, index)
+        kept = checkpoint_epoch(expert_checkpoint(index, ctx.models_dir))  # the main chain's
+        metrics = train_expert(member, index, epochs=kept)
         experts[f"expert{index}"] = {
             "best_epoch": metrics["best_epoch"],
             "val_in_zone_msess": metrics["val"]["in_zone"]["msess"],
         }
     log.info("seed %d: gating", seed)
-    # the epochs of stages 2 and 3 are the main model's, decided once by the folds
+    # the epochs of every stage are the main chain's, decided once by its folds
     _, gating = train_gating(member, epochs=checkpoint_epoch(ctx.models_dir / STAGE2_CHECKPOINT))
     log.info("seed %d: finetune", seed)
     _, final = finetune(member, epochs=checkpoint_epoch(ctx.models_dir / FINAL_CHECKPOINT))

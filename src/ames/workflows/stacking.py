@@ -37,49 +37,18 @@ import torch
 from torch import nn
 
 from ames.config import EXPERT_IDS, AmesConfig
-from ames.evaluation.ridge import run_folds
 from ames.io import SampleFile
 from ames.models.experts import build_experts, expert_output_batches
 from ames.models.graph import GridGraph
-from ames.models.linear_path import spatial_regressors
-from ames.models.linear_path_fit import refit_at_penalties
 from ames.paths import expert_checkpoint
 from ames.run import RunInputs
 from ames.training.distributed import on_every_rank, on_main, rank
 from ames.training.engine import fit
+from ames.workflows.blocks import HeldOutBlock, block_linear_paths, fold_blocks
 from ames.workflows.context import RunContext
 from ames.workflows.expert import LINEAR_ALPHA, zone_computation, zone_loss
 
 log = logging.getLogger("ames.stacking")
-
-
-@dataclass(frozen=True)
-class HeldOutBlock:
-    fit: np.ndarray  # training origins the block's expert copies are fitted on (purged)
-    forecast: np.ndarray  # training origins those copies forecast
-
-
-def held_out_blocks(train_origins: np.ndarray, folds: list) -> list[HeldOutBlock]:
-    """One block per selection fold holding training origins: the fold's held-out training
-    origins, forecast by copies fitted on the fold's purged training origins that are
-    themselves training origins. Every training origin is forecast by exactly one block."""
-    train = np.asarray(train_origins, dtype=np.int64)
-    blocks = []
-    for fold in folds:
-        forecast = train[np.isin(train, fold.val)]
-        if forecast.size == 0:
-            continue
-        fit_origins = train[np.isin(train, fold.train)]
-        if fit_origins.size == 0:
-            raise ValueError(
-                f"stacking: the fold holding origins {forecast.min()}–{forecast.max()} has no "
-                "training origin left to fit on after the purge; use more selection.folds"
-            )
-        blocks.append(HeldOutBlock(fit=fit_origins, forecast=forecast))
-    covered = np.sort(np.concatenate([b.forecast for b in blocks]))
-    if not np.array_equal(covered, np.sort(train)):
-        raise ValueError("stacking: the selection folds do not cover every training origin once")
-    return blocks
 
 
 @dataclass(frozen=True)
@@ -102,18 +71,6 @@ def kept_by_stage1(models_dir: Path) -> dict[int, Kept]:
         linear_alpha = None if alpha is None else np.asarray(alpha)
         kept[index] = Kept(int(meta["epoch"]), linear_alpha, path)
     return kept
-
-
-def block_linear_paths(
-    cfg: AmesConfig, run: RunInputs, blocks: list[HeldOutBlock], alpha: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-    """The experts' ``linear_path: ridge`` refitted on each block's fitting origins at the
-    stage-1 penalties ``alpha`` (one regression for the three experts)."""
-    regressors = spatial_regressors(cfg, run) if cfg.linear_features.adds_regressors else None
-    return refit_at_penalties(
-        run.inputs, run.masks.valid, [b.fit for b in blocks], run.window, run.horizon,
-        regressors, alpha,
-    )  # fmt: skip
 
 
 def train_block_copy(
@@ -161,7 +118,7 @@ def held_out_expert_outputs(
     batch: the training windows in ``run.windows("train")`` order, each forecast by expert
     copies that never saw it."""
     train = np.asarray(run.masks.split["train"], dtype=np.int64)
-    blocks = held_out_blocks(train, run_folds(run, cfg.selection.folds))
+    blocks = fold_blocks(cfg, run)
     paths = block_paths(cfg, run, blocks, kept)
     position = {int(o): i for i, o in enumerate(train)}
     out: SampleFile | None = None
