@@ -45,7 +45,10 @@ def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     inputs = ctx.run
     device = select_device(cfg.train.device)
     members = load_members(ctx, device)
-    forecasts, _ = ensemble_test_forecasts(members, inputs, cfg.train.batch_size, "val")
+    train = cfg.train
+    forecasts, _ = ensemble_test_forecasts(
+        members, inputs, train.batch_size, "val", train.max_batch_cells
+    )
     origins = forecasts["origin"]
     split = cfg.split
     damped = baseline_forecasts(inputs, origins, split.test_months, split.val_months)

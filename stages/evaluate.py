@@ -73,7 +73,9 @@ def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     inputs = ctx.run
     device = select_device(cfg.train.device)
     members = load_members(ctx, device)
-    forecasts, by_seed = ensemble_test_forecasts(members, inputs, cfg.train.batch_size)
+    forecasts, by_seed = ensemble_test_forecasts(
+        members, inputs, cfg.train.batch_size, max_batch_cells=cfg.train.max_batch_cells
+    )
     # the published forecast: each lead shrunk toward climatology by its calibrated weight
     weights = load_climatology_weights(args.predictive)
     forecasts["pred"] = shrink_to_climatology(forecasts["pred"], forecasts["clim"], weights)

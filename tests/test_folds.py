@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from ames.config import TrainConfig
 from ames.training.folds import FoldRun, choose_epoch, cross_validate_epochs
+from ames.workflows.ames_model import mixture_against_experts
 
 
 class Pairs(Dataset):
@@ -87,3 +88,30 @@ def test_after_epoch_sees_every_fold_and_epoch():
     cfg = TrainConfig(epochs=2, lr=0.05, patience=None, batch_size=16, seed=0)
     cross_validate_epochs(runs, cfg, 1.0, desc="t", after_epoch=lambda k, e, m: seen.append((k, e)))
     assert seen == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
+
+
+def _sums(forecast: np.ndarray, obs: np.ndarray, folds: int = 5) -> np.ndarray:
+    """``[K, 4, H]`` fold sums of ``forecast``/``obs`` ``[S, H, cells]`` (climatology 0)."""
+    out = []
+    for b in np.array_split(np.arange(len(obs)), folds):
+        f, o = forecast[b], obs[b]
+        n = np.full(obs.shape[1], f[:, 0].size, dtype=float)
+        out.append([(f * o).sum((0, 2)), (f * f).sum((0, 2)), (o * o).sum((0, 2)), n])
+    return np.array(out)
+
+
+def test_the_folds_say_where_an_expert_beats_the_mixture():
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=(100, 3, 20))
+    obs = signal + rng.normal(size=signal.shape)
+    good, poor = signal, 0.2 * signal + rng.normal(size=signal.shape)
+    mixture = (good + poor) / 2
+    experts = np.stack([_sums(poor, obs), _sums(good, obs), _sums(mixture, obs)], axis=1)
+    report = mixture_against_experts(_sums(mixture, obs), experts, skill_margin_se=1.0)
+    assert all(report["expert2"]["beats_mixture_by_lead"])  # the good one, at every lead
+    assert not any(report["expert1"]["beats_mixture_by_lead"])
+    assert not any(report["expert3"]["beats_mixture_by_lead"])  # the mixture itself
+    np.testing.assert_allclose(
+        report["expert3"]["cv_mse_ratio_by_lead"], report["mixture_cv_mse_ratio_by_lead"]
+    )
+    assert max(report["expert2"]["cv_mse_ratio_by_lead"]) < 0.6

@@ -337,6 +337,12 @@ def test_a_gain_the_folds_do_not_confirm_is_not_kept():
     forecast = 0.3 * signal
     np.testing.assert_array_equal(_cv_weights(forecast, obs, clim), 0.0)
     assert (_cv_weights(forecast, obs, clim, margin=0.0) > 0).all()
+    # the linear path's own selection (each fold standardised as the test is) confirmed the
+    # first lead: it keeps its least-squares weight
+    weights, report = cross_validated_climatology_weights(
+        _fold_sums(forecast, obs, clim), 1.0, np.array([True, False])
+    )
+    assert weights[0] == report["least_squares_weight_by_lead"][0] > 0 and weights[1] == 0
 
 
 def test_a_forecast_of_pure_noise_falls_back_to_climatology_and_its_coverage():

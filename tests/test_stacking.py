@@ -14,12 +14,12 @@ from test_inference import PARAMS, _save_masks
 
 from ames.evaluation.ridge import run_folds
 from ames.io import SampleFile
-from ames.models.experts import build_experts, precompute_expert_outputs
+from ames.models.experts import build_experts, expert_forecast_mm, precompute_expert_outputs
 from ames.models.graph import load_masks_graph
 from ames.models.linear_path import spatial_regressors
 from ames.models.linear_path_fit import fit_run_linear_path, refit_at_penalties
 from ames.paths import expert_checkpoint
-from ames.run import RunInputs, load_run_inputs
+from ames.run import RunInputs, collect_forecasts, load_run_inputs
 from ames.selection import blocked_year_folds
 from ames.training.checkpoints import save_checkpoint
 from ames.workflows.blocks import held_out_blocks
@@ -250,3 +250,25 @@ def test_a_sample_file_reads_back_what_was_written_in_any_order(tmp_path: Path):
         stored.write(5, values[:2])
     with pytest.raises(ValueError, match="expected"):
         stored.write(0, values[:1, :2])
+
+
+def test_forecasts_in_micro_batches_are_the_whole_batches(tmp_path: Path):
+    """``collect_forecasts`` with ``max_batch_cells`` (evaluation, calibration, validation
+    scores) forecasts pieces of at most that many samples x cells and gives the whole
+    batches' forecasts, in the same order."""
+    run = _run(tmp_path)
+    expert = build_experts(CFG, run, load_masks_graph(MASKS, run.masks.valid.shape))[1].eval()
+    sizes: list[int] = []
+
+    def forecast(batch: dict) -> torch.Tensor:
+        sizes.append(len(batch["x"]))
+        return expert_forecast_mm(expert, run)(batch)
+
+    clim, cells = run.masks.stats["clim_mean"], int(run.masks.valid.size)
+    cpu = torch.device("cpu")
+    whole = collect_forecasts(forecast, run.windows("val"), clim, 8, cpu)
+    whole_sizes, sizes[:] = list(sizes), []
+    pieces = collect_forecasts(forecast, run.windows("val"), clim, 8, cpu, 3 * cells)
+    assert max(whole_sizes) > 3 and max(sizes) <= 3 and sum(sizes) == len(whole["origin"])
+    for key in ("pred", "obs", "clim", "origin"):
+        np.testing.assert_allclose(pieces[key], whole[key], rtol=1e-6, atol=1e-4)

@@ -17,6 +17,7 @@ from ames.config import AmesConfig, params_hash
 from ames.data.dataset import GridData, load_grid_data
 from ames.masks_io import MaskBundle, load_masks
 from ames.paths import DATASET, MASKS
+from ames.training.losses import micro_batches
 from ames.windows import GridInputs, TargetTransform, WindowDataset, build_grid_inputs
 
 
@@ -99,20 +100,24 @@ def collect_forecasts(
     clim_mean: np.ndarray,
     batch_size: int,
     device: torch.device,
+    max_batch_cells: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Run ``forecast_mm(batch)`` over a dataset, in order: the one forecast batch loop.
 
     ``forecast_mm`` returns ``[B, H, lat, lon]`` (mm/month), kept as ``pred``, or a dict of
     such arrays (e.g. ``pred`` and ``experts``), each kept under its key. Also returns
     ``obs`` (mm/month, NaN outside the domain), ``clim`` (the training climatology of each
-    target month, ``clim_mean[target_month]``) and ``origin``.
+    target month, ``clim_mean[target_month]``) and ``origin``. A batch of more than
+    ``max_batch_cells`` samples × grid cells is forecast in micro-batches
+    (``train.max_batch_cells``): the same forecasts, activations bounded by the piece.
     """
     outputs: dict[str, list[np.ndarray]] = {}
     obs, clim, origins = [], [], []
     for batch in iterate_batches(dataset, batch_size, device):
-        out = forecast_mm(batch)
-        for key, value in ({"pred": out} if isinstance(out, Tensor) else out).items():
-            outputs.setdefault(key, []).append(value.float().cpu().numpy())
+        for piece in micro_batches(batch, max_batch_cells):
+            out = forecast_mm(piece)
+            for key, value in ({"pred": out} if isinstance(out, Tensor) else out).items():
+                outputs.setdefault(key, []).append(value.float().cpu().numpy())
         obs.append(batch["y_mm"].cpu().numpy())
         clim.append(clim_mean[batch["target_month"].cpu().numpy()])
         origins.append(batch["origin"].cpu().numpy())

@@ -163,6 +163,7 @@ class TrainDefaults:
     batch_size: int
     lr: float
     device: str
+    max_batch_cells: int | None = None  # forecasting loops micro-batch as training does
 
 
 @dataclass(frozen=True)

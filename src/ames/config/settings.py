@@ -169,6 +169,8 @@ def _train_defaults(r: Reader, section: Mapping[str, Any]) -> TrainDefaults:
         batch_size=r.integer(section, "train.batch_size", minimum=1),
         lr=r.number(section, "train.lr"),
         device=str(r.value(section, "train.device")),
+        # checked with each stage's training block (TrainConfig), which merges this one
+        max_batch_cells=section.get("max_batch_cells"),
     )
 
 

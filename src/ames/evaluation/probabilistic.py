@@ -101,7 +101,7 @@ def fit_spread_scales(
 
 
 def cross_validated_climatology_weights(
-    sums: np.ndarray, skill_margin_se: float
+    sums: np.ndarray, skill_margin_se: float, confirmed_by_linear_path: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict[str, list[float]]]:
     """Per lead, the weight ``w`` of ``climatology + w (forecast − climatology)`` from
     out-of-fold forecasts, and a report.
@@ -109,9 +109,15 @@ def cross_validated_climatology_weights(
     ``sums`` ``[K, 4, H]``: per fold and lead, over its held-out windows and valid cells, in
     transformed units where climatology is 0: ``Σ f·o``, ``Σ f²``, ``Σ o²`` and the count
     (``fold_lead_sums``). ``w`` is the pooled least-squares weight ``Σ f·o / Σ f²`` clipped
-    to [0, 1], kept only where the blended forecast's gain over climatology exceeds
+    to [0, 1], kept where skill is confirmed and 0 (climatology) elsewhere. A lead's skill
+    is confirmed where the blended forecast's gain over climatology exceeds
     ``skill_margin_se`` standard errors of the per-fold gains (folds weighted by their
-    counts, as ``ames.evaluation.ridge.confirmed_gain``); elsewhere 0: climatology.
+    counts, as ``ames.evaluation.ridge.confirmed_gain``), or where
+    ``confirmed_by_linear_path`` (``[H]``) says the linear path's own selection confirmed it.
+    That selection standardises each fold without its held-out months, as the test split is
+    standardised; these out-of-fold forecasts share one climatology over every training
+    month, which pulls a block's held-out skill down (docs/evaluation.md), so they alone
+    would understate a long lead's skill.
     """
     fo, ff, oo, n = (np.asarray(sums, dtype=np.float64)[:, i] for i in range(4))
     w = np.clip(fo.sum(0) / np.where(ff.sum(0) > 0, ff.sum(0), np.inf), 0.0, 1.0)
@@ -121,6 +127,8 @@ def cross_validated_climatology_weights(
     k = len(n)
     se = np.sqrt(k / max(k - 1, 1) * (weight**2 * (per_fold - gain) ** 2).sum(0))
     confirmed = gain > skill_margin_se * se if skill_margin_se > 0 else gain > 0
+    if confirmed_by_linear_path is not None:
+        confirmed = confirmed | np.asarray(confirmed_by_linear_path, dtype=bool)
     weights = np.where(confirmed, w, 0.0)
     blend_mse = (oo - 2 * weights * fo + weights**2 * ff).sum(0)
     report = {
@@ -128,6 +136,9 @@ def cross_validated_climatology_weights(
         "least_squares_weight_by_lead": w.tolist(),
         "cv_gain_over_climatology_by_lead": gain.tolist(),
         "cv_gain_se_by_lead": se.tolist(),
+        "confirmed_by_linear_path_by_lead": None
+        if confirmed_by_linear_path is None
+        else np.asarray(confirmed_by_linear_path, dtype=bool).tolist(),
         "cv_mse_ratio_by_lead": (blend_mse / oo.sum(0)).tolist(),
         "skill_margin_se": skill_margin_se,
     }

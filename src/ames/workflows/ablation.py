@@ -57,7 +57,11 @@ def run_ablation(ctx: RunContext, name: str) -> dict[str, Any]:
     )
     run = ablated.run
     forecasts = ablation_forecast_set(
-        name, model_test_forecasts(model, run, p.train.batch_size), run
+        name,
+        model_test_forecasts(
+            model, run, p.train.batch_size, max_batch_cells=p.train.max_batch_cells
+        ),
+        run,
     )
     test = score_dataset(forecasts, [name])[name]
     on_main(

@@ -6,7 +6,7 @@ import copy
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from ames.training.progress import TrainResult
 from ames.workflows.blocks import fold_blocks
 from ames.workflows.context import RunContext
 from ames.workflows.expert import load_trained_experts
+from ames.workflows.linear_path_cache import cached_linear_path
 from ames.workflows.stacking import block_paths, cached_held_out_outputs, kept_by_stage1
 
 log = logging.getLogger("ames.model")
@@ -170,36 +171,108 @@ def finetune_fold_runs(ctx: RunContext, stage2: Path, compute_loss: Any) -> list
 
 @torch.no_grad()
 def fold_lead_sums(
-    model: AMESModel, data: Dataset, batch_size: int, valid: np.ndarray, max_cells: int | None
+    forecast: Callable[[dict[str, Tensor]], Tensor],
+    data: Dataset,
+    batch_size: int,
+    valid: np.ndarray,
+    device: torch.device,
+    max_cells: int | None,
 ) -> np.ndarray:
-    """``[4, H]`` over ``data``'s windows and the ``valid`` cells, in transformed units (where
-    climatology is 0): ``Σ f·o``, ``Σ f²``, ``Σ o²`` and the count, ``f`` the forecast and
-    ``o`` the truth (``cross_validated_climatology_weights``)."""
-    model.eval()
-    device = next(model.parameters()).device
+    """``[M, 4, H]`` over ``data``'s windows and the ``valid`` cells, in transformed units
+    (where climatology is 0), for each of the ``M`` forecasts ``forecast(batch)`` gives
+    (``[B, M, H, lat, lon]``): ``Σ f·o``, ``Σ f²``, ``Σ o²`` and the count, ``o`` the truth
+    (``cross_validated_climatology_weights``)."""
     cells = torch.from_numpy(np.asarray(valid, dtype=bool)).to(device)
     total = None
     for raw in DataLoader(data, batch_size=batch_size):
         for piece in micro_batches(to_device(raw, device), max_cells):
-            f = model(piece)["pred"][..., cells].double()  # [B, H, cells]
-            o = piece["y"][..., cells].double()
-            count = torch.full_like(f[0, :, 0], float(f.shape[0] * f.shape[2]))
-            sums = torch.stack(
-                [(f * o).sum((0, 2)), (f * f).sum((0, 2)), (o * o).sum((0, 2)), count]
-            )
+            f = forecast(piece)[..., cells].double()  # [B, M, H, cells]
+            o = piece["y"][..., cells].double()[:, None]
+            count = torch.full_like(f[0, :, :, 0], float(f.shape[0] * f.shape[3]))
+            parts = [(f * o).sum((0, 3)), (f * f).sum((0, 3)), (o * o).expand_as(f).sum((0, 3))]
+            sums = torch.stack([*parts, count], dim=1)
             total = sums if total is None else total + sums
     assert total is not None
     return total.cpu().numpy()
 
 
+def mixture_forecast(model: AMESModel) -> Callable[[dict[str, Tensor]], Tensor]:
+    def forecast(batch: dict[str, Tensor]) -> Tensor:
+        return model(batch)["pred"][:, None]
+
+    return forecast
+
+
+def held_out_experts(batch: dict[str, Tensor]) -> Tensor:
+    return batch["experts"]  # [B, 3, H, lat, lon]: the held-out expert forecasts
+
+
+def mse_by_fold(sums: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """``[K, H]`` mean squared error of ``climatology + weight (f − climatology)`` per fold
+    and lead, from ``[K, 4, H]`` sums."""
+    fo, ff, oo, n = (sums[:, i] for i in range(4))
+    return (oo - 2 * weight * fo + weight**2 * ff) / n
+
+
+def mixture_against_experts(
+    mixture: np.ndarray, experts: np.ndarray, skill_margin_se: float
+) -> dict[str, Any]:
+    """Out of fold, per lead: each expert's MSE relative to climatology's, the mixture's, and
+    where an expert beats the mixture by more than ``skill_margin_se`` standard errors of the
+    per-fold differences. ``mixture`` ``[K, 4, H]``, ``experts`` ``[K, 3, 4, H]``."""
+    n = mixture[:, 3]
+    weight = n / n.sum(0)
+    k = len(n)
+    clim = (mixture[:, 2]).sum(0)
+    report: dict[str, Any] = {
+        "mixture_cv_mse_ratio_by_lead": ((mse_by_fold(mixture) * n).sum(0) / clim).tolist()
+    }
+    for e in range(experts.shape[1]):
+        per_fold = mse_by_fold(mixture) - mse_by_fold(experts[:, e])
+        gain = (weight * per_fold).sum(0)
+        se = np.sqrt(k / max(k - 1, 1) * (weight**2 * (per_fold - gain) ** 2).sum(0))
+        name = f"expert{e + 1}"
+        report[name] = {
+            "cv_mse_ratio_by_lead": ((mse_by_fold(experts[:, e]) * n).sum(0) / clim).tolist(),
+            "cv_gain_over_mixture_by_lead": gain.tolist(),
+            "cv_gain_se_by_lead": se.tolist(),
+            "beats_mixture_by_lead": (gain > skill_margin_se * se).tolist(),
+        }
+    return report
+
+
+def at_kept_epoch(sums: Mapping[tuple[int, int], np.ndarray], kept: int) -> np.ndarray:
+    """``[K, ...]``: each fold's sums at the kept epoch (or the last it ran, where the folds
+    stopped before it)."""
+    folds = sorted({k for k, _ in sums})
+    return np.stack([sums[k, min(kept, max(e for kk, e in sums if kk == k))] for k in folds])
+
+
 def climatology_blend(
-    ctx: RunContext, runs: list[FoldRun], kept: int, sums: dict[tuple[int, int], np.ndarray]
+    ctx: RunContext, kept: int, sums: Mapping[tuple[int, int], np.ndarray]
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The blend weights with climatology from the fold copies' held-out forecasts at the
-    kept epoch (the last each fold ran where the folds stopped before it)."""
-    last = {k: max(e for kk, e in sums if kk == k) for k in range(len(runs))}
-    stacked = np.stack([sums[k, min(kept, last[k])] for k in range(len(runs))])
-    return cross_validated_climatology_weights(stacked, ctx.cfg.selection.skill_margin_se)
+    kept epoch; a lead where the experts' ``linear_path: ridge`` keeps a regression (its
+    selection confirmed skill) counts as confirmed too."""
+    margin = ctx.cfg.selection.skill_margin_se
+    confirmed = None
+    if any(ctx.cfg.expert(i).ridge_linear_path for i in EXPERT_IDS):
+        confirmed = np.isfinite(cached_linear_path(ctx).alpha)
+    return cross_validated_climatology_weights(at_kept_epoch(sums, kept), margin, confirmed)
+
+
+def warn_if_an_expert_beats_the_mixture(against: Mapping[str, Any]) -> None:
+    """Say so when the folds find an expert better than the mixture at some lead."""
+    for name, row in against.items():
+        if not name.startswith("expert"):
+            continue
+        leads = [h + 1 for h, beats in enumerate(row["beats_mixture_by_lead"]) if beats]
+        if leads:
+            log.warning(
+                "gating: out of fold, %s alone beats the mixture at leads %s "
+                "(metrics/gating.json -> climatology_blend.mixture_against_experts)",
+                name, leads,
+            )  # fmt: skip
 
 
 def decide_epochs(
@@ -243,11 +316,16 @@ def model_summary(
     result: TrainResult | None,
     batch_size: int,
     routing_plot: Path | None = None,
+    max_batch_cells: int | None = None,
 ) -> dict[str, Any]:
     """Metrics shared by the gating and finetune stages (validation, mm/month)."""
     device = next(model.parameters()).device
     model.eval()
-    scores, _ = score_split(lambda b: model(b)["pred_mm"], run, "val", batch_size, device)
+
+    def forecast(batch: dict[str, Tensor]) -> Tensor:
+        return model(batch)["pred_mm"]
+
+    scores, _ = score_split(forecast, run, "val", batch_size, device, max_batch_cells)
     routing = mean_routing(model, run, "val")
     elevation = run.masks.elevation
     if routing_plot is not None:
@@ -322,12 +400,19 @@ def train_gating(
         runs = stage2_fold_runs(ctx, model, held_out, compute_loss)
         sums: dict[tuple[int, int], np.ndarray] = {}
 
-        def record(k: int, epoch: int, fold_model: torch.nn.Module) -> None:
-            sums[k, epoch] = fold_lead_sums(
-                fold_model, runs[k].held_out, train_cfg.batch_size, run.masks.valid,
+        expert_sums: dict[int, np.ndarray] = {}
+
+        def lead_sums(k: int, forecast: Callable[[dict[str, Tensor]], Tensor]) -> np.ndarray:
+            return fold_lead_sums(
+                forecast, runs[k].held_out, train_cfg.batch_size, run.masks.valid, device,
                 train_cfg.max_batch_cells,
             )  # fmt: skip
-            fold_model.train()
+
+        def record(k: int, epoch: int, fold_model: torch.nn.Module) -> None:
+            fold_model.eval()
+            sums[k, epoch] = lead_sums(k, mixture_forecast(fold_model))[0]
+            if epoch == 0:
+                expert_sums[k] = lead_sums(k, held_out_experts)
 
         if trainable:
             choice = decide_epochs(ctx, runs, train_cfg, "gating", after_epoch=record)
@@ -335,7 +420,7 @@ def train_gating(
         else:
             for k, fold in enumerate(runs):
                 record(k, 0, fold.model.to(device))
-        weights, blend = climatology_blend(ctx, runs, epochs or 0, sums)
+        weights, blend = climatology_blend(ctx, epochs or 0, sums)
         extra = {
             CLIMATOLOGY_WEIGHT_CV: weights.tolist(),
             CV_MSE_RATIO: blend["cv_mse_ratio_by_lead"],
@@ -344,6 +429,13 @@ def train_gating(
             "gating: blend weight with climatology by lead (folds) %s",
             np.round(weights, 3).tolist(),
         )
+        against = mixture_against_experts(
+            at_kept_epoch(sums, epochs or 0),
+            np.stack([expert_sums[k] for k in range(len(runs))]),
+            cfg.selection.skill_margin_se,
+        )
+        blend["mixture_against_experts"] = against
+        warn_if_an_expert_beats_the_mixture(against)
     if trainable:
         result = fit(
             model,
@@ -367,7 +459,9 @@ def train_gating(
         untrained_row = record_untrained(model, compute_loss, splits, train_cfg, device, live_dir)
         meta = {"epoch": 0, "note": "nothing to train", "extra": extra}
         on_main(save_checkpoint, best_path, model, meta)
-    summary = model_summary(model, run, result, train_cfg.batch_size, routing_plot)
+    summary = model_summary(
+        model, run, result, train_cfg.batch_size, routing_plot, train_cfg.max_batch_cells
+    )
     summary["trained"] = result is not None
     summary["epoch_selection"] = None if choice is None else choice.report()
     summary["climatology_blend"] = blend
@@ -416,7 +510,9 @@ def finetune(
         fingerprint=ctx.fingerprint([*MODEL_SECTIONS, "finetune"], stage2),
         extra_state=checkpoint_extra(stage2),
     )
-    summary = model_summary(model, run, result, train_cfg.batch_size, routing_plot)
+    summary = model_summary(
+        model, run, result, train_cfg.batch_size, routing_plot, train_cfg.max_batch_cells
+    )
     summary.update(
         orographic_enhancement=model.meta.orographic_enhancement.item(),
         rain_shadow_suppression=model.meta.rain_shadow_suppression.item(),

@@ -38,10 +38,14 @@ EXPERT_NAMES = ("expert1", "expert2", "expert3")
 
 @torch.no_grad()
 def model_test_forecasts(
-    model: AMESModel, run: RunInputs, batch_size: int, split: str = "test"
+    model: AMESModel,
+    run: RunInputs,
+    batch_size: int,
+    split: str = "test",
+    max_batch_cells: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Model and per-expert forecasts (mm/month) for every origin of ``split``, plus obs
-    and clim."""
+    and clim (micro-batched as ``collect_forecasts`` says)."""
     model.eval()
 
     def forecast(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -50,7 +54,8 @@ def model_test_forecasts(
 
     device = next(model.parameters()).device
     clim_mean = run.masks.stats["clim_mean"]
-    return collect_forecasts(forecast, run.windows(split), clim_mean, batch_size, device)
+    windows = run.windows(split)
+    return collect_forecasts(forecast, windows, clim_mean, batch_size, device, max_batch_cells)
 
 
 def baseline_forecasts(

@@ -157,8 +157,9 @@ def train_expert(
     device = select_device(train_cfg.device)
     model.eval()
     scores, _ = score_split(
-        expert_forecast_mm(model, run), run, "val", train_cfg.batch_size, device
-    )
+        expert_forecast_mm(model, run), run, "val", train_cfg.batch_size, device,
+        train_cfg.max_batch_cells,
+    )  # fmt: skip
     return {
         "zone": zone,
         "zone_cells": int(zone_mask.sum()),

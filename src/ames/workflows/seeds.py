@@ -129,14 +129,18 @@ def load_members(ctx: RunContext, device: torch.device) -> dict[int, torch.nn.Mo
 
 
 def ensemble_test_forecasts(
-    members: Mapping[int, torch.nn.Module], run: RunInputs, batch_size: int, split: str = "test"
+    members: Mapping[int, torch.nn.Module],
+    run: RunInputs,
+    batch_size: int,
+    split: str = "test",
+    max_batch_cells: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
     """Seed-ensemble forecasts for the origins of ``split`` (the members' mean, model and
     each expert) and each member's own model forecast, in mm/month."""
     ensemble: dict[str, np.ndarray] = {}
     by_seed: dict[int, np.ndarray] = {}
     for seed, model in members.items():
-        forecasts = model_test_forecasts(model, run, batch_size, split)
+        forecasts = model_test_forecasts(model, run, batch_size, split, max_batch_cells)
         by_seed[seed] = forecasts["pred"]
         if not ensemble:
             ensemble = {k: v.copy() for k, v in forecasts.items()}
