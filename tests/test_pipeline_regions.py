@@ -77,7 +77,9 @@ def test_region_runs_end_to_end(tmp_path: Path, name: str) -> None:
     for n in (1, 2, 3):
         expert = _json(repo, f"metrics/expert{n}.json")
         assert expert["zone_cells"] == cells[expert["zone"]] > 0
-        assert expert["epochs_run"] == 1 and expert["best_val_loss"] > 0
+        folds = expert["epoch_selection"]  # the fold copies ran epoch 0 and the 1 training epoch
+        assert len(folds["cv_mse_by_epoch"]) == 2 and all(x > 0 for x in folds["cv_mse_by_epoch"])
+        assert expert["epochs_run"] == folds["kept"] and expert["best_val_loss"] > 0
         assert all(math.isfinite(x) for x in _numbers(expert))
     for stage in ("gating", "finetune"):
         summary = _json(repo, f"metrics/{stage}.json")
