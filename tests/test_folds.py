@@ -115,3 +115,7 @@ def test_the_folds_say_where_an_expert_beats_the_mixture():
         report["expert3"]["cv_mse_ratio_by_lead"], report["mixture_cv_mse_ratio_by_lead"]
     )
     assert max(report["expert2"]["cv_mse_ratio_by_lead"]) < 0.6
+    # a copy of the mixture up to float rounding does not "beat" it
+    nudged = np.stack([_sums(mixture * (1 + 1e-7), obs)] * 3, axis=1)
+    report = mixture_against_experts(_sums(mixture, obs), nudged, skill_margin_se=1.0)
+    assert not any(report["expert1"]["beats_mixture_by_lead"])

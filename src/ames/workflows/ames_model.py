@@ -51,6 +51,7 @@ log = logging.getLogger("ames.model")
 
 CLIMATOLOGY_WEIGHT_CV = "climatology_weight_cv"  # checkpoint meta: the folds' blend weights
 CV_MSE_RATIO = "cv_mse_ratio"  # checkpoint meta: the blend's out-of-fold MSE / climatology's
+NEGLIGIBLE_MSESS = 1e-4  # an expert "beats" the mixture only by more than this MSESS
 
 MODEL_SECTIONS = ["seed", "features", "train", "expert1", "expert2", "expert3", "gating", "meta"]
 
@@ -219,7 +220,9 @@ def mixture_against_experts(
 ) -> dict[str, Any]:
     """Out of fold, per lead: each expert's MSE relative to climatology's, the mixture's, and
     where an expert beats the mixture by more than ``skill_margin_se`` standard errors of the
-    per-fold differences. ``mixture`` ``[K, 4, H]``, ``experts`` ``[K, 3, 4, H]``."""
+    per-fold differences and by at least ``NEGLIGIBLE_MSESS`` of climatology's MSE (identical
+    forecasts differ by float rounding only). ``mixture`` ``[K, 4, H]``, ``experts``
+    ``[K, 3, 4, H]``."""
     n = mixture[:, 3]
     weight = n / n.sum(0)
     k = len(n)
@@ -236,7 +239,9 @@ def mixture_against_experts(
             "cv_mse_ratio_by_lead": ((mse_by_fold(experts[:, e]) * n).sum(0) / clim).tolist(),
             "cv_gain_over_mixture_by_lead": gain.tolist(),
             "cv_gain_se_by_lead": se.tolist(),
-            "beats_mixture_by_lead": (gain > skill_margin_se * se).tolist(),
+            "beats_mixture_by_lead": (
+                (gain > skill_margin_se * se) & (gain > NEGLIGIBLE_MSESS * clim / n.sum(0))
+            ).tolist(),
         }
     return report
 
