@@ -91,3 +91,18 @@ def describe_folds(folds: list[Fold], times: pd.DatetimeIndex) -> list[dict[str,
         }
         for fold in folds
     ]
+
+
+def pooled_fold_gain(per_fold: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(gain, standard_error)`` of per-fold gains ``per_fold`` ``[K, ...]``: their mean over
+    the folds weighted by ``rows`` (``[K]`` or ``per_fold``'s shape; what each fold's mean is
+    over), and its standard error from the spread of the per-fold gains. The rule every
+    "confirmed by the folds" decision reads (penalties, epochs, blend weights)."""
+    per_fold = np.asarray(per_fold, dtype=np.float64)
+    rows = np.asarray(rows, dtype=np.float64)
+    rows = rows.reshape(rows.shape + (1,) * (per_fold.ndim - rows.ndim))
+    weight = np.broadcast_to(rows / rows.sum(0), per_fold.shape)
+    gain = (weight * per_fold).sum(0)
+    k = per_fold.shape[0]
+    variance = k / max(k - 1, 1) * (weight**2 * (per_fold - gain) ** 2).sum(0)
+    return gain, np.sqrt(variance)

@@ -26,6 +26,7 @@ from ames.evaluation.predictive import (
 )
 from ames.evaluation.reliability import pit_values, reliability_counts
 from ames.evaluation.uncertainty import interval
+from ames.selection import pooled_fold_gain
 
 
 def crps(obs: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -122,10 +123,7 @@ def cross_validated_climatology_weights(
     fo, ff, oo, n = (np.asarray(sums, dtype=np.float64)[:, i] for i in range(4))
     w = np.clip(fo.sum(0) / np.where(ff.sum(0) > 0, ff.sum(0), np.inf), 0.0, 1.0)
     per_fold = (2 * w * fo - w**2 * ff) / n  # climatology's MSE − the blend's, per fold
-    weight = n / n.sum(0)
-    gain = (weight * per_fold).sum(0)
-    k = len(n)
-    se = np.sqrt(k / max(k - 1, 1) * (weight**2 * (per_fold - gain) ** 2).sum(0))
+    gain, se = pooled_fold_gain(per_fold, n)
     confirmed = gain > skill_margin_se * se if skill_margin_se > 0 else gain > 0
     if confirmed_by_linear_path is not None:
         confirmed = confirmed | np.asarray(confirmed_by_linear_path, dtype=bool)

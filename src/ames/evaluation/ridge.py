@@ -37,7 +37,7 @@ import numpy as np
 from ames.climatology import MIN_STD_MM, calendar_climatology, target_months
 from ames.config import SelectionConfig
 from ames.run import RunInputs
-from ames.selection import Fold, pretest_folds, target_span
+from ames.selection import Fold, pooled_fold_gain, pretest_folds, target_span
 from ames.windows import GridInputs, build_grid_inputs
 
 # What a fold is standardised with: the run's inputs as that fold's training data sees them.
@@ -231,11 +231,7 @@ def confirmed_gain(fold_sse: np.ndarray, fold_rows: np.ndarray, best: np.ndarray
     per-fold reductions (folds weighted by their rows, as the pooled MSE weights them)."""
     leads = np.arange(fold_sse.shape[2])
     per_fold = (fold_sse[:, reference, :] - fold_sse[:, best, leads]) / fold_rows[:, None]
-    weight = fold_rows / fold_rows.sum()
-    gain = weight @ per_fold
-    n_folds = len(fold_rows)
-    variance = n_folds / max(n_folds - 1, 1) * (weight**2) @ (per_fold - gain) ** 2
-    return gain, np.sqrt(variance)
+    return pooled_fold_gain(per_fold, fold_rows)
 
 
 def gain_over_climatology(

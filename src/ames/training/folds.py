@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ames.config import TrainConfig
+from ames.selection import pooled_fold_gain
 from ames.training.engine import _Engine
 from ames.training.losses import LossFn
 from ames.training.trainable import requires_grad_only
@@ -90,10 +91,7 @@ def choose_epoch(losses: np.ndarray, windows: np.ndarray, skill_margin_se: float
     weight = np.asarray(windows, dtype=np.float64) / np.sum(windows)
     pooled = weight @ losses
     lowest = int(np.argmin(pooled))
-    per_fold = losses[:, 0] - losses[:, lowest]
-    gain = float(weight @ per_fold)
-    k = len(weight)
-    se = float(np.sqrt(k / max(k - 1, 1) * (weight**2) @ (per_fold - gain) ** 2))
+    gain, se = (float(v) for v in pooled_fold_gain(losses[:, 0] - losses[:, lowest], windows))
     confirmed = lowest > 0 and (skill_margin_se <= 0 or gain > skill_margin_se * se)
     return EpochChoice(
         kept=lowest if confirmed else 0,

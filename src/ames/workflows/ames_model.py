@@ -33,6 +33,7 @@ from ames.models.parameters import count_parameters
 from ames.paths import FINAL_CHECKPOINT, STAGE2_CHECKPOINT
 from ames.plotting.routing import plot_routing_vs_elevation
 from ames.run import RunInputs
+from ames.selection import pooled_fold_gain
 from ames.training.checkpoints import load_state_dict_checked, save_checkpoint
 from ames.training.device import select_device
 from ames.training.distributed import on_main
@@ -224,16 +225,12 @@ def mixture_against_experts(
     forecasts differ by float rounding only). ``mixture`` ``[K, 4, H]``, ``experts``
     ``[K, 3, 4, H]``."""
     n = mixture[:, 3]
-    weight = n / n.sum(0)
-    k = len(n)
     clim = (mixture[:, 2]).sum(0)
     report: dict[str, Any] = {
         "mixture_cv_mse_ratio_by_lead": ((mse_by_fold(mixture) * n).sum(0) / clim).tolist()
     }
     for e in range(experts.shape[1]):
-        per_fold = mse_by_fold(mixture) - mse_by_fold(experts[:, e])
-        gain = (weight * per_fold).sum(0)
-        se = np.sqrt(k / max(k - 1, 1) * (weight**2 * (per_fold - gain) ** 2).sum(0))
+        gain, se = pooled_fold_gain(mse_by_fold(mixture) - mse_by_fold(experts[:, e]), n)
         name = f"expert{e + 1}"
         report[name] = {
             "cv_mse_ratio_by_lead": ((mse_by_fold(experts[:, e]) * n).sum(0) / clim).tolist(),
