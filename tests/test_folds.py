@@ -11,7 +11,11 @@ from torch.utils.data import Dataset
 
 from ames.config import TrainConfig
 from ames.training.folds import FoldRun, choose_epoch, cross_validate_epochs
-from ames.workflows.ames_model import mixture_against_experts
+from ames.workflows.ames_model import (
+    choose_expert_by_lead,
+    mixture_against_experts,
+    published_sums,
+)
 
 
 class Pairs(Dataset):
@@ -119,3 +123,19 @@ def test_the_folds_say_where_an_expert_beats_the_mixture():
     nudged = np.stack([_sums(mixture * (1 + 1e-7), obs)] * 3, axis=1)
     report = mixture_against_experts(_sums(mixture, obs), nudged, skill_margin_se=1.0)
     assert not any(report["expert1"]["beats_mixture_by_lead"])
+
+
+def test_a_lead_goes_to_the_expert_that_beats_the_mixture_and_the_blend_reads_its_sums():
+    rng = np.random.default_rng(1)
+    signal = rng.normal(size=(100, 3, 20))
+    obs = signal + rng.normal(size=signal.shape)
+    good, poor = signal, 0.2 * signal + rng.normal(size=signal.shape)
+    mixture = (good + poor) / 2
+    mixture[:, :2] = good[:, :2]  # at leads 1-2 the mixture is as good as the good expert
+    experts = np.stack([_sums(poor, obs), _sums(good, obs), _sums(mixture, obs)], axis=1)
+    report = mixture_against_experts(_sums(mixture, obs), experts, skill_margin_se=1.0)
+    chosen = choose_expert_by_lead(report, 3)
+    assert chosen == [-1, -1, 1]
+    sums = published_sums(_sums(mixture, obs), experts, chosen)
+    np.testing.assert_array_equal(sums[:, :, 2], experts[:, 1, :, 2])
+    np.testing.assert_array_equal(sums[:, :, :2], _sums(mixture, obs)[:, :, :2])

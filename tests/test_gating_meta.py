@@ -370,3 +370,24 @@ def test_checkpoints_load_across_ablation_switches() -> None:
     )
     ablated.load_state_dict(learned.state_dict(), strict=True)
     assert torch.equal(ablated.gating.theta, learned.gating.theta)
+
+
+def test_a_lead_given_to_an_expert_publishes_that_experts_forecast_alone():
+    model, statics, transform = make_model(offsets=(-30.0, 40.0, 10.0))
+    model.eval()
+    batch = make_batch(transform, statics)
+    with torch.no_grad():
+        mixture = model(batch)
+        model.publish_experts([-1] * (H - 2) + [1, 0])
+        out = model(batch)
+    torch.testing.assert_close(out["pred_mm"][:, : H - 2], mixture["pred_mm"][:, : H - 2])
+    torch.testing.assert_close(
+        out["pred_mm"][:, H - 2], out["experts_mm"][:, 1, H - 2].clamp_min(0)
+    )
+    torch.testing.assert_close(
+        out["pred_mm"][:, H - 1], out["experts_mm"][:, 0, H - 1].clamp_min(0)
+    )
+    assert (out["pred_mm"][:, H - 1] - mixture["pred_mm"][:, H - 1]).abs().max() > 1.0
+    assert model.state_dict()["expert_by_lead"].tolist()[-2:] == [1, 0]  # saved with it
+    with pytest.raises(ValueError, match="expert_by_lead"):
+        model.publish_experts([3] * H)

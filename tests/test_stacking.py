@@ -52,7 +52,7 @@ def test_every_training_origin_is_forecast_once_by_copies_fitted_clear_of_its_ta
     origins = np.arange(11, 200)
     train = origins[origins < 160]
     folds = blocked_year_folds(origins, 1990 + origins // 12, 5, W, H)
-    blocks = held_out_blocks(train, folds)
+    blocks = held_out_blocks(train, folds, H)
     forecast = np.concatenate([b.forecast for b in blocks])
     assert np.array_equal(np.sort(forecast), train)  # each once
     for block in blocks:
@@ -69,7 +69,7 @@ def test_held_out_blocks_refuse_a_fold_with_nothing_left_to_fit():
     origins = np.arange(11, 60)
     folds = blocked_year_folds(origins, 1990 + origins // 12, 2, W, H)
     with pytest.raises(ValueError, match="no training origin left"):
-        held_out_blocks(origins[origins < 30], folds)
+        held_out_blocks(origins[origins < 30], folds, H)
 
 
 def test_refit_on_all_training_origins_is_the_selected_fit(tmp_path: Path):
@@ -91,7 +91,7 @@ def test_a_held_out_forecast_ignores_its_own_target_months(tmp_path: Path, kept:
     run = _run(tmp_path)
     models = _trained_experts(run, tmp_path / "models", kept)
     train = np.asarray(run.masks.split["train"])
-    block = held_out_blocks(train, run_folds(run, CFG.selection.folds))[1]
+    block = held_out_blocks(train, run_folds(run, CFG.selection.folds), H)[1]
     origin = int(block.forecast.max())  # its targets are no input of its block
     row = int(np.flatnonzero(train == origin)[0])
     changed = _with_changed_months(run, np.arange(origin + 1, origin + H + 1))
@@ -206,7 +206,10 @@ def _with_changed_months(run: RunInputs, months: np.ndarray) -> RunInputs:
     domain = inputs.domain_anomaly.copy()
     domain[months] += 1.5
     changed = dataclasses.replace(inputs, anomaly=anomaly, precip_mm=precip, domain_anomaly=domain)
-    return dataclasses.replace(run, inputs=changed)
+    raw = run.data.precip.copy()  # what a block's own standardisation reads
+    raw[months] += np.where(valid, 1.5 * std, 0.0).astype(raw.dtype)
+    data = dataclasses.replace(run.data, precip=raw)
+    return dataclasses.replace(run, data=data, inputs=changed)
 
 
 def test_the_linear_path_is_fitted_once_per_run_and_refitted_when_its_params_change(

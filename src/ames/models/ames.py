@@ -128,6 +128,11 @@ class AMESModel(nn.Module):
     ``pred_mm`` ``[B, H, lat, lon]`` (≥ 0), ``pred`` (the same in transformed units),
     ``experts`` / ``experts_mm`` ``[B, 3, H, lat, lon]`` and ``weights`` ``[B, 3, lat, lon]``.
     Values at invalid cells are finite but meaningless; mask them.
+
+    ``expert_by_lead`` ``[H]`` (a buffer, saved with the weights): ``-1`` where the forecast
+    is the mixture (default), ``k`` where it is expert ``k``'s alone (0-based); the gating
+    stage sets it where the folds find an expert better than the mixture
+    (``choose_expert_by_lead``).
     """
 
     def __init__(
@@ -136,6 +141,7 @@ class AMESModel(nn.Module):
         transform: TargetTransform,
         gating: PhysicsGuidedGating,
         meta: PhysicsInformedMetaLearner,
+        horizon: int,
     ) -> None:
         super().__init__()
         if len(experts) != N_EXPERTS:
@@ -145,6 +151,25 @@ class AMESModel(nn.Module):
         self.gating = gating
         self.meta = meta
         self.experts_frozen = False
+        self.register_buffer("expert_by_lead", torch.full((horizon,), -1, dtype=torch.int64))
+
+    def publish_experts(self, expert_by_lead: Sequence[int]) -> None:
+        """Per lead, ``-1`` (the mixture) or the expert whose forecast AMES gives alone."""
+        chosen = torch.as_tensor(list(expert_by_lead), dtype=torch.int64)
+        if (
+            chosen.shape != self.expert_by_lead.shape
+            or not ((chosen >= -1) & (chosen < N_EXPERTS)).all()
+        ):
+            raise ValueError(f"expert_by_lead must be {len(self.expert_by_lead)} values in -1..2")
+        self.expert_by_lead.copy_(chosen)
+
+    def _experts_where_chosen(self, pred_mm: Tensor, experts_mm: Tensor) -> Tensor:
+        chosen = self.expert_by_lead
+        index = chosen.clamp_min(0)[None, None, :, None, None].expand(
+            experts_mm.shape[0], 1, -1, *experts_mm.shape[-2:]
+        )
+        alone = experts_mm.gather(1, index)[:, 0].clamp_min(0.0)
+        return torch.where((chosen >= 0)[None, :, None, None], alone, pred_mm)
 
     def freeze_experts(self) -> None:
         """Stop expert training: no gradients, eval mode (dropout off) even under ``train()``."""
@@ -206,6 +231,8 @@ class AMESModel(nn.Module):
         )
         weights = self.gating(origin_month)
         pred_mm = self.meta(experts, experts_mm, weights, origin_month, scale_mm)
+        if bool((self.expert_by_lead >= 0).any()):
+            pred_mm = self._experts_where_chosen(pred_mm, experts_mm)
         return {
             "pred_mm": pred_mm,
             "pred": self.transform.from_mm(pred_mm, target_month),
@@ -228,7 +255,7 @@ def build_ames_model(
     """Compose AMES from trained experts and the ``gating`` / ``meta`` params."""
     gating = build_gating(statics, gating_cfg, high_min_m, low_max_m)
     meta = build_meta(statics, meta_cfg, horizon)
-    return AMESModel(experts, transform, gating, meta)
+    return AMESModel(experts, transform, gating, meta, horizon)
 
 
 def ames_loss(

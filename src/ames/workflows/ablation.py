@@ -13,7 +13,12 @@ from ames.evaluation.forecast_set import TRUTH
 from ames.evaluation.metrics import score_dataset
 from ames.paths import ABLATION_ERRORS, ABLATIONS, FINAL_CHECKPOINT, STAGE2_CHECKPOINT
 from ames.training.distributed import on_main
-from ames.workflows.ames_model import checkpoint_epoch, finetune, train_gating
+from ames.workflows.ames_model import (
+    checkpoint_epoch,
+    checkpoint_expert_by_lead,
+    finetune,
+    train_gating,
+)
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import ablation_forecast_set, model_test_forecasts
 from ames.workflows.significance import forecast_error_sums
@@ -44,6 +49,7 @@ def run_ablation(ctx: RunContext, name: str) -> dict[str, Any]:
             checkpoint_name=str(out_dir / "stage2.pt"),
             state_name=f"ablation_{name}_gating",
             epochs=checkpoint_epoch(models_dir / STAGE2_CHECKPOINT),
+            expert_by_lead=checkpoint_expert_by_lead(models_dir / STAGE2_CHECKPOINT),
         )
         stage2 = models_dir / out_dir / "stage2.pt"
     else:

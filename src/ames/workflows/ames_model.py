@@ -42,7 +42,7 @@ from ames.training.folds import EpochChoice, FoldRun, cross_validate_epochs, exa
 from ames.training.live import record_untrained
 from ames.training.losses import micro_batches, to_device
 from ames.training.progress import TrainResult
-from ames.workflows.blocks import fold_blocks
+from ames.workflows.blocks import ExpertsInUnits, block_runs, fold_blocks, in_block_units
 from ames.workflows.context import RunContext
 from ames.workflows.expert import load_trained_experts
 from ames.workflows.linear_path_cache import cached_linear_path
@@ -51,6 +51,7 @@ from ames.workflows.stacking import block_paths, cached_held_out_outputs, kept_b
 log = logging.getLogger("ames.model")
 
 CLIMATOLOGY_WEIGHT_CV = "climatology_weight_cv"  # checkpoint meta: the folds' blend weights
+EXPERT_BY_LEAD = "expert_by_lead"  # the AMES buffer: per lead, the expert published alone
 CV_MSE_RATIO = "cv_mse_ratio"  # checkpoint meta: the blend's out-of-fold MSE / climatology's
 NEGLIGIBLE_MSESS = 1e-4  # an expert "beats" the mixture only by more than this MSESS
 
@@ -127,45 +128,58 @@ def checkpoint_extra(checkpoint: Path) -> dict[str, Any] | None:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["meta"].get("extra")
 
 
+def checkpoint_expert_by_lead(checkpoint: Path) -> list[int]:
+    """Per lead, the expert a stage-2 or final checkpoint publishes alone (-1: the mixture)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    return [int(k) for k in state[EXPERT_BY_LEAD]]
+
+
 def stage2_fold_runs(
     ctx: RunContext, model: AMESModel, held_out: Any, compute_loss: Any
 ) -> list[FoldRun]:
     """Per block, a copy of ``model`` (its starting weights; the frozen experts shared) that
     trains on the held-out expert forecasts of the block's fitting origins and is scored on
-    the block's own."""
+    the block's own, all standardised without the block's targets
+    (``ames.workflows.blocks.block_run``)."""
     run = ctx.run
     position = {int(o): i for i, o in enumerate(run.masks.split["train"])}
+    blocks = fold_blocks(ctx.cfg, run)
 
-    def rows(origins: np.ndarray) -> WithExpertOutputs:
-        base = run.windows("train", origins)
-        return WithExpertOutputs(base, held_out, [position[int(o)] for o in origins])
+    def rows(brun: RunInputs, origins: np.ndarray) -> Dataset:
+        base = brun.windows("train", origins)
+        data = WithExpertOutputs(base, held_out, [position[int(o)] for o in origins])
+        return ExpertsInUnits(data, run.transform, brun.transform)
 
     runs = []
-    for block in fold_blocks(ctx.cfg, run):
+    for block, brun in zip(blocks, block_runs(run, blocks), strict=True):
         fold_model = copy.deepcopy(model, memo={id(model.experts): model.experts})
+        fold_model.transform = copy.deepcopy(brun.transform)
         trainable = [p for p in fold_model.combination_parameters() if p.requires_grad]
-        runs.append(FoldRun(fold_model, compute_loss, rows(block.fit), rows(block.forecast),
-                            trainable))  # fmt: skip
+        runs.append(FoldRun(fold_model, compute_loss, rows(brun, block.fit),
+                            rows(brun, block.forecast), trainable))  # fmt: skip
     return runs
 
 
 def finetune_fold_runs(ctx: RunContext, stage2: Path, compute_loss: Any) -> list[FoldRun]:
     """Per block, the stage-2 model with its experts' ``linear_path: ridge`` refitted on the
     block's fitting origins (as stacking does), fine-tuned on the block's fitting windows
-    and scored on the block's own."""
+    and scored on the block's own, all standardised without the block's targets."""
     cfg, run = ctx.cfg, ctx.run
     blocks = fold_blocks(cfg, run)
-    paths = block_paths(cfg, run, blocks, kept_by_stage1(ctx.models_dir))
+    bruns = block_runs(run, blocks)
+    paths = block_paths(cfg, bruns, blocks, kept_by_stage1(ctx.models_dir))
     start = load_ames_model(cfg, run, ctx.graph, stage2, stage="gating")
     runs = []
-    for b, block in enumerate(blocks):
+    for b, (block, brun) in enumerate(zip(blocks, bruns, strict=True)):
         fold_model = copy.deepcopy(start)
+        fold_model.transform = copy.deepcopy(brun.transform)
+        in_block_units(fold_model.experts, brun)
         for index in EXPERT_IDS:
             if index in paths:
                 fold_model.experts[index - 1].linear.set_weights(*paths[index][b])
         fit_windows, held_out = (
-            run.windows("train", block.fit),
-            run.windows("train", block.forecast),
+            brun.windows("train", block.fit),
+            brun.windows("train", block.forecast),
         )
         runs.append(FoldRun(fold_model, compute_loss, fit_windows, held_out))
     return runs
@@ -250,17 +264,40 @@ def at_kept_epoch(sums: Mapping[tuple[int, int], np.ndarray], kept: int) -> np.n
     return np.stack([sums[k, min(kept, max(e for kk, e in sums if kk == k))] for k in folds])
 
 
-def climatology_blend(
-    ctx: RunContext, kept: int, sums: Mapping[tuple[int, int], np.ndarray]
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """The blend weights with climatology from the fold copies' held-out forecasts at the
-    kept epoch; a lead where the experts' ``linear_path: ridge`` keeps a regression (its
+def climatology_blend(ctx: RunContext, sums: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """The blend weights with climatology from the published forecast's out-of-fold sums
+    (``[K, 4, H]``); a lead where the experts' ``linear_path: ridge`` keeps a regression (its
     selection confirmed skill) counts as confirmed too."""
     margin = ctx.cfg.selection.skill_margin_se
     confirmed = None
     if any(ctx.cfg.expert(i).ridge_linear_path for i in EXPERT_IDS):
         confirmed = np.isfinite(cached_linear_path(ctx).alpha)
-    return cross_validated_climatology_weights(at_kept_epoch(sums, kept), margin, confirmed)
+    return cross_validated_climatology_weights(sums, margin, confirmed)
+
+
+def choose_expert_by_lead(against: Mapping[str, Any], horizon: int) -> list[int]:
+    """Per lead, the expert (0-based) that beats the mixture out of fold
+    (``mixture_against_experts``: by more than ``selection.skill_margin_se`` standard errors
+    and a negligible amount), the one with the largest gain where several do; else -1."""
+    chosen = []
+    for h in range(horizon):
+        gains = {
+            int(name.removeprefix("expert")) - 1: row["cv_gain_over_mixture_by_lead"][h]
+            for name, row in against.items()
+            if name.startswith("expert") and row["beats_mixture_by_lead"][h]
+        }
+        chosen.append(max(gains, key=gains.__getitem__) if gains else -1)
+    return chosen
+
+
+def published_sums(mixture: np.ndarray, experts: np.ndarray, chosen: list[int]) -> np.ndarray:
+    """``[K, 4, H]`` out-of-fold sums of the published forecast: the mixture's, or at a lead
+    given to an expert (``chosen``) that expert's (``experts`` ``[K, 3, 4, H]``)."""
+    out = mixture.copy()
+    for h, k in enumerate(chosen):
+        if k >= 0:
+            out[:, :, h] = experts[:, k, :, h]
+    return out
 
 
 def warn_if_an_expert_beats_the_mixture(against: Mapping[str, Any]) -> None:
@@ -360,12 +397,15 @@ def train_gating(
     state_name: str = "gating",
     routing_plot: Path | None = None,
     epochs: int | None = None,
+    expert_by_lead: list[int] | None = None,
 ) -> tuple[AMESModel, dict[str, Any]]:
     """Stage 2: experts frozen, the gating and the meta-learner train on held-out expert
     forecasts of the training windows (``ames.workflows.stacking``) for the epochs the folds
     keep (``ames.training.folds``), or exactly ``epochs`` (decided before: the seed members
-    and ablations take the main model's); the checkpoint is ``ctx.models_dir /
-    checkpoint_name``."""
+    and ablations take the main model's, and its ``expert_by_lead``); the checkpoint is
+    ``ctx.models_dir / checkpoint_name``. The main chain's folds also decide the leads an
+    expert alone beats the mixture at (published alone there, ``AMESModel.expert_by_lead``)
+    and the blend weights with climatology."""
     start = time.perf_counter()
     cfg, run = ctx.cfg, ctx.run
     model = assemble_model(cfg, run, load_trained_experts(ctx))
@@ -422,7 +462,16 @@ def train_gating(
         else:
             for k, fold in enumerate(runs):
                 record(k, 0, fold.model.to(device))
-        weights, blend = climatology_blend(ctx, epochs or 0, sums)
+        mixture = at_kept_epoch(sums, epochs or 0)
+        experts_oof = np.stack([expert_sums[k] for k in range(len(runs))])
+        against = mixture_against_experts(mixture, experts_oof, cfg.selection.skill_margin_se)
+        warn_if_an_expert_beats_the_mixture(against)
+        expert_by_lead = choose_expert_by_lead(against, run.horizon)
+        weights, blend = climatology_blend(
+            ctx, published_sums(mixture, experts_oof, expert_by_lead)
+        )
+        blend["mixture_against_experts"] = against
+        blend["expert_by_lead"] = expert_by_lead
         extra = {
             CLIMATOLOGY_WEIGHT_CV: weights.tolist(),
             CV_MSE_RATIO: blend["cv_mse_ratio_by_lead"],
@@ -431,13 +480,10 @@ def train_gating(
             "gating: blend weight with climatology by lead (folds) %s",
             np.round(weights, 3).tolist(),
         )
-        against = mixture_against_experts(
-            at_kept_epoch(sums, epochs or 0),
-            np.stack([expert_sums[k] for k in range(len(runs))]),
-            cfg.selection.skill_margin_se,
-        )
-        blend["mixture_against_experts"] = against
-        warn_if_an_expert_beats_the_mixture(against)
+    if expert_by_lead is not None:
+        model.publish_experts(expert_by_lead)
+        if any(k >= 0 for k in expert_by_lead):
+            log.info("gating: published alone by lead (-1: the mixture) %s", expert_by_lead)
     if trainable:
         result = fit(
             model,
@@ -450,7 +496,7 @@ def train_gating(
             live_dir=live_dir,
             trainable=trainable,
             desc="gating",
-            fingerprint=ctx.fingerprint(MODEL_SECTIONS),
+            fingerprint=f"{ctx.fingerprint(MODEL_SECTIONS)}-{model.expert_by_lead.tolist()}",
             extra_state=extra,
         )
     else:
@@ -467,6 +513,7 @@ def train_gating(
     summary["trained"] = result is not None
     summary["epoch_selection"] = None if choice is None else choice.report()
     summary["climatology_blend"] = blend
+    summary["expert_by_lead"] = model.expert_by_lead.tolist()
     if untrained_row is not None:
         summary.update(best_epoch=0, epochs_run=0, losses_untrained=untrained_row)
     summary["time_s"] = round(time.perf_counter() - start, 1)

@@ -30,7 +30,7 @@ from ames.training.checkpoints import load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.training.folds import FoldRun, cross_validate_epochs, exactly
-from ames.workflows.blocks import block_linear_paths, fold_blocks
+from ames.workflows.blocks import block_linear_paths, block_runs, fold_blocks, in_block_units
 from ames.workflows.context import RunContext
 from ames.workflows.linear_path_cache import cached_linear_path
 
@@ -82,18 +82,21 @@ def expert_fold_runs(
 ) -> list[FoldRun]:
     """Per block of the selection folds' training origins, a copy of expert ``index`` as it
     starts (its ``linear_path: ridge`` refitted on the block's fitting origins at the
-    penalties ``alpha``), trained on the block's fitting windows and scored on its own."""
+    penalties ``alpha``), trained on the block's fitting windows and scored on its own, both
+    standardised without the block's targets (``ames.workflows.blocks.block_run``)."""
     cfg, run = ctx.cfg, ctx.run
     zone_mask = torch.from_numpy(run.zones[cfg.expert(index).zone])
     blocks = fold_blocks(cfg, run)
-    paths = None if alpha is None else block_linear_paths(cfg, run, blocks, alpha)
+    bruns = block_runs(run, blocks)
+    paths = None if alpha is None else block_linear_paths(cfg, bruns, blocks, alpha)
     runs = []
-    for b, block in enumerate(blocks):
+    for b, (block, brun) in enumerate(zip(blocks, bruns, strict=True)):
         fold_model = copy.deepcopy(model)
+        in_block_units([fold_model], brun)
         if paths is not None:
             fold_model.linear.set_weights(*paths[b])
         desc = f"expert{index} fold {b + 1}/{len(blocks)}"
-        windows = run.windows("train", block.fit), run.windows("train", block.forecast)
+        windows = brun.windows("train", block.fit), brun.windows("train", block.forecast)
         context = partial(zone_computation, fold_model, zone_mask, desc)
         runs.append(FoldRun(fold_model, zone_loss(zone_mask), *windows, context=context))
     return runs

@@ -31,7 +31,13 @@ from ames.paths import (
 )
 from ames.run import RunInputs
 from ames.training.distributed import on_main
-from ames.workflows.ames_model import checkpoint_epoch, finetune, load_ames_model, train_gating
+from ames.workflows.ames_model import (
+    checkpoint_epoch,
+    checkpoint_expert_by_lead,
+    finetune,
+    load_ames_model,
+    train_gating,
+)
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import model_test_forecasts
 from ames.workflows.expert import train_expert
@@ -67,8 +73,12 @@ def train_member(ctx: RunContext, seed: int) -> dict[str, Any]:
             "val_in_zone_msess": metrics["val"]["in_zone"]["msess"],
         }
     log.info("seed %d: gating", seed)
-    # the epochs of every stage are the main chain's, decided once by its folds
-    _, gating = train_gating(member, epochs=checkpoint_epoch(ctx.models_dir / STAGE2_CHECKPOINT))
+    # the epochs of every stage and the leads given to an expert alone are the main chain's,
+    # decided once by its folds
+    stage2 = ctx.models_dir / STAGE2_CHECKPOINT
+    _, gating = train_gating(
+        member, epochs=checkpoint_epoch(stage2), expert_by_lead=checkpoint_expert_by_lead(stage2)
+    )
     log.info("seed %d: finetune", seed)
     _, final = finetune(member, epochs=checkpoint_epoch(ctx.models_dir / FINAL_CHECKPOINT))
     return {

@@ -7,7 +7,9 @@ that never saw that origin's targets:
 
 * the training origins are cut into the blocks of the selection folds (``ames.selection``:
   contiguous whole years); a block's forecasts come from experts fitted on that fold's
-  purged training origins — training origins only, so no validation target shapes them;
+  purged training origins — training origins only, so no validation target shapes them —
+  and standardised with the climatology of the training months outside the block's targets
+  (``ames.workflows.blocks.block_run``), then written in the run's units;
 * each copy repeats what the stage-1 expert kept: its ``linear_path: ridge`` is refitted on
   the block's fitting origins at the penalties stage 1 selected (stored in its checkpoint;
   a hyper-parameter chosen once over the pre-test origins, like the architecture and the
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ames.climatology import target_months
 from ames.config import EXPERT_IDS, AmesConfig
 from ames.io import SampleFile
 from ames.models.experts import build_experts, expert_output_batches
@@ -44,7 +47,14 @@ from ames.paths import expert_checkpoint
 from ames.run import RunInputs
 from ames.training.distributed import on_every_rank, on_main, rank
 from ames.training.engine import fit
-from ames.workflows.blocks import HeldOutBlock, block_linear_paths, fold_blocks
+from ames.workflows.blocks import (
+    HeldOutBlock,
+    block_linear_paths,
+    block_runs,
+    convert_units,
+    fold_blocks,
+    in_block_units,
+)
 from ames.workflows.context import RunContext
 from ames.workflows.expert import LINEAR_ALPHA, zone_computation, zone_loss
 
@@ -75,25 +85,26 @@ def kept_by_stage1(models_dir: Path) -> dict[int, Kept]:
 
 def train_block_copy(
     cfg: AmesConfig,
-    run: RunInputs,
+    brun: RunInputs,
     index: int,
     copy: nn.Module,
     block: HeldOutBlock,
     epochs: int,
     state_dir: Path,
 ) -> None:
-    """Train ``copy``'s network for exactly ``epochs`` epochs on the block's fitting windows,
-    as stage 1 trains the expert; the block's own windows only show the loss curve."""
+    """Train ``copy``'s network for exactly ``epochs`` epochs on the block's fitting windows
+    (standardised as ``brun``), as stage 1 trains the expert; the block's own windows only
+    show the loss curve."""
     expert = cfg.expert(index)
-    zone_mask = torch.from_numpy(run.zones[expert.zone])
+    zone_mask = torch.from_numpy(brun.zones[expert.zone])
     train_cfg = dataclasses.replace(expert.training, epochs=epochs, patience=None, keep_last=True)
     desc = f"stacking expert{index} {block.forecast.min()}-{block.forecast.max()}"
     with zone_computation(copy, zone_mask, desc):
         fit(
             copy,
             zone_loss(zone_mask),
-            run.windows("train", block.fit),
-            run.windows("train", block.forecast),
+            brun.windows("train", block.fit),
+            brun.windows("train", block.forecast),
             train_cfg,
             best_path=state_dir / "copy.pt",
             state_dir=state_dir,
@@ -119,15 +130,17 @@ def held_out_expert_outputs(
     copies that never saw it."""
     train = np.asarray(run.masks.split["train"], dtype=np.int64)
     blocks = fold_blocks(cfg, run)
-    paths = block_paths(cfg, run, blocks, kept)
+    runs = block_runs(run, blocks)
+    paths = block_paths(cfg, runs, blocks, kept)
     position = {int(o): i for i, o in enumerate(train)}
     out: SampleFile | None = None
-    for b, block in enumerate(blocks):
+    for b, (block, brun) in enumerate(zip(blocks, runs, strict=True)):
         copies = build_experts(cfg, run, graph)  # the stage-1 starting weights
         for index, copy, trained in zip(EXPERT_IDS, copies, experts, strict=True):
             epochs = kept[index].epoch
             if epochs == 0:
                 copy.load_state_dict(trained.state_dict())
+            in_block_units([copy], brun)
             if index in paths:
                 copy.linear.set_weights(*paths[index][b])
             if epochs > 0:
@@ -136,10 +149,13 @@ def held_out_expert_outputs(
                     index, block.forecast.min(), block.forecast.max(), epochs, block.fit.size,
                 )  # fmt: skip
                 state = state_root / f"block{b}" / f"expert{index}"
-                train_block_copy(cfg, run, index, copy, block, epochs, state)
-        windows = run.windows("train", block.forecast)
+                train_block_copy(cfg, brun, index, copy, block, epochs, state)
+        windows = brun.windows("train", block.forecast)
+        months = torch.from_numpy(target_months(run.inputs.months[block.forecast], run.horizon))
         batches = expert_output_batches(copies, windows, batch_size, device, max_batch_cells)
         for start, outputs in batches:
+            rows = months[start : start + len(outputs)]
+            outputs = convert_units(outputs, rows, brun.transform, run.transform)
             if out is None:
                 out = SampleFile.create(into, (len(train), *outputs.shape[1:]))
             for origin, sample in zip(block.forecast[start:], outputs.numpy(), strict=False):
@@ -149,10 +165,10 @@ def held_out_expert_outputs(
 
 
 def block_paths(
-    cfg: AmesConfig, run: RunInputs, blocks: list[HeldOutBlock], kept: dict[int, Kept]
+    cfg: AmesConfig, runs: list[RunInputs], blocks: list[HeldOutBlock], kept: dict[int, Kept]
 ) -> dict[int, list]:
-    """Per expert with ``linear_path: ridge``, its linear path refitted on every block (one
-    refit per distinct set of stage-1 penalties)."""
+    """Per expert with ``linear_path: ridge``, its linear path refitted on every block, on
+    the block's standardisation (``runs``; one refit per distinct set of stage-1 penalties)."""
     paths: dict[int, list] = {}
     by_alpha: dict[tuple, list] = {}
     for index in EXPERT_IDS:
@@ -166,10 +182,13 @@ def block_paths(
             )
         key = tuple(alpha.tolist())
         if key not in by_alpha:
-            by_alpha[key] = block_linear_paths(cfg, run, blocks, alpha)
+            by_alpha[key] = block_linear_paths(cfg, runs, blocks, alpha)
         paths[index] = by_alpha[key]
     return paths
 
+
+# bumped when the way held-out forecasts are made changes, so that no older cache is served
+HELD_OUT_FORMAT = "per-block-climatology"
 
 STACKING_SECTIONS = ["seed", "features", "linear_features", "selection", "train"] + [
     f"expert{i}" for i in EXPERT_IDS
@@ -193,7 +212,7 @@ def cached_held_out_outputs(
     domain of 16 times the default's cells), not in memory."""
     models_dir = ctx.models_dir
     checkpoints = [expert_checkpoint(i, models_dir) for i in EXPERT_IDS]
-    key = ctx.fingerprint(STACKING_SECTIONS, *checkpoints)
+    key = f"{ctx.fingerprint(STACKING_SECTIONS, *checkpoints)}-{HELD_OUT_FORMAT}"
     path = cache_dir / f"{key}.npy"
     if on_every_rank(path.is_file()):  # data-parallel: rank 0 writes it below
         log.info("stacking: held-out expert forecasts from %s", path)
