@@ -104,13 +104,21 @@ def _sums(forecast: np.ndarray, obs: np.ndarray, folds: int = 5) -> np.ndarray:
     return np.array(out)
 
 
-def test_the_folds_say_where_an_expert_beats_the_mixture():
-    rng = np.random.default_rng(0)
+def _good_poor_and_their_mean(seed: int, mixture_good_at: slice = slice(0, 0)):
+    """Truth, and the out-of-fold sums of a poor expert, a good one and their mean (the
+    mixture; as good as the good one at the leads ``mixture_good_at``) as experts 1-3."""
+    rng = np.random.default_rng(seed)
     signal = rng.normal(size=(100, 3, 20))
     obs = signal + rng.normal(size=signal.shape)
     good, poor = signal, 0.2 * signal + rng.normal(size=signal.shape)
     mixture = (good + poor) / 2
+    mixture[:, mixture_good_at] = good[:, mixture_good_at]
     experts = np.stack([_sums(poor, obs), _sums(good, obs), _sums(mixture, obs)], axis=1)
+    return obs, mixture, experts
+
+
+def test_the_folds_say_where_an_expert_beats_the_mixture():
+    obs, mixture, experts = _good_poor_and_their_mean(0)
     report = mixture_against_experts(_sums(mixture, obs), experts, skill_margin_se=1.0)
     assert all(report["expert2"]["beats_mixture_by_lead"])  # the good one, at every lead
     assert not any(report["expert1"]["beats_mixture_by_lead"])
@@ -126,13 +134,7 @@ def test_the_folds_say_where_an_expert_beats_the_mixture():
 
 
 def test_a_lead_goes_to_the_expert_that_beats_the_mixture_and_the_blend_reads_its_sums():
-    rng = np.random.default_rng(1)
-    signal = rng.normal(size=(100, 3, 20))
-    obs = signal + rng.normal(size=signal.shape)
-    good, poor = signal, 0.2 * signal + rng.normal(size=signal.shape)
-    mixture = (good + poor) / 2
-    mixture[:, :2] = good[:, :2]  # at leads 1-2 the mixture is as good as the good expert
-    experts = np.stack([_sums(poor, obs), _sums(good, obs), _sums(mixture, obs)], axis=1)
+    obs, mixture, experts = _good_poor_and_their_mean(1, mixture_good_at=slice(0, 2))
     report = mixture_against_experts(_sums(mixture, obs), experts, skill_margin_se=1.0)
     chosen = choose_expert_by_lead(report, 3)
     assert chosen == [-1, -1, 1]

@@ -104,3 +104,21 @@ def test_epochs_the_folds_decided_are_reported_as_such():
     assert gating["val_loss_by_epoch"] == [1.0, 0.9, 0.95]
     assert report["decided_on_folds"] == 4
     assert report["decided_on_validation"] == 4 + 3
+
+
+def test_the_leads_given_to_an_expert_alone_are_a_fold_decision():
+    stages = reports()
+    against = {"mixture_cv_mse_ratio_by_lead": [0.9, 0.95, 0.99]}
+    stages["gating"]["climatology_blend"] = {
+        "weight_by_lead": [1.0, 0.8, 0.0],
+        "expert_by_lead": [-1, 1, -1],
+        "mixture_against_experts": against,
+    }
+    report = selection_report(stages, losses())
+    published = report["decisions"]["published_forecast_by_lead"]
+    assert published["decided_on"] == FOLDS
+    assert published["winner_by_lead"] == ["mixture", "expert2", "mixture"]
+    assert published["mixture_against_experts"] == against
+    blend = report["decisions"]["calibration_climatology_weight"]
+    assert blend["weight_by_lead"] == [1.0, 0.8, 0.0] and "expert_by_lead" not in blend
+    assert report["decided_on_folds"] == 4

@@ -1,13 +1,14 @@
 """``metrics/selection.json``: every decision the pipeline takes before the test split, what
 it was decided on, the loss of each candidate and the winner.
 
-Two protocols decide today. The blocked cross-validation over the pre-test origins
+Two protocols decide. The blocked cross-validation over the pre-test origins
 (``ames.selection``) picks each lead's ridge penalty, for ``ridge`` and for the experts'
-``linear_path: ridge``, climatology included as a candidate, and the epochs stages 2 and 3
-keep (``ames.training.folds``). The 48-month validation split picks the epoch each expert
-keeps and the calibration's weights and scales. The
-report says which is which, so a reader sees how much rests on the validation split's few
-origins. Everything is copied from the stages' reports; nothing is recomputed.
+``linear_path: ridge``, climatology included as a candidate, the epochs every training stage
+keeps (``ames.training.folds``), the leads at which one expert is published alone and the
+weights toward climatology. The 48-month validation split picks the calibration's spread
+scales and tercile weights (bounded by what the folds support). The report says which is
+which, so a reader sees how much rests on the validation split's few origins. Everything is
+copied from the stages' reports; nothing is recomputed.
 """
 
 from __future__ import annotations
@@ -88,8 +89,20 @@ def selection_report(
             "decided_on": calibration.get(f"{key}_decided_on") or VALIDATION,
             "winner_by_lead": value["ames"] if isinstance(value, Mapping) else value,
         }
-    if reports["gating"].get("climatology_blend"):
-        decisions["calibration_climatology_weight"].update(reports["gating"]["climatology_blend"])
+    blend = reports["gating"].get("climatology_blend")
+    if blend:
+        against = blend.get("mixture_against_experts")
+        chosen = blend.get("expert_by_lead")
+        if chosen is not None:
+            decisions["published_forecast_by_lead"] = {
+                "decided_on": FOLDS,
+                "winner_by_lead": ["mixture" if k < 0 else f"expert{k + 1}" for k in chosen],
+                "mixture_against_experts": against,
+            }
+        rest = {
+            k: v for k, v in blend.items() if k not in ("mixture_against_experts", "expert_by_lead")
+        }
+        decisions["calibration_climatology_weight"].update(rest)
     on = [d["decided_on"] for d in decisions.values()]
     return {
         "protocols": {
