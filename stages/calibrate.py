@@ -2,10 +2,12 @@
 
 Builds the climatological ensemble and tercile edges of every cell and calendar month from
 the training months, shrinks the forecast toward climatology by the weights the folds
-decided (stored in the final checkpoint by the gating stage), and fits one spread scale per
-lead on the validation origins of the seed-ensemble forecast (and of damped persistence, the
-probabilistic baseline) by minimising the CRPS. Writes ``models/predictive.nc`` (read by
-``evaluate`` and ``inference``) and ``metrics/calibration.json``.
+decided and dresses it with the spread scales and tercile weights the folds decided (all
+stored in the final checkpoint by the gating stage: ``ames.workflows.fold_calibration``),
+scoring them on the validation origins of the seed-ensemble forecast; damped persistence, the
+probabilistic baseline, gets its spread scales fitted on those origins (lowest CRPS).
+Writes ``models/predictive.nc`` (read by ``evaluate`` and ``inference``) and
+``metrics/calibration.json``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,17 @@ from ames.data.netcdf import write_netcdf
 from ames.io import write_json
 from ames.paths import FINAL_CHECKPOINT, METRICS, PREDICTIVE, add_run_paths
 from ames.training.device import select_device
-from ames.workflows.ames_model import CLIMATOLOGY_WEIGHT_CV, CV_MSE_RATIO, checkpoint_extra
+from ames.workflows.ames_model import (
+    CLIMATOLOGY_WEIGHT_CV,
+    CV_MSE_RATIO,
+    SPREAD_SCALE_CV,
+    TERCILE_WEIGHT_CV,
+    checkpoint_extra,
+    supported_floors,
+)
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import baseline_forecasts
-from ames.workflows.linear_path_cache import cached_linear_path
-from ames.workflows.probabilistic import blend_floors, calibrate, cross_validated_floors
+from ames.workflows.probabilistic import calibrate
 from ames.workflows.seeds import ensemble_test_forecasts, load_members
 
 log = logging.getLogger("ames.calibrate")
@@ -53,14 +61,18 @@ def run(args: argparse.Namespace, cfg: AmesConfig) -> None:
     split = cfg.split
     damped = baseline_forecasts(inputs, origins, split.test_months, split.val_months)
     point = {"ames": forecasts["pred"], "damped_persistence": damped["damped_persistence"]}
-    blend = checkpoint_extra(ctx.models_dir / FINAL_CHECKPOINT) or {}
-    cv_floors = cross_validated_floors(cached_linear_path(ctx))
-    mixture_floors = blend_floors(blend.get(CV_MSE_RATIO))
-    if mixture_floors is not None:
-        cv_floors = np.maximum(cv_floors, mixture_floors)
+    final = ctx.models_dir / FINAL_CHECKPOINT
+    folds = checkpoint_extra(final) or {}
+    if SPREAD_SCALE_CV not in folds:
+        raise ValueError(
+            f"{final}: no spread scales decided on the folds (written by an older version); "
+            "re-run `dvc repro gating`"
+        )
+    decided = {"spread_scale": folds[SPREAD_SCALE_CV], "tercile_weight": folds[TERCILE_WEIGHT_CV]}
     predictive, report = calibrate(
         point, forecasts["obs"], forecasts["clim"], origins, inputs, cfg.probabilistic,
-        cv_floors, blend.get(CLIMATOLOGY_WEIGHT_CV),
+        supported_floors(ctx, folds.get(CV_MSE_RATIO)), folds.get(CLIMATOLOGY_WEIGHT_CV),
+        decided,
     )  # fmt: skip
     write_netcdf(predictive, args.out)
     report["time_s"] = round(time.perf_counter() - start, 1)

@@ -116,6 +116,18 @@ def test_whole_pipeline_on_a_tiny_config(tiny_run, tmp_path):
     assert selection["finetune_epoch"]["decided_on"] == "folds"
     assert selection["expert2_epoch"]["decided_on"] == "folds"
     assert selection["calibration_climatology_weight"]["decided_on"] == "folds"
+    for key in ("spread_scale", "tercile_weight", "climatology_weight"):  # every decision
+        assert selection[f"calibration_{key}"]["decided_on"] == "folds"
+    assert _json(repo, "metrics/selection.json")["decided_on_validation"] == 0
+    on_folds = gating["climatology_blend"]["calibration"]
+    calibration = _json(repo, "metrics/calibration.json")
+    assert calibration["spread_scale"]["ames"] == pytest.approx(
+        on_folds["spread_scale_by_lead"], abs=1e-4
+    )
+    assert calibration["tercile_weight"]["ames"] == pytest.approx(
+        on_folds["tercile_weight_by_lead"], abs=1e-4
+    )
+    assert len(selection["published_forecast_by_lead"]["winner_by_lead"]) == 12
     assert (repo / "plots/selection/epochs_cv.png").stat().st_size > 0
 
     test = _json(repo, "metrics/test.json")

@@ -285,6 +285,7 @@ class ProbabilisticConfig:
     pit_seed: int
     shrink_to_climatology: bool = True
     spread_floor: bool = True
+    calibration_origins: int = 120
 
 
 @dataclass(frozen=True)

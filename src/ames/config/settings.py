@@ -278,6 +278,7 @@ def _probabilistic(r: Reader, section: Mapping[str, Any]) -> ProbabilisticConfig
         pit_bins=r.integer(section, f"{path}.pit_bins", minimum=1),
         reliability_bins=r.integer(section, f"{path}.reliability_bins", minimum=1),
         pit_seed=r.integer(section, f"{path}.pit_seed"),
+        calibration_origins=r.integer(section, f"{path}.calibration_origins", minimum=12),
     )
 
 

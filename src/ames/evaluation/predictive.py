@@ -55,12 +55,17 @@ def _training_values_by_month(
 
 
 def climatological_ensemble(
-    precip: np.ndarray, months: np.ndarray, train: np.ndarray
+    precip: np.ndarray, months: np.ndarray, train: np.ndarray, members: int | None = None
 ) -> np.ndarray:
     """``[12, K, lat, lon]``: the last ``K`` training values of each calendar month, sorted
-    along ``K`` per cell; ``K`` is the smallest number of training years over calendar months."""
+    along ``K`` per cell; ``K`` is ``members`` or, by default, the smallest number of training
+    years over calendar months."""
     by_month = _training_values_by_month(precip, months, train)
     k = min(len(v) for v in by_month)
+    if members is not None:
+        if not 0 < members <= k:
+            raise ValueError(f"{members} members asked for, the training months hold {k} years")
+        k = members
     return np.sort(np.stack([v[-k:] for v in by_month]), axis=1)
 
 

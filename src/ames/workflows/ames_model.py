@@ -45,12 +45,16 @@ from ames.training.progress import TrainResult
 from ames.workflows.blocks import ExpertsInUnits, block_runs, fold_blocks, in_block_units
 from ames.workflows.context import RunContext
 from ames.workflows.expert import load_trained_experts
+from ames.workflows.fold_calibration import calibrate_on_folds
 from ames.workflows.linear_path_cache import cached_linear_path
+from ames.workflows.probabilistic import blend_floors, cross_validated_floors
 from ames.workflows.stacking import block_paths, cached_held_out_outputs, kept_by_stage1
 
 log = logging.getLogger("ames.model")
 
 CLIMATOLOGY_WEIGHT_CV = "climatology_weight_cv"  # checkpoint meta: the folds' blend weights
+SPREAD_SCALE_CV = "spread_scale_cv"  # checkpoint meta: the spread scales the folds fitted
+TERCILE_WEIGHT_CV = "tercile_weight_cv"  # checkpoint meta: the folds' tercile weights
 EXPERT_BY_LEAD = "expert_by_lead"  # the AMES buffer: per lead, the expert published alone
 CV_MSE_RATIO = "cv_mse_ratio"  # checkpoint meta: the blend's out-of-fold MSE / climatology's
 NEGLIGIBLE_MSESS = 1e-4  # an expert "beats" the mixture only by more than this MSESS
@@ -275,6 +279,38 @@ def climatology_blend(ctx: RunContext, sums: np.ndarray) -> tuple[np.ndarray, di
     return cross_validated_climatology_weights(sums, margin, confirmed)
 
 
+def combination_state(model: torch.nn.Module) -> dict[str, Tensor]:
+    """A copy of a fold copy's state apart from its frozen experts (shared by every copy)."""
+    return {
+        k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("experts.")
+    }
+
+
+def models_at_kept_epoch(
+    runs: list[FoldRun],
+    states: Mapping[tuple[int, int], dict[str, Tensor]],
+    kept: int,
+    expert_by_lead: list[int],
+) -> list[AMESModel]:
+    """Each fold copy as it was at the kept epoch (or the last it ran), publishing the experts
+    ``expert_by_lead`` chose."""
+    models = []
+    for k, fold in enumerate(runs):
+        epoch = min(kept, max(e for kk, e in states if kk == k))
+        fold.model.load_state_dict(states[k, epoch], strict=False)
+        fold.model.publish_experts(expert_by_lead)
+        models.append(fold.model)
+    return models
+
+
+def supported_floors(ctx: RunContext, cv_mse_ratio: Any) -> np.ndarray:
+    """Per lead, the least spread scale the folds support: the experts' linear path's
+    (``cross_validated_floors``) or the blended forecast's (``blend_floors``), the larger."""
+    floors = cross_validated_floors(cached_linear_path(ctx))
+    mixture = blend_floors(cv_mse_ratio)
+    return floors if mixture is None else np.maximum(floors, mixture)
+
+
 def choose_expert_by_lead(against: Mapping[str, Any], horizon: int) -> list[int]:
     """Per lead, the expert (0-based) that beats the mixture out of fold
     (``mixture_against_experts``: by more than ``selection.skill_margin_se`` standard errors
@@ -450,9 +486,12 @@ def train_gating(
                 train_cfg.max_batch_cells,
             )  # fmt: skip
 
+        states: dict[tuple[int, int], dict[str, Tensor]] = {}
+
         def record(k: int, epoch: int, fold_model: torch.nn.Module) -> None:
             fold_model.eval()
             sums[k, epoch] = lead_sums(k, mixture_forecast(fold_model))[0]
+            states[k, epoch] = combination_state(fold_model)
             if epoch == 0:
                 expert_sums[k] = lead_sums(k, held_out_experts)
 
@@ -472,14 +511,23 @@ def train_gating(
         )
         blend["mixture_against_experts"] = against
         blend["expert_by_lead"] = expert_by_lead
-        extra = {
-            CLIMATOLOGY_WEIGHT_CV: weights.tolist(),
-            CV_MSE_RATIO: blend["cv_mse_ratio_by_lead"],
-        }
         log.info(
             "gating: blend weight with climatology by lead (folds) %s",
             np.round(weights, 3).tolist(),
         )
+        fold_models = models_at_kept_epoch(runs, states, epochs or 0, expert_by_lead)
+        scales, tercile, blend["calibration"] = calibrate_on_folds(
+            run, fold_blocks(cfg, run), fold_models, runs, weights,
+            supported_floors(ctx, blend["cv_mse_ratio_by_lead"]), cfg.probabilistic,
+            cfg.probabilistic.calibration_origins, train_cfg.batch_size, device,
+            train_cfg.max_batch_cells,
+        )  # fmt: skip
+        extra = {
+            CLIMATOLOGY_WEIGHT_CV: weights.tolist(),
+            CV_MSE_RATIO: blend["cv_mse_ratio_by_lead"],
+            SPREAD_SCALE_CV: scales.tolist(),
+            TERCILE_WEIGHT_CV: tercile.tolist(),
+        }
     if expert_by_lead is not None:
         model.publish_experts(expert_by_lead)
         if any(k >= 0 for k in expert_by_lead):

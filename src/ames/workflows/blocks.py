@@ -68,14 +68,20 @@ def fold_blocks(cfg: AmesConfig, run: RunInputs) -> list[HeldOutBlock]:
     return held_out_blocks(train, run_folds(run, cfg.selection.folds), run.horizon)
 
 
+def block_training_months(run: RunInputs, block: HeldOutBlock) -> np.ndarray:
+    """``[T]`` bool: the training months outside ``block``'s targets."""
+    first, last = block.targets
+    use = np.arange(len(run.data.months)) < int(run.masks.split["val_start"])
+    use[first : last + 1] = False
+    return use
+
+
 def block_run(run: RunInputs, block: HeldOutBlock) -> RunInputs:
     """``run`` with its anomalies and target units taken from the climatology (mean and
     spread per calendar month) of the training months outside ``block``'s targets. The
     anomalies are computed when a window reads them (:class:`AnomalyView`): five blocks
     alive at once would otherwise hold five copies of the record."""
-    first, last = block.targets
-    use = np.arange(len(run.data.months)) < int(run.masks.split["val_start"])
-    use[first : last + 1] = False
+    use = block_training_months(run, block)
     mean, std = calendar_climatology(run.data.precip, run.data.months, use, min_std=MIN_STD_MM)
     stats = {**run.masks.stats, "clim_mean": mean, "clim_std": std}
     anomaly = AnomalyView(run.inputs.precip_mm, run.inputs.months, mean, std, run.masks.valid)

@@ -32,6 +32,7 @@ from ames.evaluation.probabilistic import (
     distribution_sums,
     fit_spread_scales,
     fit_tercile_weight,
+    mean_crps,
     probabilistic_scores,
     rps,
     shrink_to_climatology,
@@ -80,6 +81,33 @@ def tercile_weight_caps(cv_floors: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(cv_floors) >= 1.0, 0.0, 1.0)
 
 
+def score_spread_scales(
+    point: np.ndarray,
+    obs: np.ndarray,
+    target_month: np.ndarray,
+    ratios: np.ndarray,
+    valid: np.ndarray,
+    scales: np.ndarray,
+) -> list[dict[str, float]]:
+    """Per lead, the mean CRPS of ``point`` dressed at ``scales[h]`` and at scale 1 (the
+    report rows of ``fit_spread_scales`` for scales decided elsewhere)."""
+    rows = []
+    for h, scale in enumerate(scales):
+        r = np.moveaxis(ratios[target_month[:, h]][..., valid], 1, -1)
+        o = obs[:, h][:, valid].astype(np.float64)
+        p = point[:, h][:, valid]
+        rows.append(
+            {
+                "lead": h + 1,
+                "scale": float(scale),
+                "floor": None,
+                "crps": mean_crps(o, p, r, float(scale)),
+                "crps_scale_1": mean_crps(o, p, r, 1.0),
+            }
+        )
+    return rows
+
+
 def climatological_parts(run: RunInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ratios, their mean, tercile edges) from the training months of ``run``'s data."""
     train = training_months(run)
@@ -98,13 +126,16 @@ def calibrate(
     options: ProbabilisticConfig,
     cv_floors: np.ndarray | None = None,
     cv_climatology_weights: np.ndarray | None = None,
+    decided: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[xr.Dataset, dict[str, Any]]:
     """Shrink ``ames`` toward climatology by ``cv_climatology_weights`` (``[H]``, decided by
     the folds in the gating stage; with ``options.shrink_to_climatology``), then fit the
     spread scales of each point forecast in ``point`` (``[S, H, lat, lon]`` on validation
     ``origins``; ``clim`` the training climatology of their targets); return the predictive
     dataset plus a report. With ``options.spread_floor``, ``ames``'s scales are also kept
-    at or above ``cv_floors`` (``[H]``, ``cross_validated_floors``)."""
+    at or above ``cv_floors`` (``[H]``, ``cross_validated_floors``). ``decided``: ``ames``'s
+    ``spread_scale`` and ``tercile_weight`` (``[H]`` each) already decided on the folds
+    (``ames.workflows.fold_calibration``): used as they are, and only scored here."""
     ratios, mean, edges = climatological_parts(run)
     month = target_months(run.inputs.months[origins], run.horizon)
     valid = run.masks.valid
@@ -121,13 +152,18 @@ def calibrate(
         point["ames"] = shrink_to_climatology(point["ames"], clim, climatology_weights)
     scales, weights, report = {}, {}, {}
     for name, forecast in point.items():
+        if name == "ames" and decided is not None:
+            scales[name] = np.asarray(decided["spread_scale"], dtype=np.float64)
+            rows = score_spread_scales(forecast, obs, month, ratios, valid, scales[name])
+            report[name] = {"by_lead": rows, "decided_on": "folds"}
+            continue
         floors = spread_floors(forecast, obs, clim, valid) if options.spread_floor else None
         if floors is not None and name == "ames" and cv_floors is not None:
             floors = np.maximum(floors, cv_floors)
         scales[name], rows = fit_spread_scales(
             forecast, obs, month, ratios, valid, options.spread_scale_bounds, floors
         )
-        report[name] = {"by_lead": rows}
+        report[name] = {"by_lead": rows, "decided_on": "validation"}
     if cv_floors is not None:
         for h, row in enumerate(report["ames"]["by_lead"]):
             row["cv_floor"] = float(cv_floors[h])
@@ -145,13 +181,18 @@ def calibrate(
     for name, forecast in point.items():
         dressed = Predictive(ratios, edges, scales[name], mean)
         cap = caps if name == "ames" else None
-        weights[name] = fit_tercile_weights(dressed, forecast, obs, month, valid, report[name], cap)
+        fixed = decided["tercile_weight"] if name == "ames" and decided is not None else None
+        weights[name] = fit_tercile_weights(
+            dressed, forecast, obs, month, valid, report[name], cap, fixed
+        )
     ds = predictive_dataset(ratios, mean, edges, scales, weights, climatology_weights, run)
     return ds, {
         "n_val_origins": int(len(origins)),
         "members": int(ratios.shape[1]),
         "climatology_weight": [round(float(w), 4) for w in climatology_weights],
         "climatology_weight_decided_on": "folds" if options.shrink_to_climatology else None,
+        "spread_scale_decided_on": report["ames"]["decided_on"],
+        "tercile_weight_decided_on": report["ames"]["decided_on"],
         "spread_scale": {name: [round(float(s), 4) for s in v] for name, v in scales.items()},
         "tercile_weight": {name: [round(float(w), 4) for w in v] for name, v in weights.items()},
         "val": report,
@@ -166,10 +207,11 @@ def fit_tercile_weights(
     valid: np.ndarray,
     report: dict[str, Any],
     caps: np.ndarray | None = None,
+    fixed: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Tercile weight per lead of the dressed ``point`` forecast (validation origins), at most
-    ``caps`` (``[H]``, :func:`tercile_weight_caps`); adds the validation RPS before and after,
-    and the overall RPSS both ways, to ``report``."""
+    """Tercile weight per lead of the dressed ``point`` forecast, at most ``caps`` (``[H]``,
+    :func:`tercile_weight_caps`), or the weights ``fixed`` (``[H]``, decided elsewhere); adds
+    the RPS before and after, and the overall RPSS both ways, to ``report``."""
     weights = np.empty(point.shape[1])
     totals = {"raw": 0.0, "calibrated": 0.0, "climatology": 0.0}
     for h in range(point.shape[1]):
@@ -180,12 +222,15 @@ def fit_tercile_weights(
         )
         lower, upper = dressed.lead_edges(month[:, h], valid)
         category = observed_category(obs[:, h][:, valid].astype(np.float64), lower, upper)
-        fitted = fit_tercile_weight(raw, climate, category)
-        weights[h] = fitted if caps is None else min(fitted, float(caps[h]))
+        if fixed is not None:
+            fitted = weights[h] = float(fixed[h])
+        else:
+            fitted = fit_tercile_weight(raw, climate, category)
+            weights[h] = fitted if caps is None else min(fitted, float(caps[h]))
         calibrated = weights[h] * raw + (1.0 - weights[h]) * climate
         row = report["by_lead"][h]
         row["tercile_weight"] = float(weights[h])
-        if caps is not None:
+        if caps is not None and fixed is None:
             row["tercile_weight_validation"] = float(fitted)  # before the cap
         for key, probs in (("raw", raw), ("calibrated", calibrated), ("climatology", climate)):
             score = float(rps(category, probs).mean())
