@@ -6,7 +6,8 @@ For a cell, lead ``h`` and target calendar month ``m`` the ``K`` members are
 
 ``P_k`` being the last ``K`` training-period values of calendar month ``m`` at that cell (the
 climatological ensemble), ``f`` the point forecast in mm/month and ``s_h`` one spread scale per
-lead, fitted on validation origins by minimising the CRPS (``fit_spread_scales``). The members
+lead, fitted by minimising the CRPS (``fit_spread_scales``) on out-of-fold forecasts of the
+training origins (``ames.workflows.fold_calibration``). The members
 are non-negative and inherit the skewness of the cell's own rainfall; their mean is ``f``
 (``r`` averages to 1) unless the clip at 0 bites. With ``f`` = climatology and ``s`` = 1 they
 are the climatological ensemble itself, the reference of CRPSS and RPSS, so a skill score

@@ -1,7 +1,9 @@
 """Scores of the predictive distribution (``ames.evaluation.predictive``) and its fits.
 
 CRPS and RPS come from ``scoringrules``. ``fit_spread_scales`` (lowest CRPS) and
-``fit_tercile_weight`` (lowest RPS) calibrate the distribution on validation origins;
+``fit_tercile_weight`` (lowest RPS) calibrate the distribution on the forecasts given
+(out-of-fold ones for AMES, ``ames.workflows.fold_calibration``; validation ones for the
+dressed baseline);
 ``distribution_sums`` scores a forecast per lead and valid cell (CRPS, RPS, coverage of the
 central interval, plus the PIT and reliability counts of ``ames.evaluation.reliability``), and
 ``probabilistic_scores`` and ``skill_intervals`` reduce those sums overall, per zone and per
@@ -42,7 +44,7 @@ def rps(obs_category: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# calibration on validation origins
+# calibration (spread scale, tercile weight)
 
 
 def mean_crps(obs: np.ndarray, point: np.ndarray, ratios: np.ndarray, scale: float) -> float:

@@ -1,9 +1,10 @@
-"""Probabilistic forecasts: calibrate on validation origins, dress and score.
+"""Probabilistic forecasts: calibrate, dress and score.
 
 ``calibrate`` builds the climatological ensemble and tercile edges from training months,
-fits the spread scale per lead and then the tercile weight per lead on the validation origins
-of the seed-ensemble forecast (and, for comparison, of damped persistence) and saves them to
-``models/predictive.nc``, which ``evaluate`` and ``inference`` read. See
+applies AMES's spread scale and tercile weight per lead decided on the folds
+(``ames.workflows.fold_calibration``) and scores them on the validation origins of the
+seed-ensemble forecast, fits those of damped persistence (the baseline) on the same origins,
+and saves them to ``models/predictive.nc``, which ``evaluate`` and ``inference`` read. See
 ``ames.evaluation.predictive`` for the law; the quantile and tercile-probability variables of
 the NetCDF products are built in ``ames.workflows.probabilistic_products``.
 """
@@ -273,7 +274,7 @@ def predictive_dataset(
         data_vars[SCALE_VARS[name]] = (
             ("lead",),
             np.asarray(values, dtype=np.float32),
-            {"units": "1", "long_name": f"spread scale of {name}, fitted on validation CRPS"},
+            {"units": "1", "long_name": f"spread scale of {name}, fitted on CRPS"},
         )
     for name, values in weights.items():
         data_vars[WEIGHT_VARS[name]] = (
