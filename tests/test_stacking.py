@@ -24,8 +24,8 @@ from ames.selection import blocked_year_folds
 from ames.training.checkpoints import save_checkpoint
 from ames.workflows.blocks import held_out_blocks
 from ames.workflows.context import RunContext
-from ames.workflows.expert import LINEAR_ALPHA
-from ames.workflows.stacking import held_out_expert_outputs, kept_by_stage1
+from ames.workflows.expert import FOLD_STATES, LINEAR_ALPHA
+from ames.workflows.stacking import HeldOutOnDemand, held_out_expert_outputs, kept_by_stage1
 
 W, H = 6, 12
 
@@ -146,6 +146,50 @@ def test_the_cache_serves_the_same_experts_and_data_only(tmp_path: Path, monkeyp
     cached()
     assert len(calls) == 2
     assert [p.suffix for p in (tmp_path / "cache").iterdir() if p.is_file()] == [".npy"]
+
+
+def test_copies_stage_1_folds_trained_are_read_not_trained_again(tmp_path: Path, monkeypatch):
+    """An expert whose folds kept a trained epoch stores its fold copies at that epoch;
+    stacking loads them (the same blocks, start and standardisation) and trains nothing."""
+    from ames.workflows import stacking
+
+    run = _run(tmp_path)
+    models = _trained_experts(run, tmp_path / "models", 1)
+    trained: dict[int, list] = {1: [], 2: [], 3: []}
+    train_copy = stacking.train_block_copy
+
+    def recording(cfg, brun, index, copy, block, epochs, state_dir):
+        train_copy(cfg, brun, index, copy, block, epochs, state_dir)
+        trained[index].append({k: v.clone() for k, v in copy.state_dict().items()})
+
+    monkeypatch.setattr(stacking, "train_block_copy", recording)
+    by_training = _held_out(run, models, tmp_path / "state_a")
+    for index in (1, 2, 3):
+        stored = torch.load(expert_checkpoint(index, models), weights_only=True)
+        stored["meta"]["extra"][FOLD_STATES] = trained[index]
+        torch.save(stored, expert_checkpoint(index, models))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a copy stage 1's folds trained was trained again")
+
+    monkeypatch.setattr(stacking, "train_block_copy", refuse)
+    assert all(len(k.fold_states) == 3 for k in kept_by_stage1(models).values())
+    assert torch.equal(_held_out(run, models, tmp_path / "state_b"), by_training)
+
+
+def test_held_out_forecasts_on_demand_are_made_once_and_only_when_read():
+    calls = []
+
+    def compute() -> np.ndarray:
+        calls.append(1)
+        return np.arange(12.0).reshape(4, 3)
+
+    outputs = HeldOutOnDemand(compute, 4)
+    assert len(outputs) == 4 and not calls
+    assert outputs[2].tolist() == [6.0, 7.0, 8.0] and outputs[0][0] == 0.0
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="4 held-out expert forecasts for 5 windows"):
+        HeldOutOnDemand(compute, 5)[0]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -598,3 +598,15 @@ def test_count_parameters():
     assert count_parameters(model) == 4 * 16 + 16 + 16 + 1
     model[0].requires_grad_(False)
     assert count_parameters(model, trainable_only=True) == 16 + 1
+
+
+class Unreadable(PairDataset):
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        raise AssertionError("a run of no training epoch read a training window")
+
+
+def test_a_run_of_no_training_epoch_never_reads_the_training_windows(tmp_path: Path):
+    """What lets stage 2 of a seed member or an ablation skip the held-out expert
+    forecasts (``stacking.HeldOutOnDemand``) when the main chain kept epoch 0."""
+    result = train(tmp_path, make_model(), cfg=config(epochs=0), train_data=Unreadable(N_TRAIN, 1))
+    assert result.best_epoch == 0 and result.epochs_run == 0

@@ -48,7 +48,12 @@ from ames.workflows.expert import load_trained_experts
 from ames.workflows.fold_calibration import calibrate_on_folds
 from ames.workflows.linear_path_cache import cached_linear_path
 from ames.workflows.probabilistic import blend_floors, cross_validated_floors
-from ames.workflows.stacking import block_paths, cached_held_out_outputs, kept_by_stage1
+from ames.workflows.stacking import (
+    HeldOutOnDemand,
+    block_paths,
+    cached_held_out_outputs,
+    kept_by_stage1,
+)
 
 log = logging.getLogger("ames.model")
 
@@ -452,20 +457,24 @@ def train_gating(
     best_path = ctx.models_dir / checkpoint_name
     trainable = [p for p in model.combination_parameters() if p.requires_grad]
     experts = list(model.experts)
-    held_out = cached_held_out_outputs(
-        ctx,
-        experts,
-        batch_size=train_cfg.batch_size,
-        device=device,
-        cache_dir=ctx.state_root / "stacking",
-        max_batch_cells=train_cfg.max_batch_cells,
+    train = run.windows("train")
+    held_out = HeldOutOnDemand(
+        lambda: cached_held_out_outputs(
+            ctx,
+            experts,
+            batch_size=train_cfg.batch_size,
+            device=device,
+            cache_dir=ctx.state_root / "stacking",
+            max_batch_cells=train_cfg.max_batch_cells,
+        ),
+        len(train),
     )
     val = run.windows("val")
     val_outputs = precompute_expert_outputs(
         experts, val, train_cfg.batch_size, device, train_cfg.max_batch_cells
     )
     splits = {
-        "train": WithExpertOutputs(run.windows("train"), held_out),
+        "train": WithExpertOutputs(train, held_out),
         "val": WithExpertOutputs(val, val_outputs),
     }
     compute_loss = loss_fn(cfg.gating.loss, physics_context(run))

@@ -26,7 +26,7 @@ from ames.models.experts import build_experts, expert_forecast_mm
 from ames.models.losses import masked_mse
 from ames.models.parameters import count_parameters
 from ames.paths import expert_checkpoint
-from ames.training.checkpoints import load_state_dict_checked
+from ames.training.checkpoints import cpu_state_dict, load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.training.folds import FoldRun, cross_validate_epochs, exactly
@@ -37,6 +37,9 @@ from ames.workflows.linear_path_cache import cached_linear_path
 log = logging.getLogger("ames.expert")
 
 LINEAR_ALPHA = "linear_path_alpha"  # checkpoint meta: the penalties by lead stage 1 selected
+# checkpoint meta: per selection-fold block, the fold copy's weights at the kept epoch (when
+# it is > 0), so that stacking reads the held-out copies instead of training them again
+FOLD_STATES = "fold_states_at_kept_epoch"
 
 
 def zone_loss(zone_mask: torch.Tensor):
@@ -134,12 +137,22 @@ def train_expert(
         count_parameters(model),
     )
     choice = None
+    extra: dict[str, Any] = {}
+    if ridge_path is not None:
+        extra[LINEAR_ALPHA] = ridge_path.alpha.tolist()
     if epochs is None:
         alpha = None if ridge_path is None else ridge_path.alpha
         runs = expert_fold_runs(ctx, index, model, alpha)
         margin = cfg.selection.skill_margin_se
-        choice = cross_validate_epochs(runs, train_cfg, margin, desc=section)
+        states: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+
+        def record(k: int, epoch: int, fold_model: nn.Module) -> None:
+            states[k, epoch] = cpu_state_dict(fold_model)
+
+        choice = cross_validate_epochs(runs, train_cfg, margin, desc=section, after_epoch=record)
         epochs = choice.kept
+        if epochs > 0:
+            extra[FOLD_STATES] = [states[k, epochs] for k in range(len(runs))]
     with zone_computation(model, zone_mask, section):
         result = fit(
             model,
@@ -152,7 +165,7 @@ def train_expert(
             live_dir=live_dir,
             desc=section,
             loss_mask=zone_mask,
-            extra_state=None if ridge_path is None else {LINEAR_ALPHA: ridge_path.alpha.tolist()},
+            extra_state=extra or None,
             fingerprint=ctx.fingerprint(
                 ["seed", "features", "linear_features", "selection", "train", section]
             ),

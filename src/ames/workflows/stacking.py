@@ -13,9 +13,12 @@ that never saw that origin's targets:
 * each copy repeats what the stage-1 expert kept: its ``linear_path: ridge`` is refitted on
   the block's fitting origins at the penalties stage 1 selected (stored in its checkpoint;
   a hyper-parameter chosen once over the pre-test origins, like the architecture and the
-  epochs, not refitted per block), and its network is trained
-  from the same initial weights for as many epochs as the stage-1 expert kept (none when it
-  kept epoch 0), the last epoch kept: no held-out loss chooses anything.
+  epochs, not refitted per block), and its network is the one trained from the same
+  initial weights for as many epochs as the stage-1 expert kept (none when it kept epoch
+  0): stage 1's epoch folds are these very blocks, so their copies at the kept epoch are
+  read from the expert's checkpoint; only an expert trained without folds (a seed member,
+  which takes the main chain's epochs) has its copies trained here, the last epoch kept.
+  No held-out loss chooses anything.
 
 The validation windows (early stopping of stage 2) are forecast by the stage-1 experts,
 which were fitted on training origins only, so they are held out too.
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,19 +60,21 @@ from ames.workflows.blocks import (
     in_block_units,
 )
 from ames.workflows.context import RunContext
-from ames.workflows.expert import LINEAR_ALPHA, zone_computation, zone_loss
+from ames.workflows.expert import FOLD_STATES, LINEAR_ALPHA, zone_computation, zone_loss
 
 log = logging.getLogger("ames.stacking")
 
 
 @dataclass(frozen=True)
 class Kept:
-    """What a stage-1 expert kept: its epoch (0: the starting weights) and, with
-    ``linear_path: ridge``, the penalties by lead its linear path was fitted at."""
+    """What a stage-1 expert kept: its epoch (0: the starting weights), with
+    ``linear_path: ridge`` the penalties by lead its linear path was fitted at, and, when
+    its folds chose a trained epoch, each fold copy's weights at that epoch."""
 
     epoch: int
     linear_alpha: np.ndarray | None
     checkpoint: Path  # where it was read from
+    fold_states: list[dict[str, torch.Tensor]] | None = None
 
 
 def kept_by_stage1(models_dir: Path) -> dict[int, Kept]:
@@ -77,9 +83,10 @@ def kept_by_stage1(models_dir: Path) -> dict[int, Kept]:
     for index in EXPERT_IDS:
         path = expert_checkpoint(index, models_dir)
         meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
-        alpha = (meta.get("extra") or {}).get(LINEAR_ALPHA)
+        extra = meta.get("extra") or {}
+        alpha = extra.get(LINEAR_ALPHA)
         linear_alpha = None if alpha is None else np.asarray(alpha)
-        kept[index] = Kept(int(meta["epoch"]), linear_alpha, path)
+        kept[index] = Kept(int(meta["epoch"]), linear_alpha, path, extra.get(FOLD_STATES))
     return kept
 
 
@@ -133,17 +140,27 @@ def held_out_expert_outputs(
     runs = block_runs(run, blocks)
     paths = block_paths(cfg, runs, blocks, kept)
     position = {int(o): i for i, o in enumerate(train)}
+    for index, k in kept.items():
+        if k.fold_states is not None and len(k.fold_states) != len(blocks):
+            raise ValueError(
+                f"{k.checkpoint}: {len(k.fold_states)} fold copies for {len(blocks)} blocks "
+                f"(written under other selection params); re-run `dvc repro expert@{index}`"
+            )
     out: SampleFile | None = None
     for b, (block, brun) in enumerate(zip(blocks, runs, strict=True)):
         copies = build_experts(cfg, run, graph)  # the stage-1 starting weights
         for index, copy, trained in zip(EXPERT_IDS, copies, experts, strict=True):
-            epochs = kept[index].epoch
+            epochs, fold_states = kept[index].epoch, kept[index].fold_states
             if epochs == 0:
                 copy.load_state_dict(trained.state_dict())
             in_block_units([copy], brun)
             if index in paths:
                 copy.linear.set_weights(*paths[index][b])
-            if epochs > 0:
+            if epochs > 0 and fold_states is not None:
+                # the copy stage 1's folds trained on this block's fitting windows (same
+                # start, block standardisation and linear path), at the epoch they kept
+                copy.load_state_dict(fold_states[b])
+            elif epochs > 0:
                 log.info(
                     "stacking: expert %d, origins %d-%d: %d epochs on %d windows",
                     index, block.forecast.min(), block.forecast.max(), epochs, block.fit.size,
@@ -226,6 +243,30 @@ def cached_held_out_outputs(
     on_main(_replace_cache, cache_dir, path, mine)
     mine.unlink(missing_ok=True)
     return SampleFile(path)
+
+
+class HeldOutOnDemand:
+    """The held-out expert forecasts of ``length`` training windows, made by ``compute``
+    (e.g. :func:`cached_held_out_outputs`) when first indexed: a stage 2 told to train for
+    no epoch (the seed members and ablations, when the main chain kept epoch 0) never reads
+    them, and so never refits the expert copies."""
+
+    def __init__(self, compute: Callable[[], SampleFile], length: int) -> None:
+        self._compute = compute
+        self._length = length
+        self._outputs: SampleFile | None = None
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if self._outputs is None:
+            self._outputs = self._compute()
+            if len(self._outputs) != self._length:
+                raise ValueError(
+                    f"{len(self._outputs)} held-out expert forecasts for {self._length} windows"
+                )
+        return self._outputs[index]
 
 
 def _replace_cache(cache_dir: Path, path: Path, computed: Path) -> None:
