@@ -24,12 +24,14 @@ from ames.evaluation.probabilistic import (
     fit_spread_scales,
     fit_tercile_weight,
     mean_crps,
+    mean_reference_crps,
     probabilistic_scores,
     rps,
     shrink_to_climatology,
     spread_floors,
 )
 from ames.evaluation.reliability import pit_histogram, reliability_table
+from ames.workflows.probabilistic import lead_tercile_probabilities
 
 
 def test_crps_matches_the_hand_computed_value_of_a_tiny_ensemble():
@@ -271,14 +273,42 @@ def test_tercile_weight_is_clipped_for_a_forecast_that_is_worse_than_climatology
     assert fit_tercile_weight(truth, climate, category) == pytest.approx(1.0, abs=0.1)
 
 
+def _month_ratios(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted ratio members ``[12, K, lat, lon]``, a valid mask (two cells off) and the
+    target months of 6 origins."""
+    ratios = np.sort(rng.gamma(4.0, 0.25, (12, 9, 5, 8)), axis=1)
+    valid = np.ones((5, 8), dtype=bool)
+    valid[0, :2] = False
+    return ratios, valid, rng.integers(0, 12, 6)
+
+
 def test_mean_crps_origin_by_origin_equals_the_whole_array_bitwise() -> None:
     rng = np.random.default_rng(5)
-    obs = rng.gamma(2.0, 50.0, (6, 40))
-    point = rng.gamma(2.0, 50.0, (6, 40)).astype(np.float32)
-    ratios = np.sort(rng.gamma(4.0, 0.25, (6, 40, 9)), axis=-1)
+    ratios, valid, month = _month_ratios(rng)
+    obs = rng.gamma(2.0, 50.0, (6, int(valid.sum())))
+    point = rng.gamma(2.0, 50.0, (6, int(valid.sum()))).astype(np.float32)
+    whole_ratios = np.moveaxis(ratios[month][..., valid], 1, -1)  # [S, N, K]
     for scale in (0.3, 1.0, 1.7):
-        whole = float(crps(obs, dressed_members(point, ratios, scale)).mean())
-        assert mean_crps(obs, point, ratios, scale) == whole
+        whole = float(crps(obs, dressed_members(point, whole_ratios, scale)).mean())
+        assert mean_crps(obs, point, ratios, month, valid, scale) == whole
+    clim_mean = rng.gamma(2.0, 50.0, (12, 5, 8))
+    reference = Predictive(ratios, np.zeros((12, 2, 5, 8)), np.ones(1), clim_mean)
+    whole = float(crps(obs, reference.reference_members(month, valid)).mean())
+    assert mean_reference_crps(obs, ratios, clim_mean, month, valid) == whole
+
+
+def test_tercile_probabilities_origin_by_origin_equal_the_whole_array() -> None:
+    rng = np.random.default_rng(6)
+    ratios, valid, month = _month_ratios(rng)
+    clim_mean = rng.gamma(2.0, 50.0, (12, 5, 8))
+    edges = np.sort(rng.gamma(2.0, 50.0, (12, 2, 5, 8)), axis=1)
+    dressed = Predictive(ratios, edges, np.array([0.7]), clim_mean)
+    point = rng.gamma(2.0, 50.0, (6, 5, 8))
+    raw, climate = lead_tercile_probabilities(dressed, point, month, 0, valid)
+    members = dressed.lead_members(point, month, 0, valid)
+    assert np.array_equal(raw, dressed.lead_probabilities(members, month, None, valid))
+    reference = dressed.reference_members(month, valid)
+    assert np.array_equal(climate, dressed.lead_probabilities(reference, month, None, valid))
 
 
 def _msess(forecast: np.ndarray, obs: np.ndarray, clim: np.ndarray) -> float:

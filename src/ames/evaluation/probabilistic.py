@@ -47,14 +47,41 @@ def rps(obs_category: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
 # calibration (spread scale, tercile weight)
 
 
-def mean_crps(obs: np.ndarray, point: np.ndarray, ratios: np.ndarray, scale: float) -> float:
-    """Mean CRPS of ``point`` ``[S, N]`` dressed with ``ratios`` ``[S, N, K]`` at ``scale``."""
-    # one origin at a time: its members (~1 MB) stay in cache, where all origins' would not;
-    # each value, and their mean, is computed as on the whole array
+def origin_ratios(ratios: np.ndarray, month: int, valid: np.ndarray) -> np.ndarray:
+    """One target month's ratio members ``[N, K]`` on the valid cells, from ``ratios``
+    ``[12 (or more codes), K, lat, lon]``."""
+    return np.moveaxis(ratios[month][:, valid], 0, -1)
+
+
+def mean_crps(
+    obs: np.ndarray,
+    point: np.ndarray,
+    ratios: np.ndarray,
+    month: np.ndarray,
+    valid: np.ndarray,
+    scale: float,
+) -> float:
+    """Mean CRPS of ``point`` ``[S, N]`` (valid cells) dressed at ``scale`` with the ratio
+    members of each origin's target month (``month`` ``[S]``, ``ratios`` ``[12, K, lat,
+    lon]``)."""
+    # one origin at a time: its members (~1 MB on Boyacá) stay in cache, and memory stays one
+    # origin's members on any domain or record; each value, and their mean, is computed as
+    # on the whole array
     scores = np.empty(obs.shape)
     for s in range(len(obs)):
-        scores[s] = crps(obs[s], dressed_members(point[s], ratios[s], scale))
+        members = dressed_members(point[s], origin_ratios(ratios, month[s], valid), scale)
+        scores[s] = crps(obs[s], members)
     return float(scores.mean())
+
+
+def mean_reference_crps(
+    obs: np.ndarray, ratios: np.ndarray, clim_mean: np.ndarray, month: np.ndarray,
+    valid: np.ndarray,
+) -> float:  # fmt: skip
+    """Mean CRPS of the climatological ensemble (``clim_mean`` ``[12, lat, lon]`` dressed at
+    scale 1) for ``obs`` ``[S, N]`` with target months ``month`` ``[S]``, one origin at a
+    time."""
+    return mean_crps(obs, clim_mean[month][:, valid], ratios, month, valid, 1.0)
 
 
 def fit_spread_scales(
@@ -75,12 +102,12 @@ def fit_spread_scales(
     horizon = point.shape[1]
     scales, report = np.empty(horizon), []
     for h in range(horizon):
-        r = np.moveaxis(ratios[target_month[:, h]][..., valid], 1, -1)
+        m = target_month[:, h]
         o = obs[:, h][:, valid].astype(np.float64)
         p = point[:, h][:, valid]
         low = bounds[0] if floors is None else min(max(bounds[0], floors[h]), bounds[1])
         result = minimize_scalar(
-            lambda s, o=o, p=p, r=r: mean_crps(o, p, r, s),
+            lambda s, o=o, p=p, m=m: mean_crps(o, p, ratios, m, valid, s),
             bounds=(low, bounds[1]),
             method="bounded",
             options={"xatol": 1e-3},
@@ -88,7 +115,7 @@ def fit_spread_scales(
         scales[h], crps_fit = float(result.x), float(result.fun)
         if floors is not None and low > bounds[0]:
             # the bounded search never returns its end point itself: test it
-            at_floor = mean_crps(o, p, r, low)
+            at_floor = mean_crps(o, p, ratios, m, valid, low)
             if at_floor <= crps_fit:
                 scales[h], crps_fit = low, at_floor
         report.append(
@@ -97,7 +124,7 @@ def fit_spread_scales(
                 "scale": scales[h],
                 "floor": None if floors is None else float(floors[h]),
                 "crps": crps_fit,
-                "crps_scale_1": mean_crps(o, p, r, 1.0),
+                "crps_scale_1": mean_crps(o, p, ratios, m, valid, 1.0),
             }
         )
     return scales, report

@@ -30,13 +30,17 @@ from ames.evaluation.predictive import (
     ratio_ensemble,
     tercile_edges,
 )
-from ames.evaluation.probabilistic import crps, fit_spread_scales, spread_floors
+from ames.evaluation.probabilistic import fit_spread_scales, spread_floors
 from ames.models.ames import AMESModel
 from ames.run import RunInputs
 from ames.training.folds import FoldRun
 from ames.training.losses import micro_batches, to_device
 from ames.workflows.blocks import HeldOutBlock, block_training_months
-from ames.workflows.probabilistic import fit_tercile_weights, tercile_weight_caps
+from ames.workflows.probabilistic import (
+    add_reference_crps,
+    fit_tercile_weights,
+    tercile_weight_caps,
+)
 
 log = logging.getLogger("ames.fold_calibration")
 
@@ -137,11 +141,7 @@ def calibrate_on_folds(
     dressed = Predictive(ratios, edges, scales, means)
     caps = tercile_weight_caps(cv_floors)
     weights = fit_tercile_weights(dressed, point, obs, code, valid, report, caps)
-    for h, row in enumerate(report["by_lead"]):
-        reference = dressed.reference_members(code[:, h], valid)
-        ref = float(crps(obs[:, h][:, valid].astype(np.float64), reference).mean())
-        row["crps_climatology"] = ref
-        row["crpss"] = 1.0 - row["crps"] / ref if ref > 0 else None
+    add_reference_crps({"ames": report}, obs, code, ratios, means, valid)
     report.update(
         decided_on="folds",
         n_origins=int(len(point)),

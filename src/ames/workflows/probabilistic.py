@@ -29,11 +29,11 @@ from ames.evaluation.predictive import (
 )
 from ames.evaluation.probabilistic import (
     DistributionSums,
-    crps,
     distribution_sums,
     fit_spread_scales,
     fit_tercile_weight,
     mean_crps,
+    mean_reference_crps,
     probabilistic_scores,
     rps,
     shrink_to_climatology,
@@ -94,7 +94,7 @@ def score_spread_scales(
     report rows of ``fit_spread_scales`` for scales decided elsewhere)."""
     rows = []
     for h, scale in enumerate(scales):
-        r = np.moveaxis(ratios[target_month[:, h]][..., valid], 1, -1)
+        m = target_month[:, h]
         o = obs[:, h][:, valid].astype(np.float64)
         p = point[:, h][:, valid]
         rows.append(
@@ -102,11 +102,31 @@ def score_spread_scales(
                 "lead": h + 1,
                 "scale": float(scale),
                 "floor": None,
-                "crps": mean_crps(o, p, r, float(scale)),
-                "crps_scale_1": mean_crps(o, p, r, 1.0),
+                "crps": mean_crps(o, p, ratios, m, valid, float(scale)),
+                "crps_scale_1": mean_crps(o, p, ratios, m, valid, 1.0),
             }
         )
     return rows
+
+
+def add_reference_crps(
+    report: Mapping[str, dict[str, Any]],
+    obs: np.ndarray,
+    month: np.ndarray,
+    ratios: np.ndarray,
+    clim_mean: np.ndarray,
+    valid: np.ndarray,
+) -> None:
+    """Add the climatological ensemble's mean CRPS per lead, and the CRPSS against it, to
+    each forecast's ``by_lead`` rows in ``report`` (``obs`` ``[S, H, lat, lon]``, ``month``
+    its target months ``[S, H]``)."""
+    for h in range(obs.shape[1]):
+        o = obs[:, h][:, valid].astype(np.float64)
+        ref = mean_reference_crps(o, ratios, clim_mean, month[:, h], valid)
+        for rows in report.values():
+            row = rows["by_lead"][h]
+            row["crps_climatology"] = ref
+            row["crpss"] = 1.0 - row["crps"] / ref if ref > 0 else None
 
 
 def climatological_parts(run: RunInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -170,14 +190,7 @@ def calibrate(
             row["cv_floor"] = float(cv_floors[h])
     for h, row in enumerate(report["ames"]["by_lead"]):
         row["climatology_weight"] = float(climatology_weights[h])
-    reference = Predictive(ratios, edges, np.ones(run.horizon), mean)
-    for h in range(run.horizon):
-        members = reference.reference_members(month[:, h], valid)
-        ref = float(crps(obs[:, h][:, valid].astype(np.float64), members).mean())
-        for rows in report.values():
-            row = rows["by_lead"][h]
-            row["crps_climatology"] = ref
-            row["crpss"] = 1.0 - row["crps"] / ref if ref > 0 else None
+    add_reference_crps(report, obs, month, ratios, mean, valid)
     caps = None if cv_floors is None else tercile_weight_caps(cv_floors)
     for name, forecast in point.items():
         dressed = Predictive(ratios, edges, scales[name], mean)
@@ -216,11 +229,7 @@ def fit_tercile_weights(
     weights = np.empty(point.shape[1])
     totals = {"raw": 0.0, "calibrated": 0.0, "climatology": 0.0}
     for h in range(point.shape[1]):
-        members = dressed.lead_members(point[:, h], month[:, h], h, valid)
-        raw = dressed.lead_probabilities(members, month[:, h], None, valid)
-        climate = dressed.lead_probabilities(
-            dressed.reference_members(month[:, h], valid), month[:, h], None, valid
-        )
+        raw, climate = lead_tercile_probabilities(dressed, point[:, h], month[:, h], h, valid)
         lower, upper = dressed.lead_edges(month[:, h], valid)
         category = observed_category(obs[:, h][:, valid].astype(np.float64), lower, upper)
         if fixed is not None:
@@ -241,6 +250,23 @@ def fit_tercile_weights(
     report["rpss_raw"] = 1.0 - totals["raw"] / ref if ref > 0 else None
     report["rpss_calibrated"] = 1.0 - totals["calibrated"] / ref if ref > 0 else None
     return weights
+
+
+def lead_tercile_probabilities(
+    dressed: Predictive, point: np.ndarray, month: np.ndarray, lead: int, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tercile probabilities ``[S, N, 3]`` of ``point`` ``[S, lat, lon]`` dressed at lead
+    index ``lead``, and of the climatological ensemble, for target months ``month`` ``[S]``:
+    built one origin at a time, so only one origin's members (``[N, K]``) are in memory."""
+    n = int(valid.sum())
+    raw, climate = np.empty((len(point), n, 3)), np.empty((len(point), n, 3))
+    for s in range(len(point)):
+        row = month[s : s + 1]
+        members = dressed.lead_members(point[s : s + 1], row, lead, valid)
+        raw[s] = dressed.lead_probabilities(members, row, None, valid)[0]
+        reference = dressed.reference_members(row, valid)
+        climate[s] = dressed.lead_probabilities(reference, row, None, valid)[0]
+    return raw, climate
 
 
 def predictive_dataset(
