@@ -25,18 +25,18 @@ from ames.data.netcdf import write_netcdf
 from ames.io import write_json
 from ames.paths import FINAL_CHECKPOINT, METRICS, PREDICTIVE, add_run_paths
 from ames.training.device import select_device
-from ames.workflows.ames_model import (
-    CLIMATOLOGY_WEIGHT_CV,
-    CV_MSE_RATIO,
-    SPREAD_SCALE_CV,
-    TERCILE_WEIGHT_CV,
-    checkpoint_extra,
-    supported_floors,
-)
+from ames.workflows.ames_model import checkpoint_extra
 from ames.workflows.context import RunContext
 from ames.workflows.evaluate import baseline_forecasts
 from ames.workflows.probabilistic import calibrate
 from ames.workflows.seeds import ensemble_test_forecasts, load_members
+from ames.workflows.stage2_folds import (
+    CLIMATOLOGY_WEIGHT_CV,
+    CV_MSE_RATIO,
+    SPREAD_SCALE_CV,
+    TERCILE_WEIGHT_CV,
+    supported_floors,
+)
 
 log = logging.getLogger("ames.calibrate")
 

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from ames.config import TrainConfig
 from ames.training.folds import FoldRun, choose_epoch, cross_validate_epochs
-from ames.workflows.ames_model import (
+from ames.workflows.stage2_folds import (
     choose_expert_by_lead,
     mixture_against_experts,
     published_sums,
