@@ -434,10 +434,13 @@ def target_lines(results: Mapping[str, Any]) -> list[str]:
         if (r.get("status") == "stopped" and "GB" in r.get("reason", ""))
         or r.get("peak_rss_gb", 0) > TARGET_RSS_GB
     ]
+    unknown = [n for n, r in stages.items() if r.get("status") != "ok" and n not in rss_miss]
     slow = [n for n, b in results["exponents"].items() if (b["epoch_s"] or 0) > TARGET_EXPONENT]
+    finished = "met by every stage that finished" if unknown else "met by every stage"
     return [
         f"Targets: peak RSS ≤ {TARGET_RSS_GB:g} GB per stage at {label}: "
-        + (f"missed by {', '.join(rss_miss)}" if rss_miss else "met by every stage run")
+        + (f"missed by {', '.join(rss_miss)}" if rss_miss else finished)
+        + (f" (not known for {', '.join(unknown)}: stopped or skipped)" if unknown else "")
         + f"; time per epoch ∝ cells^b with b ≤ {TARGET_EXPONENT:g}: "
         + (f"missed by {', '.join(slow)}." if slow else "met where measured.")
     ]
