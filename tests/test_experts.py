@@ -513,6 +513,37 @@ def test_linear_path_adds_a_per_cell_linear_forecast_to_the_expert(
         torch.testing.assert_close(model(x), expected.expand_as(base), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("index", "impl"), CASES)
+def test_an_untrained_expert_skips_its_network_with_the_same_forecast_bit_for_bit(
+    index: int, impl: str | None, graph: GridGraph, monkeypatch
+) -> None:
+    """An expert still at epoch 0 forecasts exactly its path: evaluated without gradients it
+    does not run its network, and the forecast equals the full computation's."""
+    model = make_expert(index, graph, {**with_impl(DEFAULT[index], impl), "linear_path": "ridge"})
+    rng = np.random.default_rng(index)
+    model.linear.set_weights(rng.normal(scale=0.1, size=(HORIZON, 2 * DEFAULT_WINDOW + 2)),
+                             rng.normal(size=HORIZON))  # fmt: skip
+    x = inputs(3, DEFAULT_WINDOW, graph.grid_shape)
+    model.eval()
+    with torch.enable_grad():
+        full = model(x).detach()  # with gradients on, the network runs
+    path = set(model.linear.modules())
+    layers = [m for m in model.modules() if m is not model and m not in path]
+    calls = []
+    for layer in layers:
+        layer.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        skipped = model(x)
+    assert not calls and torch.equal(skipped, full)
+
+    with torch.no_grad():  # a trained head: the network runs and adds its part
+        output_layer(model, index).bias.fill_(0.25)
+        trained = model(x)
+    added = (trained - full).flatten()
+    assert calls and torch.allclose(added[added.abs() > 1e-3], torch.tensor(0.25), atol=1e-5)
+    assert (added.abs() > 1e-3).any()  # on the graph experts, on the graph's cells only
+
+
 def test_linear_path_is_off_unless_asked(graph: GridGraph) -> None:
     for index in (1, 2, 3):
         model = make_expert(index, graph)

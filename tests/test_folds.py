@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ames.config import TrainConfig
-from ames.training.folds import FoldRun, choose_epoch, cross_validate_epochs
+from ames.training.folds import FoldRun, choose_epoch, cross_validate_epochs, held_out_stride
 from ames.workflows.stage2_folds import (
     choose_expert_by_lead,
     mixture_against_experts,
@@ -92,6 +92,27 @@ def test_after_epoch_sees_every_fold_and_epoch():
     cfg = TrainConfig(epochs=2, lr=0.05, patience=None, batch_size=16, seed=0)
     cross_validate_epochs(runs, cfg, 1.0, desc="t", after_epoch=lambda k, e, m: seen.append((k, e)))
     assert seen == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "cap", "stride"),
+    [([48] * 4, None, 1), ([48] * 4, 192, 1), ([48] * 4, 191, 2), ([224] * 5, 400, 3)],
+)
+def test_held_out_stride_keeps_the_folds_total_within_the_cap(sizes, cap, stride):
+    assert held_out_stride(sizes, cap) == stride
+    assert cap is None or sum(len(range(0, n, stride)) for n in sizes) <= cap
+
+
+def test_a_cap_on_the_windows_per_epoch_thins_the_held_out_windows_and_still_finds_signal():
+    """4 folds of 96 fitting and 48 held-out windows, 40 windows per epoch: each epoch trains
+    on 40 windows per fold and the folds score every 5th held-out window (10 per fold)."""
+    cfg = TrainConfig(
+        epochs=6, lr=0.05, patience=2, batch_size=16, seed=0, grad_clip=None, max_epoch_windows=40
+    )
+    choice = cross_validate_epochs(fold_runs(signal=1.0), cfg, 1.0, desc="capped")
+    assert choice.held_out_stride == 5 and choice.fold_windows == [10] * 4
+    assert choice.report()["held_out_stride"] == 5
+    assert choice.kept >= 1 and choice.pooled[choice.kept] < 0.6 * choice.pooled[0]
 
 
 def _sums(forecast: np.ndarray, obs: np.ndarray, folds: int = 5) -> np.ndarray:

@@ -22,7 +22,7 @@ from ames.paths import expert_checkpoint
 from ames.run import RunInputs, collect_forecasts, load_run_inputs
 from ames.selection import blocked_year_folds
 from ames.training.checkpoints import save_checkpoint
-from ames.workflows.blocks import held_out_blocks
+from ames.workflows.blocks import block_runs, fold_blocks, held_out_blocks
 from ames.workflows.context import RunContext
 from ames.workflows.expert import FOLD_STATES, LINEAR_ALPHA
 from ames.workflows.stacking import HeldOutOnDemand, held_out_expert_outputs, kept_by_stage1
@@ -283,6 +283,40 @@ def test_the_linear_path_is_fitted_once_per_run_and_refitted_when_its_params_cha
     linear_path_cache.cached_linear_path(other)
     assert len(fits) == 2 and fits[1].smoothing_lags == 2
     assert len(list((ctx.state_root / "linear_path").glob("*.npz"))) == 1  # the newest only
+
+
+def test_the_block_refits_of_the_linear_path_are_made_once_and_read_back_bit_for_bit(
+    tmp_path: Path, monkeypatch
+):
+    """``cached_block_linear_paths``: the expert stages, stacking and fine-tuning refit the
+    same paths on the same blocks; the first call refits and writes, the next reads the same
+    arrays back; other penalties are another key."""
+    from ames.workflows import linear_path_cache
+
+    _run(tmp_path)
+    ctx = RunContext.load(CFG, tmp_path / "dataset.nc", MASKS, tmp_path / "models")
+    blocks = fold_blocks(CFG, ctx.run)
+    runs = block_runs(ctx.run, blocks)
+    alpha = linear_path_cache.cached_linear_path(ctx).alpha
+    refits = []
+    real = linear_path_cache.blocks_module.block_linear_paths
+
+    def counting(cfg, bruns, bblocks, a):
+        refits.append(a)
+        return real(cfg, bruns, bblocks, a)
+
+    monkeypatch.setattr(linear_path_cache.blocks_module, "block_linear_paths", counting)
+    first = linear_path_cache.cached_block_linear_paths(ctx, runs, blocks, alpha)
+    again = linear_path_cache.cached_block_linear_paths(ctx, runs, blocks, alpha)
+    assert len(refits) == 1 and len(again) == len(blocks)
+    direct = real(CFG, runs, blocks, alpha)
+    for got, want in zip(again, direct, strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert (a is None and b is None) or np.array_equal(a, b)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
+    linear_path_cache.cached_block_linear_paths(ctx, runs, blocks, alpha * 10)
+    assert len(refits) == 2
+    assert len(list((ctx.state_root / "block_linear_paths").glob("*.npz"))) == 1
 
 
 def test_a_sample_file_reads_back_what_was_written_in_any_order(tmp_path: Path):

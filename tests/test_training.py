@@ -251,6 +251,41 @@ def test_same_seed_gives_same_metrics_and_weights(tmp_path):
     assert c.history != a.history  # the seed drives shuffling and dropout
 
 
+class CountingReads(Dataset):
+    """``TRAIN``, recording which samples each epoch reads."""
+
+    def __init__(self) -> None:
+        self.reads: list[int] = []
+
+    def __len__(self) -> int:
+        return len(TRAIN)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        self.reads.append(i)
+        return TRAIN[i]
+
+
+def test_max_epoch_windows_draws_that_many_distinct_windows_anew_each_epoch(tmp_path):
+    data, cap = CountingReads(), 20
+    train(tmp_path, make_model(0), cfg=config(epochs=3, max_epoch_windows=cap), train_data=data)
+
+    epochs = [data.reads[k * cap : (k + 1) * cap] for k in range(3)]
+    assert len(data.reads) == 3 * cap
+    assert all(len(set(e)) == cap for e in epochs)  # without replacement within an epoch
+    assert epochs[0] != epochs[1] != epochs[2]  # a new draw each epoch
+    assert len(set(data.reads)) > cap
+
+
+@pytest.mark.parametrize("cap", [N_TRAIN, 10 * N_TRAIN])
+def test_a_cap_the_training_set_does_not_reach_changes_nothing(tmp_path, cap):
+    model_a, model_b = make_model(0), make_model(0)
+    a = train(tmp_path / "a", model_a)
+    b = train(tmp_path / "b", model_b, cfg=config(max_epoch_windows=cap))
+
+    assert a.history == b.history
+    assert_bitwise_equal(weights(model_a), weights(model_b))
+
+
 def test_amp_is_ignored_on_cpu(tmp_path):
     plain, amp = make_model(0), make_model(0)
     train(tmp_path / "plain", plain, cfg=config(epochs=2, device="cpu"))

@@ -184,6 +184,7 @@ class TrainConfig:
     live: bool = True  # DVCLive learning curves when fit() gets a live_dir
     keep_last: bool = False  # keep the last epoch's weights, not the best validated ones
     max_batch_cells: int | None = None  # samples x grid cells per forward/backward (micro-batches)
+    max_epoch_windows: int | None = None  # training windows drawn per epoch; None: all
 
     @classmethod
     def from_dict(
@@ -212,6 +213,7 @@ class TrainConfig:
             "min_delta": self.min_delta >= 0,
             "num_workers": self.num_workers >= 0,
             "max_batch_cells": self.max_batch_cells is None or self.max_batch_cells >= 1,
+            "max_epoch_windows": self.max_epoch_windows is None or self.max_epoch_windows >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -221,7 +223,8 @@ class TrainConfig:
                 (
                     f"invalid value(s) {values}. Expected epochs, batch_size, patience >= 1 "
                     "(patience may be null), lr > 0, grad_clip > 0 or null, weight_decay, "
-                    "min_delta, num_workers >= 0, max_batch_cells >= 1 or null."
+                    "min_delta, num_workers >= 0, max_batch_cells and max_epoch_windows >= 1 "
+                    "or null."
                 ),
             )
 

@@ -65,11 +65,12 @@ def mean_crps(
     members of each origin's target month (``month`` ``[S]``, ``ratios`` ``[12, K, lat,
     lon]``)."""
     # one origin at a time: its members (~1 MB on Boyacá) stay in cache, and memory stays one
-    # origin's members on any domain or record; each value, and their mean, is computed as
-    # on the whole array
+    # origin's members (plus each target month's ratios, gathered once) on any domain or
+    # record; each value, and their mean, is computed as on the whole array
     scores = np.empty(obs.shape)
+    by_month = {int(m): origin_ratios(ratios, m, valid) for m in np.unique(month)}
     for s in range(len(obs)):
-        members = dressed_members(point[s], origin_ratios(ratios, month[s], valid), scale)
+        members = dressed_members(point[s], by_month[int(month[s])], scale)
         scores[s] = crps(obs[s], members)
     return float(scores.mean())
 

@@ -10,7 +10,11 @@ from torch import Tensor, nn
 
 from ames.config import ConvLstmConfig
 from ames.models.layers import ConvLstmLayer, patch_months, split_static
-from ames.models.linear_path import linear_path, start_as_linear_path
+from ames.models.linear_path import (
+    forecasts_linear_path_only,
+    linear_path,
+    start_as_linear_path,
+)
 from ames.models.tiling import needs_tiles, tile_side, tiled
 
 
@@ -56,6 +60,8 @@ class ConvLstmExpert(nn.Module):
         start_as_linear_path(self.head, self.linear)
 
     def forward(self, x: Tensor) -> Tensor:
+        if forecasts_linear_path_only(self, self.head):
+            return self.linear(x)
         if needs_tiles(x.shape[-2:], self.tile_cells):
             out = tiled(self.network, x, tile_side(self.tile_cells), self.receptive_radius)
         else:

@@ -15,7 +15,11 @@ from torch import Tensor, nn
 from ames.config import GnnTatConfig
 from ames.models.graph import GridGraph, on_receptive_subgraph
 from ames.models.layers import TemporalAttention, graph_attention, patch_months, split_static
-from ames.models.linear_path import linear_path, start_as_linear_path
+from ames.models.linear_path import (
+    forecasts_linear_path_only,
+    linear_path,
+    start_as_linear_path,
+)
 
 
 class GnnTatExpert(nn.Module):
@@ -78,6 +82,8 @@ class GnnTatExpert(nn.Module):
         return steps.transpose(0, 1).flatten(0, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        if forecasts_linear_path_only(self, self.head):
+            return self.linear(x)
         b = x.shape[0]
         sequence, _ = self.lstm(self._lstm_inputs(x))  # [N·B, S, hidden]
         node = sequence[:, -1].unflatten(0, (-1, b))  # [N, B, hidden]

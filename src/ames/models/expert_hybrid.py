@@ -16,7 +16,11 @@ from torch import Tensor, nn
 from ames.config import HybridConfig
 from ames.models.graph import GridGraph, on_receptive_subgraph
 from ames.models.layers import graph_attention, split_static
-from ames.models.linear_path import linear_path, start_as_linear_path
+from ames.models.linear_path import (
+    forecasts_linear_path_only,
+    linear_path,
+    start_as_linear_path,
+)
 
 
 class HybridExpert(nn.Module):
@@ -66,6 +70,8 @@ class HybridExpert(nn.Module):
         return on_receptive_subgraph(self, cells, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        if forecasts_linear_path_only(self, self.fusion):
+            return self.linear(x)
         dynamic, static = split_static(x[:, -self.months :], self.n_static)
         encoded = self.encoder(torch.cat([dynamic.flatten(1, 2), static], dim=1))
         spatial = self.conv_branch(encoded)  # [B, conv_hidden, lat, lon]

@@ -221,3 +221,13 @@ def start_as_linear_path(head: nn.Module, path: LinearPath | None) -> None:
         return
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
+
+
+def forecasts_linear_path_only(expert: nn.Module, head: nn.Module) -> bool:
+    """Whether ``expert`` (with a linear path, evaluated without gradients) can skip its
+    network: with ``head`` still at zero (an expert that kept epoch 0) the network adds
+    exactly 0 to the path, so its forecast is the path's, bit for bit, at a fraction of the
+    cost (stacking, calibration, evaluation and inference read many such forecasts)."""
+    if getattr(expert, "linear", None) is None or expert.training or torch.is_grad_enabled():
+        return False
+    return not head.weight.any() and (head.bias is None or not head.bias.any())

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 from tqdm import tqdm
 
 from ames.config import TrainConfig, derive_seed
@@ -122,18 +122,28 @@ class _Engine:
         return DataLoader(
             data,
             batch_size=self.cfg.batch_size,
-            shuffle=shuffle,
+            sampler=self._sampler(data, gen, shuffle),
             generator=gen,
             num_workers=self.cfg.num_workers,
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",
         )
 
+    def _sampler(self, data: Dataset, gen: torch.Generator, shuffle: bool) -> Sampler:
+        """Training: a new random order each epoch, cut to ``cfg.max_epoch_windows`` windows
+        where the set holds more (each epoch a new draw without replacement, so a long record
+        costs per epoch what a short one does); held-out data: all of it, in order."""
+        if not shuffle:
+            return SequentialSampler(data)
+        cap = self.cfg.max_epoch_windows
+        drawn = cap if cap is not None and cap < len(data) else None
+        return RandomSampler(data, generator=gen, num_samples=drawn)
+
     def _sharded_loader(
         self, data: Dataset, collate: Callable | None, gen: torch.Generator, shuffle: bool
     ) -> DataLoader:
         """This rank's share of the batches the single-process loader would give."""
-        sampler = RandomSampler(data, generator=gen) if shuffle else SequentialSampler(data)
+        sampler = self._sampler(data, gen, shuffle)
         return DataLoader(
             data,
             batch_sampler=ShardedBatches(sampler, self.cfg.batch_size, rank(), world_size()),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from ames.config import TrainConfig
 from ames.selection import pooled_fold_gain
@@ -62,6 +63,7 @@ class EpochChoice:
     gain: float  # pooled gain of ``lowest`` over epoch 0
     gain_se: float
     skill_margin_se: float
+    held_out_stride: int = 1  # every n-th held-out window scored (train.max_epoch_windows)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class EpochChoice:
             "cv_mse_by_epoch": self.pooled,
             "cv_mse_by_fold_and_epoch": self.by_fold,
             "fold_windows": self.fold_windows,
+            "held_out_stride": self.held_out_stride,
             "cv_gain_over_epoch0": self.gain,
             "cv_gain_se": self.gain_se,
             "skill_margin_se": self.skill_margin_se,
@@ -105,6 +108,18 @@ def choose_epoch(losses: np.ndarray, windows: np.ndarray, skill_margin_se: float
     )
 
 
+def held_out_stride(sizes: list[int], cap: int | None) -> int:
+    """Score every ``stride``-th held-out window of each fold, so that the folds together
+    score at most ``cap`` windows per epoch (1: all; ``cap`` None: no limit). Neighbouring
+    origins share all but one of their target months, so a long record loses little."""
+    total = sum(sizes)
+    return 1 if cap is None or total <= cap else math.ceil(total / cap)
+
+
+def every_nth(data: Dataset, stride: int) -> Dataset:
+    return data if stride == 1 else Subset(data, range(0, len(data), stride))  # type: ignore[arg-type]
+
+
 def cross_validate_epochs(
     runs: list[FoldRun],
     cfg: TrainConfig,
@@ -117,16 +132,23 @@ def cross_validate_epochs(
     (stopping once the pooled held-out error has not improved for ``cfg.patience`` epochs),
     and choose the epoch (:func:`choose_epoch`). ``after_epoch(fold, epoch, model)`` sees
     each copy after each epoch (epoch 0: the starting weights)."""
-    windows = np.array([len(r.held_out) for r in runs])
+    stride = held_out_stride([len(r.held_out) for r in runs], cfg.max_epoch_windows)
+    held_out = [every_nth(r.held_out, stride) for r in runs]
+    if stride > 1:
+        logger.info(
+            "%s: the folds score one held-out window in %d (%d of %d; train.max_epoch_windows)",
+            desc, stride, sum(map(len, held_out)), sum(len(r.held_out) for r in runs),
+        )  # fmt: skip
+    windows = np.array([len(h) for h in held_out])
     curves: list[list[float]] = [[] for _ in runs]
     best, bad = np.inf, 0
     with ExitStack() as stack:
         for run in runs:
             stack.enter_context(run.context())
         engines = [
-            _Engine(r.model, r.compute_loss, r.train_data, r.held_out, cfg, r.trainable, None,
+            _Engine(r.model, r.compute_loss, r.train_data, h, cfg, r.trainable, None,
                     f"{desc} fold {k + 1}/{len(runs)}")
-            for k, r in enumerate(runs)
+            for k, (r, h) in enumerate(zip(runs, held_out, strict=True))
         ]  # fmt: skip
         for engine in engines:
             stack.enter_context(requires_grad_only(engine.model, engine.trainable_ids))
@@ -146,6 +168,7 @@ def cross_validate_epochs(
             if cfg.patience is not None and bad >= cfg.patience:
                 break
     choice = choose_epoch(np.array(curves), windows, skill_margin_se)
+    choice = dataclasses.replace(choice, held_out_stride=stride)
     logger.info(
         "%s: the folds keep epoch %d (lowest pooled error at epoch %d, gain %.3g, SE %.3g)",
         desc, choice.kept, choice.lowest, choice.gain, choice.gain_se,

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from ames.training.progress import TrainResult
 from ames.workflows.blocks import block_runs, fold_blocks, in_block_units
 from ames.workflows.context import RunContext
 from ames.workflows.expert import load_trained_experts
+from ames.workflows.linear_path_cache import cached_block_linear_paths
 from ames.workflows.stacking import (
     HeldOutOnDemand,
     block_paths,
@@ -139,7 +141,8 @@ def finetune_fold_runs(ctx: RunContext, stage2: Path, compute_loss: Any) -> list
     cfg, run = ctx.cfg, ctx.run
     blocks = fold_blocks(cfg, run)
     bruns = block_runs(run, blocks)
-    paths = block_paths(cfg, bruns, blocks, kept_by_stage1(ctx.models_dir))
+    refit = partial(cached_block_linear_paths, ctx)
+    paths = block_paths(cfg, bruns, blocks, kept_by_stage1(ctx.models_dir), refit)
     start = load_ames_model(cfg, run, ctx.graph, stage2, stage="gating")
     runs = []
     for b, (block, brun) in enumerate(zip(blocks, bruns, strict=True)):

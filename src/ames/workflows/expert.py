@@ -30,9 +30,9 @@ from ames.training.checkpoints import cpu_state_dict, load_state_dict_checked
 from ames.training.device import select_device
 from ames.training.engine import fit
 from ames.training.folds import FoldRun, cross_validate_epochs, exactly
-from ames.workflows.blocks import block_linear_paths, block_runs, fold_blocks, in_block_units
+from ames.workflows.blocks import block_runs, fold_blocks, in_block_units
 from ames.workflows.context import RunContext
-from ames.workflows.linear_path_cache import cached_linear_path
+from ames.workflows.linear_path_cache import cached_block_linear_paths, cached_linear_path
 
 log = logging.getLogger("ames.expert")
 
@@ -91,7 +91,7 @@ def expert_fold_runs(
     zone_mask = torch.from_numpy(run.zones[cfg.expert(index).zone])
     blocks = fold_blocks(cfg, run)
     bruns = block_runs(run, blocks)
-    paths = None if alpha is None else block_linear_paths(cfg, bruns, blocks, alpha)
+    paths = None if alpha is None else cached_block_linear_paths(ctx, bruns, blocks, alpha)
     runs = []
     for b, (block, brun) in enumerate(zip(blocks, bruns, strict=True)):
         fold_model = copy.deepcopy(model)

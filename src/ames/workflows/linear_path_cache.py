@@ -1,4 +1,5 @@
-"""The experts' ``linear_path: ridge``, fitted once per run and read back where it is needed.
+"""The experts' ``linear_path: ridge``, fitted once per run and read back where it is needed,
+and its refits on the selection folds' blocks (:func:`cached_block_linear_paths`).
 
 The fit depends only on the data, the masks, the ``features``, ``linear_features`` and
 ``selection`` params and the fitting code, not on the expert or the model seed, yet every
@@ -24,7 +25,10 @@ from ames.evaluation.ridge import RidgeBaseline
 from ames.io import atomic_write
 from ames.models import linear_path, linear_path_fit
 from ames.models.linear_path_fit import fit_run_linear_path
+from ames.run import RunInputs
 from ames.training.distributed import on_every_rank, on_main
+from ames.workflows import blocks as blocks_module
+from ames.workflows.blocks import HeldOutBlock
 from ames.workflows.context import RunContext
 
 log = logging.getLogger("ames.linear_path")
@@ -89,6 +93,58 @@ def cached_linear_path(ctx: RunContext) -> RidgeBaseline:
     fit = fit_run_linear_path(ctx.cfg, ctx.run)
     on_main(_replace, folder, path, fit)
     return fit
+
+
+BlockPath = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # coef, intercept, loading
+
+
+def cached_block_linear_paths(
+    ctx: RunContext, runs: list[RunInputs], blocks: list[HeldOutBlock], alpha: np.ndarray
+) -> list[BlockPath]:
+    """:func:`ames.workflows.blocks.block_linear_paths` at the penalties ``alpha``, read from
+    ``ctx.state_root/block_linear_paths`` when the same refits (data, params, code, penalties)
+    are there: the three expert stages, stacking and fine-tuning refit the same paths on the
+    same blocks (12 s each on a 108-year record)."""
+    digest = hashlib.sha256(ctx.fingerprint(SECTIONS).encode())
+    digest.update((fitting_code_digest() + inspect.getsource(blocks_module)).encode())
+    digest.update(np.ascontiguousarray(alpha, dtype=np.float64).tobytes())
+    folder = ctx.state_root / "block_linear_paths"
+    path = folder / f"{digest.hexdigest()[:16]}.npz"
+    if on_every_rank(path.is_file()):
+        log.info("linear path: block refits read from %s", path)
+        return load_block_paths(path, len(blocks))
+    paths = blocks_module.block_linear_paths(ctx.cfg, runs, blocks, alpha)
+    on_main(_replace_block_paths, folder, path, paths)
+    return paths
+
+
+def save_block_paths(path: Path, paths: list[BlockPath]) -> None:
+    arrays = {}
+    for b, (coef, intercept, loading) in enumerate(paths):
+        arrays |= {f"coef{b}": coef, f"intercept{b}": intercept}
+        if loading is not None:
+            arrays[f"loading{b}"] = loading
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.savez(fh, **arrays)
+
+    atomic_write(path, write)
+
+
+def load_block_paths(path: Path, n_blocks: int) -> list[BlockPath]:
+    with np.load(path) as saved:
+        return [
+            (saved[f"coef{b}"], saved[f"intercept{b}"], saved.get(f"loading{b}"))
+            for b in range(n_blocks)
+        ]
+
+
+def _replace_block_paths(folder: Path, path: Path, paths: list[BlockPath]) -> None:
+    for old in folder.glob("*.npz"):
+        old.unlink()
+    save_block_paths(path, paths)
+    log.info("linear path: block refits written to %s", path)
 
 
 def _replace(folder: Path, path: Path, fit: RidgeBaseline) -> None:

@@ -36,6 +36,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,7 @@ from ames.workflows.blocks import (
 )
 from ames.workflows.context import RunContext
 from ames.workflows.expert import FOLD_STATES, LINEAR_ALPHA, zone_computation, zone_loss
+from ames.workflows.linear_path_cache import cached_block_linear_paths
 
 log = logging.getLogger("ames.stacking")
 
@@ -131,14 +133,16 @@ def held_out_expert_outputs(
     state_root: Path,
     into: Path,
     max_batch_cells: int | None = None,
+    refit: PathRefit | None = None,
 ) -> SampleFile:
     """``[S, 3, H, lat, lon]`` (transformed units) in the file ``into``, written batch by
     batch: the training windows in ``run.windows("train")`` order, each forecast by expert
-    copies that never saw it."""
+    copies that never saw it. ``refit``: how the linear paths are refitted on the blocks
+    (:func:`block_paths`)."""
     train = np.asarray(run.masks.split["train"], dtype=np.int64)
     blocks = fold_blocks(cfg, run)
     runs = block_runs(run, blocks)
-    paths = block_paths(cfg, runs, blocks, kept)
+    paths = block_paths(cfg, runs, blocks, kept, refit)
     position = {int(o): i for i, o in enumerate(train)}
     for index, k in kept.items():
         if k.fold_states is not None and len(k.fold_states) != len(blocks):
@@ -181,11 +185,23 @@ def held_out_expert_outputs(
     return out
 
 
+# refits the linear path on the blocks (``runs``, ``blocks``) at the penalties given
+PathRefit = Callable[[list[RunInputs], list[HeldOutBlock], np.ndarray], list]
+
+
 def block_paths(
-    cfg: AmesConfig, runs: list[RunInputs], blocks: list[HeldOutBlock], kept: dict[int, Kept]
+    cfg: AmesConfig,
+    runs: list[RunInputs],
+    blocks: list[HeldOutBlock],
+    kept: dict[int, Kept],
+    refit: PathRefit | None = None,
 ) -> dict[int, list]:
     """Per expert with ``linear_path: ridge``, its linear path refitted on every block, on
-    the block's standardisation (``runs``; one refit per distinct set of stage-1 penalties)."""
+    the block's standardisation (``runs``; one refit per distinct set of stage-1 penalties),
+    by ``refit`` (default :func:`ames.workflows.blocks.block_linear_paths`; the stages pass
+    the cached one, ``ames.workflows.linear_path_cache.cached_block_linear_paths``)."""
+    if refit is None:
+        refit = partial(block_linear_paths, cfg)
     paths: dict[int, list] = {}
     by_alpha: dict[tuple, list] = {}
     for index in EXPERT_IDS:
@@ -199,7 +215,7 @@ def block_paths(
             )
         key = tuple(alpha.tolist())
         if key not in by_alpha:
-            by_alpha[key] = block_linear_paths(cfg, runs, blocks, alpha)
+            by_alpha[key] = refit(runs, blocks, alpha)
         paths[index] = by_alpha[key]
     return paths
 
@@ -238,7 +254,7 @@ def cached_held_out_outputs(
     mine = cache_dir / f".{key}.rank{rank()}.npy"
     held_out_expert_outputs(
         ctx.cfg, ctx.run, ctx.graph, experts, kept_by_stage1(models_dir), batch_size, device,
-        cache_dir / "copies", mine, max_batch_cells,
+        cache_dir / "copies", mine, max_batch_cells, partial(cached_block_linear_paths, ctx),
     )  # fmt: skip
     on_main(_replace_cache, cache_dir, path, mine)
     mine.unlink(missing_ok=True)
