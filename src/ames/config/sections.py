@@ -289,6 +289,7 @@ class ProbabilisticConfig:
     shrink_to_climatology: bool = True
     spread_floor: bool = True
     calibration_origins: int = 120
+    calibration_cells: int | None = 4096  # None: every valid cell
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,11 @@ def _probabilistic(r: Reader, section: Mapping[str, Any]) -> ProbabilisticConfig
         reliability_bins=r.integer(section, f"{path}.reliability_bins", minimum=1),
         pit_seed=r.integer(section, f"{path}.pit_seed"),
         calibration_origins=r.integer(section, f"{path}.calibration_origins", minimum=12),
+        calibration_cells=(
+            None
+            if r.value(section, f"{path}.calibration_cells") is None
+            else r.integer(section, f"{path}.calibration_cells", minimum=1)
+        ),
     )
 
 

@@ -9,13 +9,15 @@ the climatological ensemble and tercile edges of the training months outside its
 the spread scale per lead (lowest mean CRPS, at or above the floors the folds support) and
 then the tercile weight per lead (lowest mean RPS) are fitted on them, as ``calibrate`` fitted
 them on the 37 validation origins before. ``probabilistic.calibration_origins`` evenly spaced
-training origins are used (all of them when fewer): the cost and memory stay bounded on a long
-record or a large domain.
+training origins are used (all of them when fewer), on at most ``probabilistic.calibration_cells``
+valid cells (every n-th, row-major; all of them on Boyacá): the cost and memory stay those of the
+default run on a long record or a large domain.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,16 @@ def calibration_rows(blocks: list[HeldOutBlock], n_origins: int) -> list[np.ndar
     return [np.flatnonzero(np.isin(b.forecast, chosen)) for b in blocks]
 
 
+def calibration_cells(valid: np.ndarray, budget: int | None) -> np.ndarray:
+    """Flat indices (row-major) of the valid cells the calibration reads: all of them, or,
+    where there are more than ``budget``, every ``ceil(count / budget)``-th. Neighbouring
+    cells' errors are strongly correlated, so a large domain loses little."""
+    cells = np.flatnonzero(np.asarray(valid, dtype=bool))
+    if budget is None or cells.size <= budget:
+        return cells
+    return cells[:: math.ceil(cells.size / budget)]
+
+
 @torch.no_grad()
 def published_held_out(
     model: AMESModel,
@@ -64,10 +76,12 @@ def published_held_out(
     batch_size: int,
     device: torch.device,
     max_cells: int | None,
+    cells: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(forecast, truth)`` mm/month ``[S, H, lat, lon]`` of a fold copy's held-out windows
-    ``rows``: the published forecast (the leads given to an expert alone are the model's),
-    shrunk toward the block's climatology by ``climatology_weights``."""
+    """``(forecast, truth)`` mm/month ``[S, H, C]`` on the grid ``cells`` (flat indices) of a
+    fold copy's held-out windows ``rows``: the published forecast (the leads given to an
+    expert alone are the model's), shrunk toward the block's climatology by
+    ``climatology_weights``."""
     model.eval().to(device)
     weights = torch.as_tensor(climatology_weights, dtype=torch.float32, device=device)
     forecasts, truths = [], []
@@ -75,17 +89,22 @@ def published_held_out(
         for piece in micro_batches(to_device(raw, device), max_cells):
             shrunk = model(piece)["pred"] * weights[None, :, None, None]
             mm = model.transform.to_mm(shrunk, piece["target_month"]).clamp_min(0.0)
-            forecasts.append(mm.cpu().numpy())
-            truths.append(piece["y_mm"].cpu().numpy())
+            forecasts.append(on_cells(mm.cpu().numpy(), cells))
+            truths.append(on_cells(piece["y_mm"].cpu().numpy(), cells))
     return np.concatenate(forecasts), np.concatenate(truths)
 
 
-def block_climatology(run: RunInputs, blocks: list[HeldOutBlock]):
+def on_cells(values: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """``values`` ``[..., lat, lon]`` on the grid ``cells`` (flat indices): ``[..., C]``."""
+    return values.reshape(*values.shape[:-2], -1)[..., cells]
+
+
+def block_climatology(run: RunInputs, blocks: list[HeldOutBlock], cells: np.ndarray):
     """The climatological ensembles' ratios and means and the tercile edges of each block's
-    training months, stacked ``[blocks · 12, ...]`` (row ``b · 12 + month``), with one
-    member count (the smallest over blocks)."""
+    training months on the grid ``cells``, stacked ``[blocks · 12, ..., C]`` (row
+    ``b · 12 + month``), with one member count (the smallest over blocks)."""
     uses = [block_training_months(run, block) for block in blocks]
-    precip, months = run.data.precip, run.data.months
+    precip, months = on_cells(np.asarray(run.data.precip), cells), run.data.months
     members = min(climatological_ensemble(precip, months, use).shape[1] for use in uses)
     ratios, means, edges = [], [], []
     for use in uses:
@@ -108,29 +127,32 @@ def calibrate_on_folds(
     batch_size: int,
     device: torch.device,
     max_cells: int | None = None,
+    max_calibration_cells: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Spread scale and tercile weight per lead fitted on the out-of-fold published forecasts
     of ``fold_models`` (each at the kept epoch), and a report. ``cv_floors`` ``[H]``: the
     least spread the folds support (``calibrate`` keeps the scales at or above them, as does
     the fit here; with ``options.spread_floor`` also at or above the forecasts' own
-    ``spread_floors``); a lead whose floor is 1 gets tercile weight 0."""
+    ``spread_floors``); a lead whose floor is 1 gets tercile weight 0. Fitted on at most
+    ``max_calibration_cells`` valid cells (:func:`calibration_cells`)."""
+    cells = calibration_cells(run.masks.valid, max_calibration_cells)
     points, truths, codes, climate = [], [], [], []
     for b, (block, model, fold) in enumerate(zip(blocks, fold_models, fold_runs, strict=True)):
         rows = calibration_rows(blocks, n_origins)[b]
         if rows.size == 0:
             continue
         point, obs = published_held_out(
-            model, fold, rows, climatology_weights, batch_size, device, max_cells
+            model, fold, rows, climatology_weights, batch_size, device, max_cells, cells
         )
         month = target_months(run.inputs.months[block.forecast[rows]], run.horizon)
-        offset = model.transform.offset.cpu().numpy()  # the block's climatology (anomaly units)
+        offset = on_cells(model.transform.offset.cpu().numpy(), cells)  # the block's climatology
         points.append(point)
         truths.append(obs)
         codes.append(b * 12 + month)
         climate.append(offset[month])
     point, obs, code, clim = (np.concatenate(a) for a in (points, truths, codes, climate))
-    ratios, means, edges = block_climatology(run, blocks)
-    valid = run.masks.valid
+    ratios, means, edges = block_climatology(run, blocks, cells)
+    valid = np.ones(cells.size, dtype=bool)  # the arrays hold the chosen cells only
     floors = np.asarray(cv_floors, dtype=np.float64)
     if options.spread_floor:
         floors = np.maximum(floors, spread_floors(point, obs, clim, valid))
@@ -145,6 +167,7 @@ def calibrate_on_folds(
     report.update(
         decided_on="folds",
         n_origins=int(len(point)),
+        n_cells=int(cells.size),
         members=int(ratios.shape[1]),
         spread_scale_by_lead=scales.tolist(),
         tercile_weight_by_lead=weights.tolist(),

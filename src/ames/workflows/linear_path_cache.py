@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +93,7 @@ def cached_linear_path(ctx: RunContext) -> RidgeBaseline:
         log.info("linear path: read from %s", path)
         return load_linear_path(path)
     fit = fit_run_linear_path(ctx.cfg, ctx.run)
-    on_main(_replace, folder, path, fit)
+    on_main(_replace, folder, path, partial(save_linear_path, path, fit), "linear path: fit")
     return fit
 
 
@@ -114,7 +116,8 @@ def cached_block_linear_paths(
         log.info("linear path: block refits read from %s", path)
         return load_block_paths(path, len(blocks))
     paths = blocks_module.block_linear_paths(ctx.cfg, runs, blocks, alpha)
-    on_main(_replace_block_paths, folder, path, paths)
+    save = partial(save_block_paths, path, paths)
+    on_main(_replace, folder, path, save, "linear path: block refits")
     return paths
 
 
@@ -140,15 +143,9 @@ def load_block_paths(path: Path, n_blocks: int) -> list[BlockPath]:
         ]
 
 
-def _replace_block_paths(folder: Path, path: Path, paths: list[BlockPath]) -> None:
+def _replace(folder: Path, path: Path, save: Callable[[], None], what: str) -> None:
+    """Write ``path`` with ``save()`` in place of every older fit in ``folder``."""
     for old in folder.glob("*.npz"):
         old.unlink()
-    save_block_paths(path, paths)
-    log.info("linear path: block refits written to %s", path)
-
-
-def _replace(folder: Path, path: Path, fit: RidgeBaseline) -> None:
-    for old in folder.glob("*.npz"):
-        old.unlink()
-    save_linear_path(path, fit)
-    log.info("linear path: written to %s", path)
+    save()
+    log.info("%s written to %s", what, path)
