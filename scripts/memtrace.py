@@ -24,21 +24,15 @@ import threading
 import time
 from pathlib import Path
 
+from _measure import memory  # this folder's stage runner: resident bytes from /proc
+
 SAMPLES: list[tuple[float, float]] = []
 EVENTS: list[tuple[float, str]] = []
 
 
-def resident_gb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1e6
-    return float("nan")
-
-
 def sample_forever() -> None:
     while True:
-        SAMPLES.append((time.time(), resident_gb()))
+        SAMPLES.append((time.time(), memory(os.getpid())[0] / 1e9))
         time.sleep(0.1)
 
 
