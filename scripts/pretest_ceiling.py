@@ -1,8 +1,8 @@
 """How much of the generator's predictable signal a linear model reaches, on pre-test data.
 
-Synthetic data only: the generator's latent state (ENSO-like index and anomaly field) is
-drawn again from ``data.synthetic.seed``, checked against ``dataset.nc``, and its oracle
-(``E[P | latent state at the origin]``, as a multiplicative anomaly on the training
+Synthetic data only (either scenario): the generator's latent state (ENSO-like index and
+anomaly field) is drawn again from ``data.synthetic.seed``, checked against ``dataset.nc``,
+and its oracle (``E[P | latent state at the origin]``, as a multiplicative anomaly on the training
 climatology) is compared with out-of-fold forecasts of
 
 * ``ridge``: the pooled ridge baseline,
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -30,20 +32,54 @@ from ames.data.synthetic import oracle_forecast, precipitation
 from ames.data.synthetic_config import SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import sample_latent
+from ames.data.synthetic_zoned import (
+    QUADRATURE_NODES,
+    ZonedConfig,
+    clim_at,
+    clim_table,
+    enso_response,
+    sample_zoned_state,
+    zoned_oracle,
+    zoned_precipitation,
+)
 from ames.evaluation.metrics import score_forecasts
 from ames.evaluation.ridge import RidgeBaseline, fit_run_ridge, ridge_features
 from ames.models.linear_path import spatial_regressors
-from ames.models.linear_path_fit import fit_run_linear_path, refit_at_penalties, smoothed_rows
+from ames.models.linear_path_fit import fit_run_linear_path, refit_at_penalties, spatial_rows
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
 
 
-def latent_state(cfg: AmesConfig, dataset: Path):
-    """The generator's latent state and true climatology, checked against ``dataset``."""
+class Generator(NamedTuple):
+    """The generator behind ``dataset.nc``: its oracle at any origins and its true climatology."""
+
+    oracle: Callable[[np.ndarray, int], np.ndarray]  # (origins, horizon) -> [S, H, lat, lon]
+    climatology: np.ndarray  # [12, lat, lon] mm/month, E[P] of each calendar month
+    months: np.ndarray  # [T] calendar month 0..11
+
+
+def zoned_climatology(table, state, cfg, zoned) -> np.ndarray:
+    """``E[C(m, E) exp(-a s_m f(E))]`` over ``E ~ N(0, 1)``: the zoned scenario's mean."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+    weights = weights / np.sqrt(2.0 * np.pi)
+    season = np.asarray(zoned.enso_season)
+    out = np.empty((12, *state.rho.shape))
+    for m in range(12):
+        factor = np.exp(
+            -state.enso_loading[None] * season[m] * enso_response(nodes, zoned)[:, None, None]
+        )
+        out[m] = np.tensordot(weights, clim_at(table, m, nodes) * factor, axes=1)
+    return out
+
+
+def generator_of(cfg: AmesConfig, dataset: Path) -> Generator:
+    """The generator of ``data.synthetic`` (either scenario), checked against ``dataset``."""
     if cfg.data.source != "synthetic":
         raise SystemExit(f"{dataset}: the ceiling needs the synthetic generator's latent state")
     section = dict(cfg.data.synthetic)
     seed = int(section.pop("seed"))
+    scenario = section.pop("scenario", "default")
+    zoned_section = section.pop("zoned", None)
     gen = SyntheticConfig.from_dict(section)
     with xr.open_dataset(dataset) as ds:
         lat = ds["latitude"].values.astype(np.float64)
@@ -51,12 +87,27 @@ def latent_state(cfg: AmesConfig, dataset: Path):
         elevation = ds["elevation"].values.astype(np.float64)
         precip = ds["precip"].values
         months = ds["time"].dt.month.values - 1
-    clim = climatological_mean(elevation, lat, lon, gen)
-    state = sample_latent(seed, len(months), lat, lon, gen)
-    again = precipitation(clim, months, state, gen).astype(np.float32)
-    if not np.allclose(again, precip, rtol=1e-5, atol=1e-3, equal_nan=True):
+    if scenario == "zoned":
+        zoned = ZonedConfig.from_dict(zoned_section or {})
+        table = clim_table(elevation, lat, lon, gen, zoned)
+        table[:, :, np.isnan(elevation)] = np.nan
+        state = sample_zoned_state(seed, len(months), lat, lon, elevation, gen, zoned)
+        again = zoned_precipitation(table, months, state, gen, zoned)
+        clim = zoned_climatology(table, state, gen, zoned)
+
+        def oracle(origins: np.ndarray, horizon: int) -> np.ndarray:
+            return zoned_oracle(table, months, state, gen, zoned, origins, horizon)
+    else:
+        clim = climatological_mean(elevation, lat, lon, gen)
+        state = sample_latent(seed, len(months), lat, lon, gen)
+        again = precipitation(clim, months, state, gen)
+
+        def oracle(origins: np.ndarray, horizon: int) -> np.ndarray:
+            return oracle_forecast(clim, months, state, gen, origins, horizon)
+
+    if not np.allclose(again.astype(np.float32), precip, rtol=1e-5, atol=1e-3, equal_nan=True):
         raise SystemExit(f"{dataset}: not generated by data.synthetic in params (seed {seed})")
-    return clim, months, state, gen
+    return Generator(oracle, clim, months)
 
 
 def out_of_fold(
@@ -96,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = load_config(args.params)
     run = load_run_inputs(cfg, args.dataset, args.masks)
-    clim_true, months, state, gen = latent_state(cfg, Path(args.dataset))
+    generator = generator_of(cfg, Path(args.dataset))
 
     ridge, folds = fit_run_ridge(run, cfg.selection)
     path = fit_run_linear_path(cfg, run)
@@ -114,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     def path_rows(o: np.ndarray) -> np.ndarray:
         if not path_adds:
             return plain_rows(o)
-        smooth = smoothed_rows(regressors, run.inputs, valid, o, window)
+        smooth = spatial_rows(regressors, run.inputs, valid, o, window)
         return np.concatenate([plain_rows(o), smooth], axis=1)
 
     steps = origins[:, None] + np.arange(1, horizon + 1)
@@ -124,8 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     # climatology every forecast (and the MSESS reference) is built on; the oracle's
     # multiplicative anomaly is therefore put on that climatology too, not on the
     # generator's true mean, which the training months' sample mean does not equal.
-    true_clim = clim_true[target_months(months[origins], horizon)]
-    oracle = oracle_forecast(clim_true, months, state, gen, origins, horizon) / true_clim * clim
+    true_clim = generator.climatology[target_months(generator.months[origins], horizon)]
+    oracle = generator.oracle(origins, horizon) / true_clim * clim
     forecasts = {
         "oracle": oracle,
         "ridge": out_of_fold(run, ridge, plain_rows, None, origins, folds),

@@ -3,6 +3,8 @@ ames.models.linear_path_fit) on small grids with a known answer."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,7 @@ from ames.models.linear_path_fit import (
     cell_loading,
     fit_spatial_ridge,
     months_touched,
-    smoothed_rows,
+    spatial_rows,
 )
 from ames.selection import blocked_year_folds
 from ames.windows import GridInputs, window_inputs
@@ -148,14 +150,22 @@ def test_the_loading_finds_where_the_domain_signal_is_felt_more():
     assert loading[valid].mean() == pytest.approx(0.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("loading", [False, True])
-def test_the_experts_linear_path_computes_the_rows_it_was_fitted_on(loading):
+def with_terrain(inputs: GridInputs, seed: int = 3) -> GridInputs:
+    """``inputs`` with a random z-scored context (elevation in channel 0)."""
+    context = np.random.default_rng(seed).normal(size=inputs.context.shape).astype(np.float32)
+    return dataclasses.replace(inputs, context=context)
+
+
+@pytest.mark.parametrize(
+    "loading, interaction_lags", [(False, 0), (True, 0), (False, 2), (True, 3)]
+)
+def test_the_experts_linear_path_computes_the_rows_it_was_fitted_on(loading, interaction_lags):
     """``set_weights`` copies the fitted regression into the expert: from the expert's input
     window the path must give ``rows @ coef + intercept`` for the rows the fit used."""
-    inputs = grid_inputs(n_time=120)
+    inputs = with_terrain(grid_inputs(n_time=120))
     valid = np.ones(SHAPE, dtype=bool)
     valid[2, 3] = False
-    features = LinearFeatures((1.0, 2.5), 2, loading)
+    features = LinearFeatures((1.0, 2.5), 2, loading, interaction_lags)
     path = LinearPath(WINDOW, HORIZON, frozen=True)
     path.add_spatial(regressors(features, valid))
     rng = np.random.default_rng(5)
@@ -168,7 +178,7 @@ def test_the_experts_linear_path_computes_the_rows_it_was_fitted_on(loading):
         from_expert = path(x).numpy()[..., valid]  # [S, H, N]
     parts = [
         ridge_features(inputs, valid, origins, WINDOW),
-        smoothed_rows(path.spatial, inputs, valid, origins, WINDOW),
+        spatial_rows(path.spatial, inputs, valid, origins, WINDOW),
     ]
     if loading:
         domain = inputs.domain_anomaly[origins[:, None] - np.arange(WINDOW - 1, -1, -1)]
@@ -176,6 +186,35 @@ def test_the_experts_linear_path_computes_the_rows_it_was_fitted_on(loading):
     rows = np.concatenate(parts, axis=1) @ coef.T + intercept
     expected = rows.reshape(len(origins), -1, HORIZON).transpose(0, 2, 1)
     np.testing.assert_allclose(from_expert, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_interaction_regressors_are_anomaly_and_domain_mean_times_elevation_and_season():
+    inputs = with_terrain(grid_inputs(n_time=60))
+    valid = np.ones(SHAPE, dtype=bool)
+    valid[0, 0] = False
+    origins = np.array([11, 30, 59])
+    rows = spatial_rows(
+        regressors(LinearFeatures((), 0, False, 2), valid), inputs, valid, origins, WINDOW
+    ).reshape(len(origins), valid.sum(), 8)
+    elevation = inputs.context[0][valid]
+    angle = 2 * np.pi * inputs.months[origins] / 12.0
+    for i, t in enumerate(origins):
+        recent = inputs.anomaly[[t - 1, t]][:, valid]  # [2, N], oldest first
+        domain = inputs.domain_anomaly[[t - 1, t]][:, None]
+        expected = np.concatenate(
+            [
+                recent * elevation,
+                np.broadcast_to(domain * np.sin(angle[i]), recent.shape),
+                np.broadcast_to(domain * np.cos(angle[i]), recent.shape),
+                domain * elevation,
+            ]
+        ).T  # [N, 8]
+        np.testing.assert_allclose(rows[i], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_interaction_lags_beyond_the_window_are_refused():
+    with pytest.raises(ValueError, match="interaction_lags"):
+        regressors(LinearFeatures((), 0, False, WINDOW + 1), np.ones(SHAPE, dtype=bool))
 
 
 def test_set_weights_refuses_a_regression_with_other_regressors():

@@ -150,10 +150,15 @@ class LinearFeatures:
     smoothing_km: tuple[float, ...] = ()
     smoothing_lags: int = 0
     loading: bool = False
+    interaction_lags: int = 0
 
     @property
     def adds_regressors(self) -> bool:
-        return bool(self.smoothing_km and self.smoothing_lags) or self.loading
+        return (
+            bool(self.smoothing_km and self.smoothing_lags)
+            or self.loading
+            or bool(self.interaction_lags)
+        )
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,11 @@ def _features(r: Reader, section: Mapping[str, Any]) -> FeaturesConfig:
 
 
 def _linear_features(r: Reader, section: Mapping[str, Any]) -> LinearFeatures:
-    r.known_keys(section, "linear_features", ["smoothing_km", "smoothing_lags", "loading"])
+    r.known_keys(
+        section,
+        "linear_features",
+        ["smoothing_km", "smoothing_lags", "loading", "interaction_lags"],
+    )
     scales = r.value(section, "linear_features.smoothing_km")
     positive = isinstance(scales, list) and all(
         isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in scales
@@ -161,6 +165,7 @@ def _linear_features(r: Reader, section: Mapping[str, Any]) -> LinearFeatures:
         smoothing_km=tuple(float(v) for v in scales),
         smoothing_lags=r.integer(section, "linear_features.smoothing_lags", minimum=0),
         loading=r.flag(section, "linear_features.loading"),
+        interaction_lags=r.integer(section, "linear_features.interaction_lags", minimum=0),
     )
 
 

@@ -12,7 +12,12 @@ month; ``ames.evaluation.ridge``). :class:`SpatialRegressors` adds, when the
   a better one;
 * ``loading``: each cell's regression slope on the domain-mean anomaly over training months
   (centred over the cells) times the domain-mean history, so the large-scale signal can
-  weigh more where it is felt more (teleconnections weaken or strengthen across a range).
+  weigh more where it is felt more (teleconnections weaken or strengthen across a range);
+* ``interaction_lags``: for the latest months, the cell's anomaly times its (z-scored)
+  elevation, and the domain-mean anomaly times sin and cos of the origin month and times
+  the elevation. One pooled regression then has a persistence that changes with elevation
+  and a large-scale signal whose weight changes with the season and the altitude, as
+  teleconnections in the Andes do (strong in some months, weak in others).
 """
 
 from __future__ import annotations
@@ -55,8 +60,9 @@ def smoothing_matrix(sigma_cells: float, n: int) -> Tensor:
 
 class SpatialRegressors(nn.Module):
     """The grid-aware regressors above, ``[B, F, lat, lon]`` from the expert's input window;
-    ``F = len(smoothing_km) · smoothing_lags (+ W with loading)``, in that order (scale-major,
-    months oldest first). ``loading`` is a saved buffer, set when the path is fitted."""
+    ``F = len(smoothing_km) · smoothing_lags + 4 · interaction_lags (+ W with loading)``, in
+    that order (scale-major, months oldest first; interactions as :meth:`interactions`).
+    ``loading`` is a saved buffer, set when the path is fitted."""
 
     def __init__(
         self,
@@ -72,7 +78,13 @@ class SpatialRegressors(nn.Module):
                 f"linear_features.smoothing_lags={features.smoothing_lags} exceeds the "
                 f"input window ({window})"
             )
+        if features.interaction_lags > window:
+            raise ValueError(
+                f"linear_features.interaction_lags={features.interaction_lags} exceeds the "
+                f"input window ({window})"
+            )
         self.lags = features.smoothing_lags if scales else 0
+        self.interaction_lags = features.interaction_lags
         self.window = window
         self.use_loading = features.loading
         mask = torch.as_tensor(np.asarray(valid), dtype=torch.float32)
@@ -92,7 +104,8 @@ class SpatialRegressors(nn.Module):
 
     @property
     def n_features(self) -> int:
-        return len(self.kernels) * self.lags + (self.window if self.use_loading else 0)
+        smoothed = len(self.kernels) * self.lags
+        return smoothed + 4 * self.interaction_lags + (self.window if self.use_loading else 0)
 
     @staticmethod
     def _convolve(fields: Tensor, kernel: tuple[Tensor, Tensor]) -> Tensor:
@@ -110,9 +123,25 @@ class SpatialRegressors(nn.Module):
         ]
         return torch.cat(parts, dim=1) if parts else anomaly[:, :0]
 
-    def forward(self, anomaly: Tensor, domain: Tensor) -> Tensor:
-        """``anomaly``, ``domain`` ``[B, W, lat, lon]`` (input channels 0 and 1)."""
+    def interactions(
+        self, anomaly: Tensor, domain: Tensor, season: Tensor, elevation: Tensor
+    ) -> Tensor:
+        """``[B, 4 · k, lat, lon]`` for the latest ``k = interaction_lags`` months of
+        ``anomaly`` and ``domain`` ``[B, W, lat, lon]``, with ``season`` ``[B, 2, lat, lon]``
+        (sin, cos of the origin month) and ``elevation`` ``[B, lat, lon]`` (z-scored):
+        anomaly × elevation, domain × sin, domain × cos, domain × elevation."""
+        k = self.interaction_lags
+        recent, large = anomaly[:, anomaly.shape[1] - k :], domain[:, domain.shape[1] - k :]
+        height = elevation[:, None]
+        parts = [recent * height, large * season[:, :1], large * season[:, 1:2], large * height]
+        return torch.cat(parts, dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x [B, W, C, lat, lon]``, the expert's input window (``window_inputs``)."""
+        anomaly, domain = x[:, :, 0], x[:, :, 1]
         parts = [self.smoothed(anomaly)]
+        if self.interaction_lags:
+            parts.append(self.interactions(anomaly, domain, x[:, -1, 2:4], x[:, -1, 4]))
         if self.use_loading:
             parts.append(self.loading * domain)
         return torch.cat(parts, dim=1)
@@ -197,7 +226,7 @@ class LinearPath(nn.Module):
         regressors = torch.cat([x[:, :, 0], x[:, :, 1], x[:, -1, 2:4]], dim=1)
         z = self.proj(regressors)
         if self.spatial is not None:
-            extra = self.spatial(x[:, :, 0], x[:, :, 1])
+            extra = self.spatial(x)
             z = z + torch.einsum("hf,bfyx->bhyx", self.spatial_weight, extra)
         month = (self.origin_month(x)[:, None] + self.leads) % 12  # [B, H]
         return self.shift[month] + self.gain[month] * z

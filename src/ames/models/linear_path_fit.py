@@ -38,7 +38,7 @@ from ames.selection import Fold
 from ames.windows import GridInputs
 
 
-def smoothed_rows(
+def spatial_rows(
     regressors: SpatialRegressors,
     inputs: GridInputs,
     valid: np.ndarray,
@@ -46,16 +46,46 @@ def smoothed_rows(
     window: int,
     chunk: int = 64,
 ) -> np.ndarray:
-    """``[S·N, len(scales) · lags]`` smoothed-anomaly regressors, rows as ``ridge_features``."""
+    """``[S·N, F]`` smoothed-anomaly and interaction regressors (all but the loading), rows
+    as ``ridge_features``, computed by ``regressors`` as the expert computes them."""
+    origins = np.asarray(origins, dtype=np.int64)
     steps = window_steps(origins, window)
     parts = []
     with torch.no_grad():
         for start in range(0, len(steps), chunk):
             anomaly = torch.from_numpy(inputs.anomaly[steps[start : start + chunk]])
-            fields = regressors.smoothed(anomaly).numpy()[..., valid]  # [s, F, N]
-            s, f, n = fields.shape
-            parts.append(fields.transpose(0, 2, 1).reshape(s * n, f))
+            fields = [regressors.smoothed(anomaly)]
+            if regressors.interaction_lags:
+                fields.append(interactions_of(regressors, inputs, anomaly, steps, origins, start))
+            grid = torch.cat(fields, dim=1).numpy()[..., valid]  # [s, F, N]
+            s, f, n = grid.shape
+            parts.append(grid.transpose(0, 2, 1).reshape(s * n, f))
     return np.concatenate(parts).astype(np.float64)
+
+
+def interactions_of(
+    regressors: SpatialRegressors,
+    inputs: GridInputs,
+    anomaly: torch.Tensor,
+    steps: np.ndarray,
+    origins: np.ndarray,
+    start: int,
+) -> torch.Tensor:
+    """The interaction regressors of the chunk of ``origins`` from ``start`` whose
+    anomalies are ``anomaly`` ``[s, W, lat, lon]``, with the channels ``window_inputs``
+    gives the expert (domain mean, origin month's sin/cos, z-scored elevation)."""
+    s, _, n_lat, n_lon = anomaly.shape
+    chunk_steps, months = steps[start : start + s], inputs.months[origins[start : start + s]]
+    domain = torch.from_numpy(inputs.domain_anomaly[chunk_steps].astype(np.float32))
+    angle = torch.from_numpy(2 * np.pi * months / 12.0).float()
+    season = torch.stack([angle.sin(), angle.cos()], dim=1)[..., None, None]
+    elevation = torch.from_numpy(inputs.context[0].astype(np.float32))
+    return regressors.interactions(
+        anomaly,
+        domain[..., None, None].expand(-1, -1, n_lat, n_lon),
+        season.expand(-1, -1, n_lat, n_lon),
+        elevation.expand(s, -1, -1),
+    )
 
 
 def months_touched(origins: np.ndarray, window: int, horizon: int, n_months: int) -> np.ndarray:
@@ -104,12 +134,12 @@ def design_rows(
     horizon: int,
     regressors: SpatialRegressors | None,
 ) -> np.ndarray:
-    """``[S, N, 1 + F + H]``: ``[1, ridge_features, regressors' smoothed fields, y]`` of each
+    """``[S, N, 1 + F + H]``: ``[1, ridge_features, spatial_rows, y]`` of each
     origin's valid cells (no loading regressor: it enters through ``add_loading_moments``)."""
     plain = ridge_features(grid, valid, origins, window)
     parts = [np.ones((len(plain), 1)), plain]
     if regressors is not None:
-        parts.append(smoothed_rows(regressors, grid, valid, origins, window))
+        parts.append(spatial_rows(regressors, grid, valid, origins, window))
     parts.append(ridge_targets(grid, valid, origins, horizon))
     rows = np.concatenate(parts, axis=1)
     return rows.reshape(len(origins), -1, rows.shape[1])

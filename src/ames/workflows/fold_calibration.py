@@ -123,22 +123,22 @@ def calibrate_on_folds(
     climatology_weights: np.ndarray,
     cv_floors: np.ndarray,
     options: ProbabilisticConfig,
-    n_origins: int,
     batch_size: int,
     device: torch.device,
     max_cells: int | None = None,
-    max_calibration_cells: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Spread scale and tercile weight per lead fitted on the out-of-fold published forecasts
     of ``fold_models`` (each at the kept epoch), and a report. ``cv_floors`` ``[H]``: the
     least spread the folds support (``calibrate`` keeps the scales at or above them, as does
     the fit here; with ``options.spread_floor`` also at or above the forecasts' own
-    ``spread_floors``); a lead whose floor is 1 gets tercile weight 0. Fitted on at most
-    ``max_calibration_cells`` valid cells (:func:`calibration_cells`)."""
-    cells = calibration_cells(run.masks.valid, max_calibration_cells)
+    ``spread_floors``); a lead whose floor is 1 gets tercile weight 0. Fitted on
+    ``options.calibration_origins`` origins (:func:`calibration_rows`) and at most
+    ``options.calibration_cells`` valid cells (:func:`calibration_cells`)."""
+    cells = calibration_cells(run.masks.valid, options.calibration_cells)
+    block_rows = calibration_rows(blocks, options.calibration_origins)
     points, truths, codes, climate = [], [], [], []
-    for b, (block, model, fold) in enumerate(zip(blocks, fold_models, fold_runs, strict=True)):
-        rows = calibration_rows(blocks, n_origins)[b]
+    members = zip(blocks, fold_models, fold_runs, block_rows, strict=True)
+    for b, (block, model, fold, rows) in enumerate(members):
         if rows.size == 0:
             continue
         point, obs = published_held_out(

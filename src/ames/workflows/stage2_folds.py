@@ -307,8 +307,7 @@ def decide_on_folds(
     scales, tercile, blend["calibration"] = calibrate_on_folds(
         run, fold_blocks(cfg, run), fold_models, runs, weights,
         supported_floors(ctx, blend["cv_mse_ratio_by_lead"]), cfg.probabilistic,
-        cfg.probabilistic.calibration_origins, train_cfg.batch_size, device,
-        train_cfg.max_batch_cells, cfg.probabilistic.calibration_cells,
+        train_cfg.batch_size, device, train_cfg.max_batch_cells,
     )  # fmt: skip
     extra = {
         CLIMATOLOGY_WEIGHT_CV: weights.tolist(),
