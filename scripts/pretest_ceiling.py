@@ -18,6 +18,7 @@ the pipeline. Usage: ``python scripts/pretest_ceiling.py [--params params.yaml] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -43,9 +44,14 @@ from ames.data.synthetic_zoned import (
     zoned_precipitation,
 )
 from ames.evaluation.metrics import score_forecasts
-from ames.evaluation.ridge import RidgeBaseline, fit_run_ridge, ridge_features
+from ames.evaluation.ridge import RidgeBaseline, fit_run_ridge, ridge_features, window_steps
 from ames.models.linear_path import spatial_regressors
-from ames.models.linear_path_fit import fit_run_linear_path, refit_at_penalties, spatial_rows
+from ames.models.linear_path_fit import (
+    fit_run_linear_path,
+    months_touched,
+    refit_at_penalties,
+    spatial_rows,
+)
 from ames.paths import DATASET, MASKS
 from ames.run import RunInputs, load_run_inputs
 
@@ -56,6 +62,9 @@ class Generator(NamedTuple):
     oracle: Callable[[np.ndarray, int], np.ndarray]  # (origins, horizon) -> [S, H, lat, lon]
     climatology: np.ndarray  # [12, lat, lon] mm/month, E[P] of each calendar month
     months: np.ndarray  # [T] calendar month 0..11
+    # zoned only: (origins, horizon, observed domain mean [T], months to fit on, window) ->
+    # ({name: conditional mean given part of the latent state}, R² of the ENSO estimate)
+    partial: Callable[..., tuple[dict[str, np.ndarray], float]] | None = None
 
 
 def zoned_climatology(table, state, cfg, zoned) -> np.ndarray:
@@ -70,6 +79,65 @@ def zoned_climatology(table, state, cfg, zoned) -> np.ndarray:
         )
         out[m] = np.tensordot(weights, clim_at(table, m, nodes) * factor, axes=1)
     return out
+
+
+def observed_enso(state, months: np.ndarray, domain: np.ndarray, fit: np.ndarray, window: int):
+    """``(estimate [T], residual variance)`` of the ENSO index from what a forecaster sees:
+    least squares on the domain-mean anomaly of the last ``window`` months, alone and times
+    sin/cos of the month, fitted on the months ``fit`` (in sample: a generous estimate)."""
+    t = np.arange(window - 1, len(months))
+    lags = domain[t[:, None] - np.arange(window)[None, :]]  # [n, W], newest first
+    angle = 2 * np.pi * months[t] / 12.0
+    x = np.concatenate(
+        [np.ones((len(t), 1)), lags, lags * np.sin(angle)[:, None], lags * np.cos(angle)[:, None]],
+        axis=1,
+    )
+    inside = np.isin(t, fit)
+    coef, *_ = np.linalg.lstsq(x[inside], state.enso[t[inside]], rcond=None)
+    estimate = np.zeros(len(months))
+    estimate[t] = x @ coef
+    residual = state.enso[t[inside]] - estimate[t[inside]]
+    return estimate, float(residual.var() / state.enso[t[inside]].var())
+
+
+def enso_mean(table, months, state, cfg, zoned, origins, horizon, centre, spread) -> np.ndarray:
+    """``E[P(t + L)]`` with the anomaly field unknown and the ENSO index at the origin
+    ``~ N(centre[t], spread)`` (``spread`` 0: known), by Gauss-Hermite quadrature."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+    weights = weights / np.sqrt(2.0 * np.pi)
+    season = np.asarray(zoned.enso_season)
+    out = np.empty((len(origins), horizon, *state.rho.shape))
+    for i, t in enumerate(origins):
+        for lead in range(1, horizon + 1):
+            m = int(months[t + lead])
+            re = cfg.enso_rho**lead
+            e = re * centre[t] + np.sqrt(1.0 - re**2 * (1.0 - spread)) * nodes
+            factor = np.exp(
+                -state.enso_loading[None] * season[m] * enso_response(e, zoned)[:, None, None]
+            )
+            out[i, lead - 1] = np.tensordot(weights, clim_at(table, m, e) * factor, axes=1)
+    return out
+
+
+def partial_oracles(table, months, state, cfg, zoned, origins, horizon, observed):
+    """The zoned scenario's conditional means given part of the latent state: the ENSO index
+    only, the anomaly field only (ENSO at its stationary distribution), and the ENSO index
+    as ``observed_enso`` estimates it (``observed``: its estimate and residual variance)."""
+    estimate, unexplained = observed
+    no_enso = dataclasses.replace(state, enso=np.zeros_like(state.enso))
+    stationary = dataclasses.replace(cfg, enso_rho=0.0)
+    means = {
+        "oracle, ENSO only": enso_mean(
+            table, months, state, cfg, zoned, origins, horizon, state.enso, 0.0
+        ),
+        "oracle, anomaly only": zoned_oracle(
+            table, months, no_enso, stationary, zoned, origins, horizon
+        ),
+        "ENSO estimated": enso_mean(
+            table, months, state, cfg, zoned, origins, horizon, estimate, unexplained
+        ),
+    }
+    return means, 1.0 - unexplained
 
 
 def generator_of(cfg: AmesConfig, dataset: Path) -> Generator:
@@ -97,6 +165,10 @@ def generator_of(cfg: AmesConfig, dataset: Path) -> Generator:
 
         def oracle(origins: np.ndarray, horizon: int) -> np.ndarray:
             return zoned_oracle(table, months, state, gen, zoned, origins, horizon)
+
+        def partial(origins, horizon, domain, fit, window):
+            observed = observed_enso(state, months, domain, fit, window)
+            return partial_oracles(table, months, state, gen, zoned, origins, horizon, observed)
     else:
         clim = climatological_mean(elevation, lat, lon, gen)
         state = sample_latent(seed, len(months), lat, lon, gen)
@@ -105,9 +177,10 @@ def generator_of(cfg: AmesConfig, dataset: Path) -> Generator:
         def oracle(origins: np.ndarray, horizon: int) -> np.ndarray:
             return oracle_forecast(clim, months, state, gen, origins, horizon)
 
+        partial = None
     if not np.allclose(again.astype(np.float32), precip, rtol=1e-5, atol=1e-3, equal_nan=True):
         raise SystemExit(f"{dataset}: not generated by data.synthetic in params (seed {seed})")
-    return Generator(oracle, clim, months)
+    return Generator(oracle, clim, months, partial)
 
 
 def out_of_fold(
@@ -124,9 +197,14 @@ def out_of_fold(
         run.inputs, valid, [np.unique(f.train) for f in folds], run.window, horizon,
         regressors, model.alpha,
     )  # fmt: skip
-    for fold, (coef, intercept, _) in zip(folds, refits, strict=True):
+    for fold, (coef, intercept, loading) in zip(folds, refits, strict=True):
         val = np.asarray(fold.val)
-        z = (rows_of(val) @ coef.T + intercept).reshape(len(val), -1, horizon)
+        rows = rows_of(val)
+        if loading is not None:  # the fold's own loading map times the domain-mean window
+            domain = run.inputs.domain_anomaly[window_steps(val, run.window)]  # [S, W]
+            weighted = loading[valid][None, :, None] * domain[:, None, :]  # [S, N, W]
+            rows = np.concatenate([rows, weighted.reshape(-1, run.window)], axis=1)
+        z = (rows @ coef.T + intercept).reshape(len(val), -1, horizon)
         month = target_months(run.inputs.months[val], horizon)  # [S, H]
         mm = (
             stats["clim_mean"][month][..., valid]
@@ -151,8 +229,6 @@ def main(argv: list[str] | None = None) -> None:
 
     ridge, folds = fit_run_ridge(run, cfg.selection)
     path = fit_run_linear_path(cfg, run)
-    if path.loading is not None:
-        raise SystemExit("linear_features.loading: the per-fold loading is not rebuilt here")
     origins = np.sort(np.concatenate([f.val for f in folds]))
     valid, window, horizon = run.masks.valid, run.window, run.horizon
     regressors = spatial_regressors(cfg, run)
@@ -177,8 +253,16 @@ def main(argv: list[str] | None = None) -> None:
     # generator's true mean, which the training months' sample mean does not equal.
     true_clim = generator.climatology[target_months(generator.months[origins], horizon)]
     oracle = generator.oracle(origins, horizon) / true_clim * clim
-    forecasts = {
-        "oracle": oracle,
+    forecasts = {"oracle": oracle}
+    enso_r2 = None
+    if generator.partial is not None:
+        fit = np.flatnonzero(months_touched(origins, window, horizon, len(run.inputs.months)))
+        partial, enso_r2 = generator.partial(
+            origins, horizon, run.inputs.domain_anomaly, fit, window
+        )
+        for name, pred in partial.items():
+            forecasts[name] = pred / true_clim * clim
+    forecasts |= {
         "ridge": out_of_fold(run, ridge, plain_rows, None, origins, folds),
         "linear_path": out_of_fold(
             run, path, path_rows, regressors if path_adds else None, origins, folds
@@ -196,13 +280,19 @@ def main(argv: list[str] | None = None) -> None:
         table[name]["share_of_oracle"] = table[name]["msess"] / oracle
     table["n_origins"] = int(len(origins))
     print(f"{len(origins)} pre-test origins (the CV folds' validation blocks); MSESS in mm/month")
-    print(f"{'forecast':12s} {'all leads':>9s}  " + " ".join(f"{h:>6d}" for h in range(1, 13)))
+    print(f"{'forecast':21s} {'all leads':>9s}  " + " ".join(f"{h:>6d}" for h in range(1, 13)))
     for name in forecasts:
         row = table[name]
         leads = " ".join(f"{v:6.3f}" for v in row["by_lead"])
-        print(f"{name:12s} {row['msess']:9.4f}  {leads}")
+        print(f"{name:21s} {row['msess']:9.4f}  {leads}")
     for name in ("ridge", "linear_path"):
         print(f"{name} reaches {table[name]['share_of_oracle']:.2f} of the oracle's MSESS")
+    if enso_r2 is not None:
+        table["enso_estimate_r2"] = enso_r2
+        print(
+            f"ENSO estimated: the index from the domain-mean window (R² {enso_r2:.2f}, fitted "
+            "in sample on these origins' months), the anomaly field unknown"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
 
