@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from ames.evaluation.forecast_set import (
+    DIMS,
     NO_ZONE,
     REFERENCE,
     TRUTH,
@@ -48,15 +49,28 @@ LEAF_KEYS = ("pooled_r2", "percell_r2", "rmse", "mae", "msess", "n")
 
 
 def _labelled_cells(ds: xr.Dataset) -> xr.Dataset:
-    """The dataset on its labelled cells only: (latitude, longitude) stacked to ``cell``,
-    each cell keeping its grid position (``lat_index``, ``lon_index``)."""
-    positions = {
-        "lat_index": ("latitude", np.arange(ds.sizes["latitude"])),
-        "lon_index": ("longitude", np.arange(ds.sizes["longitude"])),
+    """The dataset on its labelled cells only: (latitude, longitude) flattened row-major to
+    ``cell``, each cell keeping its grid position (``lat_index``, ``lon_index``). One copy
+    of each variable (a fancy index), not xarray's stack-then-select two: on a large
+    domain the scoring's memory is these copies."""
+    zone = ds["zone"].transpose("latitude", "longitude").values.reshape(-1)
+    labelled = np.flatnonzero(zone != NO_ZONE)
+    n_lon = ds.sizes["longitude"]
+    fields = {}
+    for name, variable in ds.data_vars.items():
+        if set(variable.dims) != set(DIMS):
+            raise ValueError(f"{name}: expected dims {DIMS}, got {variable.dims}")
+        values = variable.transpose(*DIMS).values
+        flat = values.reshape(*values.shape[:2], -1)[..., labelled]
+        fields[name] = (("origin", "lead", "cell"), flat, variable.attrs)
+    coords = {
+        "origin": ds["origin"].values,
+        "lead": ds["lead"].values,
+        "zone": ("cell", zone[labelled]),
+        "lat_index": ("cell", labelled // n_lon),
+        "lon_index": ("cell", labelled % n_lon),
     }
-    stacked = ds.assign_coords(positions).stack(cell=("latitude", "longitude"))
-    labelled = np.flatnonzero(stacked["zone"].values != NO_ZONE)
-    return stacked.isel(cell=labelled).drop_vars(["cell", "latitude", "longitude"])
+    return xr.Dataset(fields, coords=coords)
 
 
 def _finite_values(cells: xr.Dataset, name: str, *, is_truth: bool = False) -> xr.DataArray:

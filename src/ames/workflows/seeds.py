@@ -152,8 +152,10 @@ def ensemble_test_forecasts(
     for seed, model in members.items():
         forecasts = model_test_forecasts(model, run, batch_size, split, max_batch_cells)
         by_seed[seed] = forecasts["pred"]
+        if len(members) == 1:  # the mean of one member is that member: no float64 copies
+            return forecasts, by_seed
         if not ensemble:
-            ensemble = {k: v.copy() for k, v in forecasts.items()}
+            ensemble = dict(forecasts)  # obs, clim and origin are shared, not copied
             for key in ("pred", "experts"):
                 ensemble[key] = forecasts[key].astype(np.float64)
             continue
@@ -162,7 +164,8 @@ def ensemble_test_forecasts(
         for key in ("pred", "experts"):
             ensemble[key] += forecasts[key]
     for key in ("pred", "experts"):
-        ensemble[key] = (ensemble[key] / len(members)).astype(np.float32)
+        ensemble[key] /= len(members)
+        ensemble[key] = ensemble[key].astype(np.float32)
     return ensemble, by_seed
 
 
