@@ -34,11 +34,8 @@ from ames.data.synthetic_config import SyntheticConfig
 from ames.data.synthetic_fields import climatological_mean
 from ames.data.synthetic_latent import sample_latent
 from ames.data.synthetic_zoned import (
-    QUADRATURE_NODES,
     ZonedConfig,
-    clim_at,
     clim_table,
-    enso_response,
     sample_zoned_state,
     zoned_oracle,
     zoned_precipitation,
@@ -67,17 +64,15 @@ class Generator(NamedTuple):
     partial: Callable[..., tuple[dict[str, np.ndarray], float]] | None = None
 
 
-def zoned_climatology(table, state, cfg, zoned) -> np.ndarray:
-    """``E[C(m, E) exp(-a s_m f(E))]`` over ``E ~ N(0, 1)``: the zoned scenario's mean."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
-    weights = weights / np.sqrt(2.0 * np.pi)
-    season = np.asarray(zoned.enso_season)
-    out = np.empty((12, *state.rho.shape))
-    for m in range(12):
-        factor = np.exp(
-            -state.enso_loading[None] * season[m] * enso_response(nodes, zoned)[:, None, None]
-        )
-        out[m] = np.tensordot(weights, clim_at(table, m, nodes) * factor, axes=1)
+def zoned_climatology(table, months, state, cfg, zoned) -> np.ndarray:
+    """``E[C(m, E) exp(-a s_m f(E))]`` over ``E ~ N(0, 1)``: the zoned scenario's mean of each
+    calendar month, as the oracle one month ahead of 12 consecutive origins with the index at
+    its stationary distribution and the anomaly field unknown."""
+    unknown = dataclasses.replace(state, rho=np.zeros_like(state.rho))
+    stationary = dataclasses.replace(cfg, enso_rho=0.0)
+    mean = zoned_oracle(table, months, unknown, stationary, zoned, np.arange(12), 1)[:, 0]
+    out = np.empty_like(mean)
+    out[months[1:13]] = mean
     return out
 
 
@@ -100,41 +95,24 @@ def observed_enso(state, months: np.ndarray, domain: np.ndarray, fit: np.ndarray
     return estimate, float(residual.var() / state.enso[t[inside]].var())
 
 
-def enso_mean(table, months, state, cfg, zoned, origins, horizon, centre, spread) -> np.ndarray:
-    """``E[P(t + L)]`` with the anomaly field unknown and the ENSO index at the origin
-    ``~ N(centre[t], spread)`` (``spread`` 0: known), by Gauss-Hermite quadrature."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
-    weights = weights / np.sqrt(2.0 * np.pi)
-    season = np.asarray(zoned.enso_season)
-    out = np.empty((len(origins), horizon, *state.rho.shape))
-    for i, t in enumerate(origins):
-        for lead in range(1, horizon + 1):
-            m = int(months[t + lead])
-            re = cfg.enso_rho**lead
-            e = re * centre[t] + np.sqrt(1.0 - re**2 * (1.0 - spread)) * nodes
-            factor = np.exp(
-                -state.enso_loading[None] * season[m] * enso_response(e, zoned)[:, None, None]
-            )
-            out[i, lead - 1] = np.tensordot(weights, clim_at(table, m, e) * factor, axes=1)
-    return out
-
-
 def partial_oracles(table, months, state, cfg, zoned, origins, horizon, observed):
     """The zoned scenario's conditional means given part of the latent state: the ENSO index
     only, the anomaly field only (ENSO at its stationary distribution), and the ENSO index
     as ``observed_enso`` estimates it (``observed``: its estimate and residual variance)."""
     estimate, unexplained = observed
+    anomaly_unknown = dataclasses.replace(state, rho=np.zeros_like(state.rho))
     no_enso = dataclasses.replace(state, enso=np.zeros_like(state.enso))
     stationary = dataclasses.replace(cfg, enso_rho=0.0)
+    estimated = dataclasses.replace(anomaly_unknown, enso=estimate)
     means = {
-        "oracle, ENSO only": enso_mean(
-            table, months, state, cfg, zoned, origins, horizon, state.enso, 0.0
+        "oracle, ENSO only": zoned_oracle(
+            table, months, anomaly_unknown, cfg, zoned, origins, horizon
         ),
         "oracle, anomaly only": zoned_oracle(
             table, months, no_enso, stationary, zoned, origins, horizon
         ),
-        "ENSO estimated": enso_mean(
-            table, months, state, cfg, zoned, origins, horizon, estimate, unexplained
+        "ENSO estimated": zoned_oracle(
+            table, months, estimated, cfg, zoned, origins, horizon, unexplained
         ),
     }
     return means, 1.0 - unexplained
@@ -161,7 +139,7 @@ def generator_of(cfg: AmesConfig, dataset: Path) -> Generator:
         table[:, :, np.isnan(elevation)] = np.nan
         state = sample_zoned_state(seed, len(months), lat, lon, elevation, gen, zoned)
         again = zoned_precipitation(table, months, state, gen, zoned)
-        clim = zoned_climatology(table, state, gen, zoned)
+        clim = zoned_climatology(table, months, state, gen, zoned)
 
         def oracle(origins: np.ndarray, horizon: int) -> np.ndarray:
             return zoned_oracle(table, months, state, gen, zoned, origins, horizon)

@@ -227,8 +227,11 @@ def zoned_oracle(
     zoned: ZonedConfig,
     origins: np.ndarray,
     horizon: int,
+    enso_unexplained: float = 0.0,
 ) -> np.ndarray:
-    """``E[P(t + L) | E(t), X(t)]`` ``[origins, horizon, lat, lon]`` (see the module doc)."""
+    """``E[P(t + L) | E(t), X(t)]`` ``[origins, horizon, lat, lon]`` (see the module doc).
+    ``enso_unexplained`` > 0: ``state.enso`` is an estimate of the index at the origin that
+    leaves this share of its variance unexplained, and the quadrature widens by it."""
     nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
     weights = weights / np.sqrt(2.0 * np.pi)
     season = np.asarray(zoned.enso_season)
@@ -238,7 +241,7 @@ def zoned_oracle(
         for lead in range(1, horizon + 1):
             m = int(months[t + lead])
             re = cfg.enso_rho**lead
-            e = re * state.enso[t] + np.sqrt(1.0 - re**2) * nodes
+            e = re * state.enso[t] + np.sqrt(1.0 - re**2 * (1.0 - enso_unexplained)) * nodes
             factor = np.exp(
                 -state.enso_loading[None] * season[m] * enso_response(e, zoned)[:, None, None]
             )

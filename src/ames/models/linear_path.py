@@ -73,16 +73,12 @@ class SpatialRegressors(nn.Module):
     ) -> None:
         super().__init__()
         scales = tuple(features.smoothing_km) if features.smoothing_lags else ()
-        if features.smoothing_lags > window:
-            raise ValueError(
-                f"linear_features.smoothing_lags={features.smoothing_lags} exceeds the "
-                f"input window ({window})"
-            )
-        if features.interaction_lags > window:
-            raise ValueError(
-                f"linear_features.interaction_lags={features.interaction_lags} exceeds the "
-                f"input window ({window})"
-            )
+        for key in ("smoothing_lags", "interaction_lags"):
+            if getattr(features, key) > window:
+                raise ValueError(
+                    f"linear_features.{key}={getattr(features, key)} exceeds the "
+                    f"input window ({window})"
+                )
         self.lags = features.smoothing_lags if scales else 0
         self.interaction_lags = features.interaction_lags
         self.window = window
